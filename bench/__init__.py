@@ -1,0 +1,1 @@
+"""synthgen benchmarks: ``python -m bench NAME [--data DIR] [--quick]`` -> bench/results/NAME.json."""

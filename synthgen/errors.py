@@ -1,0 +1,59 @@
+"""Errors that reach the user as one line.
+
+Each carries an exit code: 2 for usage and spec errors, 3 for access denied,
+1 for any other failure. The CLI prints ``str(err)`` and exits with ``err.exit_code``.
+"""
+
+from __future__ import annotations
+
+
+class SynthgenError(Exception):
+    exit_code = 1
+
+
+class SpecError(SynthgenError):
+    """The pipeline spec or a CLI argument is wrong."""
+
+    exit_code = 2
+
+
+class SourceError(SynthgenError):
+    """A source cannot be read (missing, unreadable, empty, unreachable)."""
+
+
+class ZoneError(SynthgenError):
+    """A write would cross the real/synthetic separation, or zones are misconfigured."""
+
+
+class CatalogError(SynthgenError):
+    pass
+
+
+class BudgetError(SynthgenError):
+    """A run would exceed the source's privacy budget cap."""
+
+
+class PrivacyError(SynthgenError):
+    """A request that would break the privacy contract (for example, a raw statistic in DP mode)."""
+
+
+class ModelError(SynthgenError):
+    pass
+
+
+class AnonymizeError(SynthgenError):
+    pass
+
+
+class CryptoError(SynthgenError):
+    """Decryption, key unwrapping or integrity verification failed."""
+
+
+class PolicyError(SynthgenError):
+    """A policy file is invalid."""
+
+    exit_code = 2
+
+
+class AccessDenied(SynthgenError):
+    exit_code = 3

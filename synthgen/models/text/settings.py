@@ -1,0 +1,58 @@
+"""Text model section (``model.text``; owned by :mod:`synthgen.models.text`).
+
+Every field here is public configuration: none of it is read from the data, so none of it
+costs privacy budget. Sizes default to a model that trains on two CPU cores in minutes on
+the demo's 10k short clinical notes.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class TextModelSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    #: Categorical columns the text is conditioned on (one prefix token each). Their category
+    #: lists must be public (spec ``columns.<name>.categories``) or DP-discovered under DP.
+    condition_on: list[str] = []
+    #: Passes over the data. Under DP the noise grows with the number of steps, so few
+    #: passes with large batches pay.
+    epochs: int = Field(default=3, ge=1)
+    #: Longest text kept, in UTF-8 bytes. Longer text keeps its first ``max_length`` bytes,
+    #: cut back to a UTF-8 character boundary, and is trained without an end token.
+    max_length: int = Field(default=256, ge=8)
+    #: Expected (Poisson) batch size in records; under DP each record is in a batch with
+    #: probability ``batch_size / n``.
+    batch_size: int = Field(default=256, ge=1)
+    #: Adam learning rate.
+    learning_rate: float = Field(default=3e-3, gt=0)
+    #: Per-record gradient clipping bound C (DP-SGD sensitivity).
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    #: Opacus per-sample gradient mode: "hooks" (per-sample gradients kept in memory) or
+    #: "ghost" (ghost clipping: two backward passes, no per-sample gradients stored).
+    grad_sample_mode: Literal["hooks", "ghost"] = "hooks"
+    #: Transformer width, depth and attention heads (width must divide by heads).
+    d_model: int = Field(default=128, ge=8)
+    n_layers: int = Field(default=2, ge=1)
+    n_heads: int = Field(default=4, ge=1)
+    #: Null or empty text: "model" trains it as an empty text (so generation reproduces
+    #: empty notes), "skip" leaves the row out of training. Both are counted.
+    empty_text: Literal["model", "skip"] = "model"
+    #: Sampling defaults for generation (each can be overridden per call).
+    temperature: float = Field(default=1.0, gt=0)
+    #: Keep only the k most likely next bytes (0 = off).
+    top_k: int = Field(default=0, ge=0)
+    #: Nucleus sampling: keep the smallest set of next bytes with this total probability (1 = off).
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    #: Rows generated per forward pass.
+    generate_batch_size: int = Field(default=512, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> TextModelSettings:
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
+        return self

@@ -1,0 +1,108 @@
+"""Accountant glue: budget split, the delta rule, and noise calibration with Opacus.
+
+How ``n`` is used without leaking it: the exact row count is sensitive, so the
+run first releases a Laplace count (:func:`~synthgen.privacy.mechanisms.laplace_count`,
+charged as preprocessing). Everything that depends on ``n`` uses that DP count:
+
+- the delta rule ``delta <= 1/(10 n)`` uses an *upper* confidence bound of it
+  (failure probability 1e-6), so the rule holds for the true ``n`` too;
+- the Poisson sampling rate is ``q = batch_size / n_dp``, a public number; the
+  accountant is charged ``1/int(1/q) >= q``;
+- the gradient average divides by ``round(q * n_dp)``, not by the exact count.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from synthgen.errors import PrivacyError
+from synthgen.privacy.settings import PrivacySettings
+
+
+def planned_epsilon(privacy: PrivacySettings) -> float:
+    """Epsilon one run will charge at most: the target (noise is calibrated to stay under it); 0 without DP.
+
+    The pipeline compares this with the ledger's remaining cap *before* training (P6).
+    """
+    return float(privacy.epsilon) if privacy.dp else 0.0
+
+
+def resolve_delta(privacy: PrivacySettings, n_upper: float) -> float:
+    """The run's total delta: ``min(spec delta, 1/(10 n))`` with ``n`` an upper bound on the row count."""
+    if n_upper < 1:
+        n_upper = 1.0
+    rule = 1.0 / (10.0 * n_upper)
+    return rule if privacy.delta is None else min(float(privacy.delta), rule)
+
+
+@dataclass(frozen=True)
+class BudgetSplit:
+    """Epsilon/delta per mechanism for one run. Sums never exceed the run's target."""
+
+    count_epsilon: float
+    column_epsilon: float
+    discovery_delta: float
+    training_epsilon: float
+    training_delta: float
+
+
+def split_budget(
+    privacy: PrivacySettings, *, total_delta: float, dp_columns: int, discovery_columns: int
+) -> BudgetSplit:
+    """Split the run's (epsilon, delta) between the DP row count, per-column mechanisms and DP-SGD.
+
+    ``dp_columns`` columns need a DP mechanism (quantile bins, category discovery);
+    ``discovery_columns`` of them need a delta (thresholded discovery). The row
+    count is always paid (weight ``count_weight``; each column weighs 1).
+    """
+    if not privacy.dp:
+        raise PrivacyError("split_budget called for a non-DP run")
+    eps = float(privacy.epsilon)
+    if not (eps > 0 and math.isfinite(eps)):
+        raise PrivacyError(f"privacy.epsilon must be > 0, got {eps}")
+    pre = eps * privacy.preprocessing_share
+    if pre <= 0:
+        raise PrivacyError(
+            "privacy.preprocessing_share is 0 but the row count needs a DP mechanism; set it > 0 (e.g. 0.1)"
+        )
+    weight = privacy.count_weight + dp_columns
+    d_disc = total_delta * privacy.discovery_delta_share if discovery_columns else 0.0
+    return BudgetSplit(
+        count_epsilon=pre * privacy.count_weight / weight,
+        column_epsilon=pre / weight,
+        discovery_delta=d_disc / discovery_columns if discovery_columns else 0.0,
+        training_epsilon=eps - pre,
+        training_delta=total_delta - d_disc,
+    )
+
+
+def calibrate_noise(
+    *, epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str
+) -> float:
+    """Smallest noise multiplier (Opacus binary search) whose (epsilon, delta) after ``steps`` is <= target."""
+    from opacus.accountants.utils import get_noise_multiplier
+
+    if epsilon <= 0:
+        raise PrivacyError(f"training epsilon must be > 0, got {epsilon}")
+    try:
+        sigma = get_noise_multiplier(
+            target_epsilon=epsilon,
+            target_delta=delta,
+            sample_rate=sample_rate,
+            steps=steps,
+            accountant=accountant,
+            epsilon_tolerance=0.005,
+        )
+    except ValueError as exc:
+        raise PrivacyError(f"cannot calibrate noise for epsilon={epsilon:.4g}: {exc}") from None
+    return float(sigma)
+
+
+def spent_epsilon(*, noise_multiplier: float, sample_rate: float, steps: int, delta: float, accountant: str) -> float:
+    """Epsilon of ``steps`` Poisson-subsampled Gaussian steps, from a fresh Opacus accountant."""
+    from opacus.accountants import create_accountant
+
+    acc = create_accountant(accountant)
+    acc.history = [(noise_multiplier, sample_rate, steps)]
+    return float(acc.get_epsilon(delta=delta))

@@ -1,0 +1,206 @@
+"""DP mechanisms for preprocessing: row count, numeric bins and bounds, category discovery, counts.
+
+Adjacency is add/remove one row (P3): each row contributes to exactly one bucket
+of every histogram below, so every histogram has L1 sensitivity 1 and Laplace
+noise of scale ``1/epsilon`` makes it ``epsilon``-DP.
+
+Each mechanism returns its result together with the :class:`MechanismEntry`
+that must be charged to the budget ledger. Noise comes from the ``rng`` the
+caller passes; callers pass :func:`noise_rng` (seeded from OS entropy), never a
+user seed, so the noise cannot be recomputed from the spec.
+
+Caveat stated plainly: noise is drawn as IEEE floating point (numpy), which is
+not hardened against floating-point attacks on the Laplace mechanism (Mironov,
+2012). The guarantee is the textbook one for real-valued Laplace noise.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Sequence
+
+import numpy as np
+import polars as pl
+
+from synthgen.errors import PrivacyError
+from synthgen.privacy.record import MechanismEntry
+
+
+def noise_rng() -> np.random.Generator:
+    """A generator seeded from OS entropy, for DP noise only (never reproducible from a spec)."""
+    return np.random.default_rng(secrets.randbits(128))
+
+
+def _check_eps(epsilon: float, what: str) -> None:
+    if not (epsilon > 0 and math.isfinite(epsilon)):
+        raise PrivacyError(f"{what}: epsilon must be > 0, got {epsilon}; raise privacy.preprocessing_share")
+
+
+def laplace_count(n: int, *, epsilon: float, rng: np.random.Generator) -> tuple[float, MechanismEntry]:
+    """``epsilon``-DP count of rows (Laplace, sensitivity 1). Returns the noisy count, not clipped."""
+    _check_eps(epsilon, "DP row count")
+    noisy = float(n) + float(rng.laplace(0.0, 1.0 / epsilon))
+    return noisy, MechanismEntry(step="preprocessing", mechanism="laplace_count", epsilon=epsilon, delta=0.0)
+
+
+def count_upper_bound(noisy: float, epsilon: float, *, failure: float = 1e-6) -> float:
+    """Upper confidence bound on the true count: P(true > bound) <= ``failure``.
+
+    Post-processing of the noisy count (free). Used where overestimating n is the
+    safe side, e.g. the delta rule ``delta <= 1/(10 n)``.
+    """
+    # P(Lap(b) < -t) = exp(-t/b)/2
+    return noisy + math.log(1.0 / (2.0 * failure)) / epsilon
+
+
+def count_lower_bound(noisy: float, epsilon: float, *, failure: float = 1e-6) -> float:
+    """Lower confidence bound on the true count (the safe side for 'is there enough data')."""
+    return noisy - math.log(1.0 / (2.0 * failure)) / epsilon
+
+
+# -- numeric bins ---------------------------------------------------------------
+
+
+def signed_log_grid(*, integer: bool, lower: float | None = None, upper: float | None = None) -> np.ndarray:
+    """Data-independent bucket edges for a DP histogram of a numeric column.
+
+    Without public bounds: 0 and +-10^(k/10) from 1e-3 (1 for integers) to 1e15,
+    i.e. ~8 buckets per factor of 2 on both signs. With public bounds: 256 equal
+    buckets between them merged with the log points inside, so that both a spike
+    at 0 (``capital_gain``) and a wide spread (``fnlwgt``) get resolution.
+    Depends on the schema only, never on the data (P2).
+    """
+    k_min = 0 if integer else -30
+    mags = 10.0 ** (np.arange(k_min, 151) / 10.0)
+    pts = np.concatenate([-mags[::-1], [0.0], mags])
+    if lower is not None and upper is not None:
+        inside = pts[(pts > lower) & (pts < upper)]
+        pts = np.concatenate([np.linspace(lower, upper, 257), inside])
+    if integer:
+        pts = np.round(pts)
+    return np.unique(pts)
+
+
+def dp_quantiles(
+    values: np.ndarray,
+    *,
+    grid: np.ndarray,
+    quantiles: Sequence[float],
+    epsilon: float,
+    rng: np.random.Generator,
+    column: str,
+) -> tuple[np.ndarray, MechanismEntry]:
+    """``epsilon``-DP quantiles of ``values`` from a noisy histogram over a public ``grid``.
+
+    Values are clipped into the grid's range (a data-independent transformation),
+    counted per bucket (sensitivity 1), and Laplace noise of scale 1/epsilon is
+    added to every bucket, empty or not. Noisy counts below ``2*ln(#buckets)/epsilon``
+    are zeroed (post-processing) so the many empty buckets do not pile up
+    spurious mass; quantiles are read off the noisy CDF with linear interpolation.
+    """
+    _check_eps(epsilon, f"DP quantiles of {column!r}")
+    finite = values[np.isfinite(values)]
+    clipped = np.clip(finite, grid[0], grid[-1])
+    counts, _ = np.histogram(clipped, bins=grid)
+    scale = 1.0 / epsilon
+    noisy = counts.astype(np.float64) + rng.laplace(0.0, scale, size=counts.shape)
+    # Zeroing noisy counts below ln(#buckets)/epsilon is post-processing; it keeps the
+    # many empty buckets (expected spurious survivors: 1/2 bucket) from adding mass.
+    threshold = math.log(max(len(counts), 2)) * scale
+    noisy[noisy < threshold] = 0.0
+    entry = MechanismEntry(
+        step="preprocessing", mechanism="dp_quantiles", column=column, epsilon=epsilon, delta=0.0
+    )
+    total = noisy.sum()
+    if total <= 0:
+        # Nothing survived the noise: fall back to the grid's own quantiles (public, free).
+        return np.quantile(grid, quantiles), entry
+    cdf = np.concatenate([[0.0], np.cumsum(noisy) / total])
+    out = np.empty(len(quantiles))
+    for k, q in enumerate(quantiles):
+        # First edge where the CDF reaches q (q = 0: the first bucket holding mass).
+        i = int(np.searchsorted(cdf, q, side="right" if q <= 0 else "left"))
+        i = min(max(i, 1), len(cdf) - 1)
+        width = cdf[i] - cdf[i - 1]
+        frac = 0.0 if width <= 0 else min(max((q - cdf[i - 1]) / width, 0.0), 1.0)
+        out[k] = grid[i - 1] + frac * (grid[i] - grid[i - 1])
+    return np.maximum.accumulate(out), entry
+
+
+def edges_from_quantiles(q: np.ndarray, *, integer: bool) -> list[float]:
+    """Bin edges from quantile values: rounded for integer columns, duplicates removed."""
+    e = np.round(q) if integer else q
+    e = np.unique(e)
+    if integer and len(e) >= 1:
+        # An integer column's last bin is closed: [e[-2], e[-1]]; make sure one bin exists.
+        if len(e) == 1:
+            e = np.array([e[0], e[0] + 1.0])
+    elif len(e) == 1:
+        e = np.array([e[0], e[0] + 1e-9 * max(1.0, abs(e[0]))])
+    return [float(x) for x in e]
+
+
+# -- categories -----------------------------------------------------------------
+
+
+def discovery_threshold(epsilon: float, delta: float) -> float:
+    """Threshold on Laplace-noised counts that releases an unseen key with probability <= delta.
+
+    A key held by a single row appears only if ``1 + Lap(1/eps) > T``; this has
+    probability ``exp(-eps (T-1))/2``, which is ``delta`` for the T returned.
+    """
+    return 1.0 + math.log(1.0 / (2.0 * delta)) / epsilon
+
+
+def dp_categories(
+    values: pl.Series,
+    *,
+    epsilon: float,
+    delta: float,
+    rng: np.random.Generator,
+    column: str,
+    max_categories: int,
+) -> tuple[list[str], MechanismEntry]:
+    """``(epsilon, delta)``-DP category discovery: noisy counts of observed values, thresholded.
+
+    Only keys whose noisy count exceeds :func:`discovery_threshold` are released,
+    most frequent first, at most ``max_categories``; the rest go to the caller's
+    "other" bucket. Nulls are not counted (the null token is public schema).
+    The order of the list is by noisy count, a post-processing of the noisy counts.
+    """
+    _check_eps(epsilon, f"DP category discovery of {column!r}")
+    if not 0 < delta < 1:
+        raise PrivacyError(f"DP category discovery of {column!r}: delta must be in (0, 1), got {delta}")
+    vc = values.drop_nulls().cast(pl.String).value_counts()
+    keys = vc.get_column(vc.columns[0]).to_list()
+    counts = vc.get_column("count").to_numpy().astype(np.float64)
+    noisy = counts + rng.laplace(0.0, 1.0 / epsilon, size=counts.shape)
+    thr = discovery_threshold(epsilon, delta)
+    keep = np.flatnonzero(noisy > thr)
+    keep = keep[np.argsort(-noisy[keep], kind="stable")][:max_categories]
+    entry = MechanismEntry(
+        step="preprocessing", mechanism="dp_categories", column=column, epsilon=epsilon, delta=delta
+    )
+    return [str(keys[i]) for i in keep], entry
+
+
+def dp_category_counts(
+    codes: np.ndarray,
+    *,
+    n_categories: int,
+    epsilon: float,
+    rng: np.random.Generator,
+    column: str,
+) -> tuple[np.ndarray, MechanismEntry]:
+    """``epsilon``-DP counts of integer codes ``0..n_categories-1`` over a *public* category list.
+
+    Every category gets noise, including empty ones, so the list of categories
+    must be public or itself DP (from :func:`dp_categories`). Counts are clipped
+    at 0 (post-processing). Used, e.g., for DP-CTGAN's conditional vectors (P4).
+    """
+    _check_eps(epsilon, f"DP counts of {column!r}")
+    counts = np.bincount(codes.astype(np.int64), minlength=n_categories)[:n_categories].astype(np.float64)
+    noisy = np.maximum(counts + rng.laplace(0.0, 1.0 / epsilon, size=counts.shape), 0.0)
+    entry = MechanismEntry(step="preprocessing", mechanism="dp_counts", column=column, epsilon=epsilon, delta=0.0)
+    return noisy, entry

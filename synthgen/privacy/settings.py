@@ -1,0 +1,31 @@
+"""Privacy section of the pipeline spec (owned by :mod:`synthgen.privacy`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PrivacySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: False is the explicit non-DP opt-out (P7): outputs carry ``dp: false``.
+    dp: bool = True
+    #: Target epsilon for one run (preprocessing + training), > 0.
+    epsilon: float = Field(default=3.0, gt=0)
+    #: Target delta; None = 1/(10 n) (P3). A given value is still capped at 1/(10 n).
+    delta: float | None = Field(default=None, gt=0, lt=1)
+    #: Cumulative epsilon cap for the source across runs (P6).
+    budget_cap: float = Field(default=10.0, gt=0)
+    #: Share of epsilon spent on DP preprocessing (row count, numeric bins/bounds, category discovery).
+    preprocessing_share: float = Field(default=0.1, ge=0, lt=1)
+    #: Share of the training epsilon given to the text model, when there is one.
+    text_share: float = Field(default=0.3, ge=0, lt=1)
+    accountant: Literal["prv", "rdp"] = "prv"
+    #: Column identifying a person when one person has several rows.
+    entity_key: str | None = None
+    #: Share of delta given to DP category discovery (thresholded noisy counts), when a column needs it.
+    discovery_delta_share: float = Field(default=0.1, gt=0, lt=1)
+    #: Weight of the DP row count within the preprocessing budget (each DP column weighs 1).
+    count_weight: float = Field(default=0.5, gt=0)

@@ -1,0 +1,65 @@
+"""Source readers: each turns one kind of source into polars, streaming where it can."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import polars as pl
+
+from synthgen.errors import SourceError
+from synthgen.spec import PipelineSpec
+
+
+class Source(ABC):
+    """A readable source. ``sink_parquet`` must stream (bounded memory) where the format allows."""
+
+    kind: str
+
+    def __init__(self, spec: PipelineSpec) -> None:
+        self.spec = spec
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where the data comes from, for messages (never contains secrets)."""
+
+    @abstractmethod
+    def sample(self, n: int = 10_000) -> pl.DataFrame:
+        """The first ``n`` rows (schema inference, validation)."""
+
+    @abstractmethod
+    def sink_parquet(self, path: Path) -> None:
+        """Write the whole source to ``path`` as Parquet."""
+
+
+class FileSource(Source):
+    """A source backed by a local file that polars can scan lazily."""
+
+    def __init__(self, spec: PipelineSpec) -> None:
+        super().__init__(spec)
+        self.path = spec.source_path()
+        if not self.path.exists():
+            raise SourceError(f"source file not found: {self.path}")
+        if not self.path.is_file():
+            raise SourceError(f"source path is not a file: {self.path}")
+        if self.path.stat().st_size == 0:
+            raise SourceError(f"source file is empty: {self.path}")
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.path}"
+
+    @abstractmethod
+    def scan(self) -> pl.LazyFrame: ...
+
+    def sample(self, n: int = 10_000) -> pl.DataFrame:
+        return self._guard(lambda: self.scan().head(n).collect())
+
+    def sink_parquet(self, path: Path) -> None:
+        self._guard(lambda: self.scan().sink_parquet(path, compression="zstd"))
+
+    def _guard(self, fn):  # type: ignore[no-untyped-def]
+        try:
+            return fn()
+        except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SourceError(f"cannot read {self.describe()}: {first}") from None

@@ -1,0 +1,218 @@
+"""Pipeline spec: a YAML file validated with pydantic, with ``--set key=value`` overrides.
+
+Every section forbids unknown keys, so a typo is an error that names its path
+(``model.epochz: unknown key``) instead of a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from synthgen.anonymize.settings import AnonymizeSettings
+from synthgen.errors import SpecError
+from synthgen.evaluate.settings import EvaluateSettings
+from synthgen.models.settings import ModelSettings
+from synthgen.privacy.settings import PrivacySettings
+from synthgen.schema import ColumnType
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+SourceKind = Literal["csv", "parquet", "jsonl", "sql"]
+
+
+class SourceSpec(BaseModel):
+    """Where the real data comes from. Secrets never live here: see ``url_env`` / ``secrets_file``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: SourceKind
+    #: File path (csv, parquet, jsonl); relative paths resolve against the spec file.
+    path: str | None = None
+    #: SQL: a SQLAlchemy URL *without* a password; the password comes from ``password_env``.
+    url: str | None = None
+    #: SQL: name of an environment variable holding the full URL (with credentials).
+    url_env: str | None = None
+    #: SQL: name of an environment variable holding the password alone.
+    password_env: str | None = None
+    table: str | None = None
+    query: str | None = None
+    #: jsonl: the field holding the document text.
+    text_field: str = "text"
+    separator: str = ","
+
+    @model_validator(mode="after")
+    def _check(self) -> SourceSpec:
+        if self.kind == "sql":
+            if not (self.url or self.url_env):
+                raise ValueError("a sql source needs `url` or `url_env`")
+            if (self.table is None) == (self.query is None):
+                raise ValueError("a sql source needs exactly one of `table` or `query`")
+            if self.url and re.search(r"://[^/@]*:[^/@]*@", self.url):
+                raise ValueError(
+                    "`url` contains a password; put it in an environment variable and name it in "
+                    "`password_env` (or the whole URL in `url_env`)"
+                )
+        elif not self.path:
+            raise ValueError(f"a {self.kind} source needs `path`")
+        return self
+
+
+class ColumnOverride(BaseModel):
+    """Per-column schema override. Bounds and categories given here are *public* (free under DP)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: ColumnType | None = None
+    pii: str | None = None
+    bounds: tuple[float, float] | None = None
+    categories: list[str] | None = None
+    #: Anonymization operator for this column (drop|surrogate|hash|mask|redact).
+    operator: Literal["drop", "surrogate", "hash", "mask", "redact"] | None = None
+
+    @field_validator("bounds")
+    @classmethod
+    def _bounds(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not v[0] < v[1]:
+            raise ValueError("expected lower < upper")
+        return v
+
+
+class AccessSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: Roles whose key wraps the dataset key (besides what the policy grants).
+    roles: list[str] = ["analyst", "ml-engineer", "data-steward"]
+    classification: Literal["shareable", "internal", "restricted"] = "shareable"
+    tags: dict[str, str] = {}
+
+
+class OutputSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rows: int | None = Field(default=None, ge=1)
+    #: Name of the synthetic dataset; defaults to ``<pipeline name>-synthetic``.
+    name: str | None = None
+    shard_rows: int = Field(default=100_000, ge=1)
+    access: AccessSpec = AccessSpec()
+
+
+class PipelineSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    source: SourceSpec
+    columns: dict[str, ColumnOverride] = {}
+    anonymize: AnonymizeSettings = AnonymizeSettings()
+    privacy: PrivacySettings = PrivacySettings()
+    model: ModelSettings = ModelSettings()
+    output: OutputSpec = OutputSpec()
+    evaluate: EvaluateSettings = EvaluateSettings()
+    #: Cron expression, preset (@daily) or None for manual runs only.
+    schedule: str | None = None
+
+    #: Directory of the spec file (relative source paths resolve against it). Not part of the YAML.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError("use letters, digits, '_', '-', '.' (max 100), starting with a letter or digit")
+        return v
+
+    @property
+    def synthetic_name(self) -> str:
+        return self.output.name or f"{self.name}-synthetic"
+
+    def source_path(self) -> Path:
+        assert self.source.path is not None
+        p = Path(self.source.path).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p)
+
+
+# -- loading -----------------------------------------------------------------
+
+
+def _format_error(exc: ValidationError, origin: str) -> str:
+    first = exc.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    typ = first["type"]
+    if typ == "extra_forbidden":
+        msg = "unknown key"
+    elif typ == "missing":
+        msg = "required key is missing"
+    elif typ.endswith("_type") or typ.endswith("_parsing"):
+        expected = typ.split("_")[0]
+        msg = f"expected {expected}, got {first.get('input')!r}"
+    else:
+        msg = first["msg"].removeprefix("Value error, ")
+    more = len(exc.errors()) - 1
+    suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
+    return f"{origin}: {loc}: {msg}{suffix}"
+
+
+def _parse_value(raw: str) -> Any:
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` overrides (values parsed as YAML scalars/lists)."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise SpecError(f"--set {item!r}: expected key=value (for example model.epochs=5)")
+        parts = key.strip().split(".")
+        node: Any = data
+        for p in parts[:-1]:
+            if not isinstance(node, dict):
+                raise SpecError(f"--set {key}: {p} is not a section")
+            node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise SpecError(f"--set {key}: {parts[-2]} is not a section")
+        node[parts[-1]] = _parse_value(raw)
+    return data
+
+
+def load_spec(path: str | Path, overrides: list[str] | None = None) -> PipelineSpec:
+    """Read, override and validate a pipeline spec. Raises :class:`SpecError` with one line."""
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(f"spec file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise SpecError(f"{p}{where}: {problem}") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{p}: not a UTF-8 text file") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{p}: expected a mapping at the top level")
+    return spec_from_dict(data, overrides=overrides, origin=str(p), base_dir=p.resolve().parent)
+
+
+def spec_from_dict(
+    data: dict[str, Any],
+    *,
+    overrides: list[str] | None = None,
+    origin: str = "spec",
+    base_dir: Path | None = None,
+) -> PipelineSpec:
+    data = apply_overrides(dict(data), overrides or [])
+    try:
+        spec = PipelineSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(_format_error(exc, origin)) from None
+    if base_dir is not None:
+        spec.base_dir = base_dir
+    return spec

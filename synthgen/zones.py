@@ -1,0 +1,218 @@
+"""Storage zones: the REAL zone (real data and everything derived from it without DP)
+and the SYNTHETIC zone (DP outputs only), kept apart (privacy contract P1).
+
+Each zone is a local directory root. Every path handed out is resolved (``..`` and
+symlinks included) and must stay inside its own zone's root; roots that overlap or
+nest are a configuration error. Writes are atomic: data goes to a temporary file in
+the destination directory, is fsynced, then renamed into place, so a crash never
+leaves a half-written file under its final name.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from synthgen.errors import ZoneError
+
+ZoneName = Literal["real", "synthetic"]
+_TMP_PREFIX = ".tmp-"
+
+
+def home_dir() -> Path:
+    """synthgen's home: ``SYNTHGEN_HOME`` or ``./.synthgen``."""
+    return Path(os.environ.get("SYNTHGEN_HOME", ".synthgen")).expanduser().absolute()
+
+
+def _is_within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+@dataclass(frozen=True)
+class Zone:
+    name: ZoneName
+    root: Path
+    #: The other zone's root: a path resolving there is refused even if nested oddly.
+    other_root: Path
+
+    def resolve(self, rel: str | os.PathLike[str]) -> Path:
+        """Absolute path of ``rel`` inside this zone, after resolving ``..`` and symlinks.
+
+        Raises :class:`ZoneError` if the result leaves the zone or lands in the other zone.
+        """
+        rel_path = Path(rel)
+        candidate = rel_path if rel_path.is_absolute() else self.root / rel_path
+        resolved = candidate.resolve(strict=False)
+        if _is_within(resolved, self.other_root) or not _is_within(resolved, self.root):
+            raise ZoneError(
+                f"refusing {self.name}-zone path {os.fspath(rel)!r}: it resolves outside the "
+                f"{self.name} zone ({resolved})"
+            )
+        return resolved
+
+    def contains(self, path: str | os.PathLike[str]) -> bool:
+        return _is_within(Path(path).resolve(strict=False), self.root)
+
+    def exists(self, rel: str | os.PathLike[str]) -> bool:
+        return self.resolve(rel).exists()
+
+    def open(self, rel: str | os.PathLike[str], mode: str = "rb") -> IO[Any]:
+        if any(c in mode for c in "wax+"):
+            raise ZoneError("open zone files for writing with atomic_write()")
+        return open(self.resolve(rel), mode)  # noqa: SIM115 - caller closes
+
+    def remove(self, rel: str | os.PathLike[str]) -> None:
+        p = self.resolve(rel)
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+
+    @contextmanager
+    def atomic_write(self, rel: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
+        """Write a file atomically: yields an open temp file, renamed onto ``rel`` on success."""
+        with self.atomic_path(rel) as tmp, open(tmp, mode) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    @contextmanager
+    def atomic_path(self, rel: str | os.PathLike[str]) -> Iterator[Path]:
+        """Yields a temporary path beside ``rel``; it is renamed onto ``rel`` on success
+        and deleted on any error. For writers that want a path (polars, pyarrow)."""
+        final = self.resolve(rel)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        # Re-check after mkdir: a symlinked parent created meanwhile must not escape.
+        final = self.resolve(rel)
+        fd, tmp_name = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=final.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            yield tmp
+            _fsync_path(tmp)
+            os.replace(tmp, final)
+            _fsync_path(final.parent)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    @contextmanager
+    def staging(self, rel_dir: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
+        """A temporary file path inside ``rel_dir``, for content whose final name is known
+        only once it is written (content hashes). Publish it with :meth:`commit`; whatever
+        is still at the temporary path on exit is deleted."""
+        directory = self.resolve(rel_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=suffix, dir=self.resolve(rel_dir))
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            yield tmp
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def commit(self, tmp: Path, rel: str | os.PathLike[str]) -> Path:
+        """Atomically move a finished staging file onto ``rel`` (same zone)."""
+        final = self.resolve(rel)
+        if not self.contains(tmp):
+            raise ZoneError(f"staging file {tmp} is not in the {self.name} zone")
+        final.parent.mkdir(parents=True, exist_ok=True)
+        _fsync_path(tmp)
+        os.replace(tmp, final)
+        _fsync_path(final.parent)
+        return final
+
+    @contextmanager
+    def atomic_dir(self, rel: str | os.PathLike[str]) -> Iterator[Path]:
+        """Yields a temporary directory beside ``rel``, renamed onto ``rel`` on success.
+
+        An existing ``rel`` is replaced only after the new content is complete.
+        """
+        final = self.resolve(rel)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        final = self.resolve(rel)
+        tmp = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=final.parent))
+        try:
+            yield tmp
+            for f in tmp.rglob("*"):
+                if f.is_file():
+                    _fsync_path(f)
+            if final.exists():
+                old = final.with_name(f"{_TMP_PREFIX}old-{final.name}")
+                os.replace(final, old)
+                os.replace(tmp, final)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, final)
+            _fsync_path(final.parent)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def sweep_temporaries(self) -> int:
+        """Remove temp files left by a crash (never visible under a final name). Returns the count."""
+        n = 0
+        if not self.root.exists():
+            return 0
+        for p in self.root.rglob(f"{_TMP_PREFIX}*"):
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+            n += 1
+        return n
+
+
+def _fsync_path(p: Path) -> None:
+    try:
+        fd = os.open(p, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class Zones:
+    real: Zone
+    synthetic: Zone
+
+    @classmethod
+    def from_roots(cls, real: str | os.PathLike[str], synthetic: str | os.PathLike[str]) -> Zones:
+        for raw in (real, synthetic):
+            if "://" in os.fspath(raw) and not os.fspath(raw).startswith("file://"):
+                raise ZoneError(
+                    f"zone root {os.fspath(raw)!r}: only local paths are supported in this version; "
+                    "mount object storage (s3fs, gcsfuse) and give its path"
+                )
+        r = Path(os.fspath(real).removeprefix("file://")).expanduser().resolve()
+        s = Path(os.fspath(synthetic).removeprefix("file://")).expanduser().resolve()
+        if _is_within(r, s) or _is_within(s, r):
+            raise ZoneError(
+                f"zone roots overlap: real={r} synthetic={s}; give the two zones separate, non-nested roots"
+            )
+        for p in (r, s):
+            p.mkdir(parents=True, exist_ok=True)
+        return cls(real=Zone("real", r, s), synthetic=Zone("synthetic", s, r))
+
+    @classmethod
+    def from_env(cls) -> Zones:
+        """Zones from ``SYNTHGEN_REAL_ZONE`` / ``SYNTHGEN_SYNTHETIC_ZONE`` (defaults under the home)."""
+        home = home_dir()
+        return cls.from_roots(
+            os.environ.get("SYNTHGEN_REAL_ZONE", str(home / "zones" / "real")),
+            os.environ.get("SYNTHGEN_SYNTHETIC_ZONE", str(home / "zones" / "synthetic")),
+        )
+
+    def zone(self, name: ZoneName) -> Zone:
+        return self.real if name == "real" else self.synthetic
