@@ -172,6 +172,93 @@ def catalog_list(
     out.print(table)
 
 
+# -- budget -------------------------------------------------------------------
+
+budget_app = typer.Typer(help="The privacy budget ledger.", no_args_is_help=True)
+app.add_typer(budget_app, name="budget")
+
+
+@budget_app.command("show")
+def budget_show(
+    source: Annotated[str, typer.Argument(help="A pipeline spec file, or a source key as the ledger prints it.")],
+    cap: Annotated[float | None, typer.Option(help="Cap to show the remaining budget against.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print a source's ledger: every DP mechanism charged, and the cumulative epsilon."""
+    from synthgen.catalog import Catalog
+
+    key = source
+    if source.endswith((".yaml", ".yml")) and Path(source).is_file():
+        from synthgen.pipeline import source_key
+
+        spec = _load(Path(source), None)
+        key = source_key(spec)
+        cap = spec.privacy.budget_cap if cap is None else cap
+    cat = Catalog.from_env()
+    entries = cat.ledger(key)
+    eps, delta = cat.spent(key)
+    if as_json:
+        data = {
+            "source": key,
+            "spent_epsilon": eps,
+            "spent_delta": delta,
+            "cap": cap,
+            "remaining_epsilon": None if cap is None else max(cap - eps, 0.0),
+            "entries": [
+                {
+                    "seq": e.seq, "run_id": e.run_id, "step": e.step, "mechanism": e.mechanism,
+                    "epsilon": e.epsilon, "delta": e.delta, "accountant": e.accountant,
+                    "created_at": e.created_at.isoformat(), "detail": e.detail,
+                }
+                for e in entries
+            ],
+        }
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    table = Table("seq", "run", "step", "mechanism", "epsilon", "delta", "accountant", "when",
+                  title=f"privacy ledger: {key}")
+    for e in entries:
+        table.add_row(str(e.seq), e.run_id, e.step, e.mechanism, f"{e.epsilon:.4g}", f"{e.delta:.2g}",
+                      e.accountant, e.created_at.strftime("%Y-%m-%d %H:%M"))
+    out.print(table)
+    rem = "" if cap is None else f", remaining {max(cap - eps, 0):.4g} of cap {cap:.4g}"
+    out.print(f"spent epsilon {eps:.4g}, delta {delta:.3g}{rem}")
+
+
+# -- demo ---------------------------------------------------------------------
+
+DEMO_SPEC = Path(__file__).resolve().parent / "demo" / "pipeline.yaml"
+
+
+@app.command()
+def demo(
+    rows: Annotated[int, typer.Option(min=100, help="Rows of sample data to generate.")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Seed of the sample data.")] = 0,
+    set_: SetOpt = None,
+) -> None:
+    """Generate the sample patient data and run the whole pipeline on it, end to end."""
+    from synthgen import pipeline
+    from synthgen.demo import write_demo_csv
+    from synthgen.spec import expand_vars
+
+    spec = _load(DEMO_SPEC, set_)
+    csv_path = Path(expand_vars(spec.source.path or ""))
+    csv_path, truth = write_demo_csv(csv_path, rows, seed)
+    out.print(f"generated {rows:,} patient visits (seed {seed}) -> {csv_path}")
+    with progress_bars() as cb:
+        ctx = _context(cb)
+        results = pipeline.run_pipeline(spec, ctx)
+    summary = pipeline.summarize(spec, ctx, results)
+    _print_summary(summary)
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    table = Table(show_header=False, title="synthgen demo", title_justify="left")
+    for k, v in summary.items():
+        table.add_row(k, _fmt(v) if not isinstance(v, dict) else json.dumps(v))
+    out.print(table)
+
+
 # -- entry point ----------------------------------------------------------------
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import polars as pl
 
 from synthgen.catalog import Catalog, Dataset
-from synthgen.errors import SourceError
+from synthgen.errors import SourceError, SpecError
 from synthgen.schema import TableSchema
 from synthgen.sources import infer_schema, open_source
 from synthgen.spec import PipelineSpec
@@ -92,6 +92,21 @@ def schema_from_json(data: dict[str, Any]) -> TableSchema:
     return TableSchema.model_validate(data)
 
 
+def source_key(spec: PipelineSpec) -> str:
+    """The ledger's name for the spec's data source (P6: the budget is per source, not per pipeline).
+
+    Files are keyed by their resolved path, SQL sources by the redacted URL and the table
+    (or a hash of the query), so renaming a pipeline does not reset its source's budget.
+    """
+    src = spec.source
+    if src.kind != "sql":
+        return f"{src.kind}:{spec.source_path().resolve()}"
+    from synthgen.sources.sql import SqlSource
+
+    where = SqlSource(spec).describe().removeprefix("sql ")
+    return f"sql:{where}" if src.table else f"sql:{where}#{settings_hash(src.query)}"
+
+
 # -- ingest -------------------------------------------------------------------
 
 
@@ -155,3 +170,302 @@ def latest(ctx: Context, name: str, kind: str) -> Dataset | None:
     """The newest catalogued dataset of a pipeline and kind."""
     found = [d for d in ctx.catalog.list_datasets(kind=kind) if d.name == name]
     return found[-1] if found else None
+
+
+def _require(ctx: Context, dataset_id: str, kind: str) -> Dataset:
+    from synthgen.errors import CatalogError
+
+    ds = ctx.catalog.get_dataset(dataset_id)
+    if ds is None or ds.kind != kind:
+        raise CatalogError(f"no {kind} dataset {dataset_id} in the catalog; run the earlier stages first")
+    if not Path(ds.path).exists():
+        raise CatalogError(f"{kind} {dataset_id} is catalogued but its files are gone: {ds.path}")
+    return ds
+
+
+# -- train ----------------------------------------------------------------------
+
+
+def _text_columns(schema: TableSchema, spec: PipelineSpec) -> list[str]:
+    from synthgen.schema import ColumnType
+
+    if not spec.model.text.enabled:
+        return []
+    return [c.name for c in schema.columns if c.type == ColumnType.text]
+
+
+def _split_privacy(spec: PipelineSpec, has_text: bool) -> tuple[Any, float]:
+    """The tabular model's privacy settings, and the share of the run's budget left for text."""
+    privacy = spec.privacy
+    if not (has_text and privacy.dp):
+        return privacy, 0.0
+    share = privacy.text_share
+    return privacy.model_copy(update={"epsilon": privacy.epsilon * (1 - share)}), share
+
+
+def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) -> StageResult:
+    """Fit the spec's synthesizer (and text model) on the anonymized data, charging the ledger.
+
+    The budget is checked *before* any training (P6). A holdout of real rows is split off
+    first and never reaches the model (it stays in the REAL zone, for evaluation only).
+    The model artifact holds weights and JSON, never training rows. DP models live in the
+    synthetic zone; a non-DP model is real-derived and stays in the REAL zone (P1, P7).
+    """
+    from synthgen.catalog.ledger import check_budget
+    from synthgen.evaluate import split_holdout
+    from synthgen.models import make_synthesizer
+    from synthgen.privacy.accountant import planned_epsilon
+
+    anon = _require(ctx, anonymized_id, "anonymized")
+    schema = schema_from_json(anon.schema_json)
+    source = anon.tags.get("ledger_source") or source_key(spec)
+    model_id = "model-" + settings_hash(
+        anonymized_id, spec.model.model_dump(mode="json"), spec.privacy.model_dump(mode="json"),
+        spec.evaluate.holdout, run_id,
+    )
+    existing = ctx.catalog.get_dataset(model_id)
+    if existing is not None and Path(existing.path).exists():
+        return StageResult("train", model_id, existing.path, existing.rows, reused=True, extra=existing.extra)
+
+    planned = planned_epsilon(spec.privacy)
+    check_budget(ctx.catalog, source, planned, spec.privacy.budget_cap)
+
+    frame = pl.read_parquet(anon.path)
+    train_frame, holdout = split_holdout(frame, spec.evaluate.holdout, seed=spec.model.seed)
+    holdout_rel = f"holdout/{spec.name}/{model_id}.parquet"
+    with ctx.zones.real.atomic_path(holdout_rel) as tmp:
+        holdout.write_parquet(tmp)
+    holdout_path = ctx.zones.real.resolve(holdout_rel)
+
+    text_cols = _text_columns(schema, spec)
+    tab_privacy, text_share = _split_privacy(spec, bool(text_cols))
+    synth = make_synthesizer(spec.model.kind, schema=schema, model=spec.model, privacy=tab_privacy)
+
+    def on_epoch(p: Any) -> None:
+        info = {"loss": p.loss} | ({"epsilon": p.epsilon} if p.epsilon is not None else {})
+        ctx.report("train", p.epoch, p.epochs, **info)
+
+    synth.fit(train_frame, progress=on_epoch)
+    record = synth.privacy_record_
+    assert record is not None
+    mechanisms = [m.model_dump() | {"accountant": record.accountant or "basic"} for m in record.mechanisms]
+    text_info: dict[str, Any] = {}
+
+    zone = ctx.zones.synthetic if record.dp else ctx.zones.real
+    rel = f"models/{spec.name}/{model_id}"
+    with zone.atomic_dir(rel) as tmpdir:
+        synth.save(tmpdir / "tabular")
+        if text_cols:
+            text_info = _train_text(spec, ctx, synth, train_frame, text_cols, text_share, tmpdir / "text")
+            mechanisms += text_info.pop("mechanisms")
+        (tmpdir / "run.json").write_text(json.dumps({"run_id": run_id, "text_columns": text_cols}))
+    path = zone.resolve(rel)
+
+    from synthgen.catalog import BudgetEntry
+
+    eps_total = sum(float(m["epsilon"]) for m in mechanisms)
+    delta_total = sum(float(m.get("delta") or 0.0) for m in mechanisms)
+    extra = {
+        "dp": record.dp,
+        "kind": spec.model.kind,
+        "epsilon": eps_total if record.dp else None,
+        "delta": delta_total if record.dp else None,
+        "privacy_record": record.model_dump(mode="json"),
+        "text": text_info,
+        "holdout_path": str(holdout_path),
+        "holdout_rows": holdout.height,
+        "train_rows_note": "exact counts are real-derived: restricted",
+        "duplicates": synth.duplicates_,
+        "ledger_source": source,
+        "run_id": run_id,
+    }
+    ds = Dataset(
+        id=model_id, name=spec.name, zone=zone.name, kind="model", format="synthgen-model", path=str(path),
+        rows=None, schema_json=schema_to_json(schema), content_hash=settings_hash(model_id),
+        classification="internal" if record.dp else "restricted", dp=record.dp, tags={}, extra=extra,
+        created_by=ctx.user,
+    )
+    # Ledger entries and the model's catalog row commit together: a retry after a crash
+    # either finds both (and reuses the model) or neither (and trains again).
+    try:
+        with ctx.catalog.session() as s:
+            s.add(ds)
+            s.flush()
+            from synthgen.catalog import Lineage
+
+            s.add(Lineage(child_id=model_id, parent_id=anonymized_id))
+            for m in mechanisms if record.dp else []:
+                detail = {k: v for k, v in m.items() if k not in {"step", "mechanism", "epsilon", "delta", "accountant"}}
+                s.add(BudgetEntry(
+                    source=source, run_id=run_id, step=str(m["step"]), mechanism=str(m["mechanism"]),
+                    epsilon=float(m["epsilon"]), delta=float(m.get("delta") or 0.0),
+                    accountant=str(m.get("accountant") or "basic"), detail=detail | {"model_id": model_id},
+                ))
+    except BaseException:
+        zone.remove(rel)
+        raise
+    return StageResult("train", model_id, str(path), None, extra={"epsilon": extra["epsilon"], "dp": record.dp})
+
+
+def _train_text(
+    spec: PipelineSpec, ctx: Context, synth: Any, frame: pl.DataFrame, text_cols: list[str], share: float, out: Path
+) -> dict[str, Any]:
+    """Train one DP text model per text column, conditioned on the spec's categorical columns."""
+    from synthgen.models.text import DPTextModel
+
+    record = synth.privacy_record_
+    conds = [c for c in spec.model.text.condition_on if c in frame.columns]
+    per_col_eps = spec.privacy.epsilon * share / len(text_cols) if record.dp else 1.0
+    # The tabular run resolved delta <= 1/(10 n) with a DP upper bound on n; text spends a
+    # further share of it, so the combined delta stays within that rule scaled by the shares.
+    tab_delta = record.target_delta or 1e-6
+    per_col_delta = tab_delta * share / len(text_cols) if record.dp else 1e-6
+    mechanisms: list[dict[str, Any]] = []
+    columns: dict[str, Any] = {}
+    for col in text_cols:
+        categories = _condition_categories(synth, conds)
+        model = DPTextModel(
+            settings=spec.model.text, epsilon=per_col_eps, delta=per_col_delta, dp=record.dp,
+            device=spec.model.device, categories=categories,
+        )
+
+        def on_epoch(p: Any, col: str = col) -> None:
+            ctx.report(f"train text {col}", getattr(p, "epoch", 0), getattr(p, "epochs", None))
+
+        model.fit(frame[col], frame.select(conds) if conds else None, progress=on_epoch)
+        model.save(out / col)
+        rec = model.privacy_record_
+        entries = rec["mechanisms"] if isinstance(rec, dict) else [m.model_dump() for m in rec.mechanisms]
+        for e in entries:
+            mechanisms.append(dict(e) | {"column": col})
+        columns[col] = {"condition_on": conds}
+    return {"mechanisms": mechanisms, "columns": columns}
+
+
+def _condition_categories(synth: Any, conds: list[str]) -> dict[str, list[str]]:
+    """Category lists of the conditioning columns, as the (DP or public) tabular encoder knows them."""
+    enc = synth.encoder_
+    out: dict[str, list[str]] = {}
+    for c in conds:
+        cats = enc.categories_of(c) if enc is not None and hasattr(enc, "categories_of") else None
+        if cats is None:
+            cats = list(synth.schema[c].categories or [])
+        out[c] = [str(x) for x in cats]
+    return out
+
+
+# -- generate -------------------------------------------------------------------
+
+
+def total_rows(spec: PipelineSpec, ctx: Context, model_id: str) -> int:
+    return int(spec.output.rows or 10_000)
+
+
+def plan_shards(spec: PipelineSpec, rows: int | None = None) -> int:
+    n = rows or spec.output.rows or 10_000
+    return max(1, -(-n // spec.output.shard_rows))
+
+
+def generate(
+    spec: PipelineSpec, ctx: Context, *, model_id: str, run_id: str, shard: int = 0, n_shards: int = 1
+) -> StageResult:
+    """Sample one shard of the synthetic rows (bounded memory) into the synthetic zone's staging area.
+
+    Rows are split evenly over shards; shard ``i`` uses a seed derived from the run and ``i``,
+    so a retried shard produces the same rows.
+    """
+    from synthgen.models.base import Synthesizer
+
+    if not 0 <= shard < n_shards:
+        raise SpecError(f"shard {shard} is outside 0..{n_shards - 1}")
+    model_ds = _require(ctx, model_id, "model")
+    n = total_rows(spec, ctx, model_id)
+    rows = n // n_shards + (1 if shard < n % n_shards else 0)
+    seed = int(settings_hash(run_id, shard, spec.model.seed), 16) % (2**31)
+    shard_id = f"shard-{settings_hash(model_id, run_id, shard, n_shards, n)}"
+    zone = ctx.zones.synthetic if model_ds.dp else ctx.zones.real
+    rel = f"staging/{spec.name}/{run_id}/{shard_id}.parquet"
+    existing = ctx.catalog.get_dataset(shard_id)
+    if existing is not None and Path(existing.path).exists():
+        return StageResult("generate", shard_id, existing.path, existing.rows, reused=True)
+
+    root = Path(model_ds.path)
+    synth = Synthesizer.load(root / "tabular")
+    text_cols: list[str] = model_ds.extra.get("text", {}).get("columns", {}) and list(
+        model_ds.extra["text"]["columns"]
+    )
+    import pyarrow.parquet as pq
+
+    with zone.atomic_path(rel) as tmp:
+        writer: pq.ParquetWriter | None = None
+        done = 0
+        try:
+            for i, batch in enumerate(synth.sample_batches(rows, seed=seed, batch_rows=50_000)):
+                if text_cols:
+                    batch = _fill_text(batch, root, model_ds.extra["text"]["columns"], seed + i)
+                table = batch.to_arrow()
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                writer.write_table(table)
+                done += batch.height
+                ctx.report(f"generate shard {shard}", done, rows)
+            if writer is None:
+                synth.sample(0).write_parquet(tmp)
+        finally:
+            if writer is not None:
+                writer.close()
+    path = zone.resolve(rel)
+    ctx.catalog.add_dataset(
+        Dataset(
+            id=shard_id, name=spec.name, zone=zone.name, kind="staging", format="parquet", path=str(path),
+            rows=rows, schema_json={}, content_hash=file_sha256(path), classification="internal",
+            dp=model_ds.dp, tags={"run_id": run_id, "shard": str(shard)}, extra={}, created_by=ctx.user,
+        ),
+        parents=[model_id],
+    )
+    return StageResult("generate", shard_id, str(path), rows)
+
+
+def _fill_text(batch: pl.DataFrame, root: Path, columns: dict[str, Any], seed: int) -> pl.DataFrame:
+    from synthgen.models.text import DPTextModel
+
+    for col, info in columns.items():
+        model = DPTextModel.load(root / "text" / col)
+        conds = info.get("condition_on") or []
+        texts = model.generate(batch.select(conds) if conds else None, batch.height, seed=seed)
+        batch = batch.with_columns(pl.Series(col, texts, dtype=pl.String))
+    return batch
+
+
+# -- secrets --------------------------------------------------------------------
+
+
+def pipeline_secret(spec: PipelineSpec) -> bytes:
+    """The pipeline's HMAC key for surrogates, hashes and the leak index.
+
+    Derived from a master secret: ``SYNTHGEN_PIPELINE_SECRET`` (>= 16 bytes), else a random
+    key created once under ``<home>/keys/pipeline.secret`` (mode 0600). Each pipeline gets
+    its own key (HMAC of the master and the pipeline name), so surrogates are consistent
+    within a pipeline and unlinkable across pipelines.
+    """
+    import hmac
+    import secrets as _secrets
+
+    from synthgen.zones import home_dir
+
+    raw = os.environ.get("SYNTHGEN_PIPELINE_SECRET")
+    if raw is not None:
+        master = raw.encode()
+        if len(master) < 16:
+            raise SpecError("SYNTHGEN_PIPELINE_SECRET must be at least 16 bytes")
+    else:
+        path = home_dir() / "keys" / "pipeline.secret"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(_secrets.token_bytes(32))
+        if path.stat().st_mode & 0o077:
+            raise SpecError(f"{path} is readable by others; chmod 600 it")
+        master = path.read_bytes()
+    return hmac.new(master, b"synthgen/pipeline/" + spec.name.encode(), hashlib.sha256).digest()

@@ -6,7 +6,9 @@ Every section forbids unknown keys, so a typo is an error that names its path
 
 from __future__ import annotations
 
+import os
 import re
+import string
 from pathlib import Path
 from typing import Any, Literal
 
@@ -131,12 +133,22 @@ class PipelineSpec(BaseModel):
         return self.output.name or f"{self.name}-synthetic"
 
     def source_path(self) -> Path:
+        """The source file; ``${SYNTHGEN_HOME}`` and other environment variables expand."""
         assert self.source.path is not None
-        p = Path(self.source.path).expanduser()
+        p = Path(expand_vars(self.source.path)).expanduser()
         return p if p.is_absolute() else (self.base_dir / p)
 
 
 # -- loading -----------------------------------------------------------------
+
+
+def expand_vars(value: str) -> str:
+    """Expand ``$VAR`` / ``${VAR}``; ``SYNTHGEN_HOME`` defaults to synthgen's home when unset."""
+    from synthgen.zones import home_dir
+
+    env = dict(os.environ)
+    env.setdefault("SYNTHGEN_HOME", str(home_dir()))
+    return string.Template(value).safe_substitute(env)
 
 
 def _format_error(exc: ValidationError, origin: str) -> str:

@@ -175,7 +175,9 @@ def read_header(src: IO[bytes]) -> EnvelopeHeader:
         raise CryptoError("not a synthgen envelope (bad magic or truncated header)")
     _, version, suite, seg, salt, prefix, commitment, mlen = _FIXED.unpack(fixed)
     if version != VERSION:
-        raise CryptoError(f"envelope format version {version} is not supported (this synthgen reads {VERSION})")
+        raise CryptoError(
+            f"envelope format version {version} is not supported (this synthgen reads {VERSION})"
+        )
     if suite != SUITE_AES256GCM_STREAM:
         raise CryptoError(f"envelope cipher suite {suite} is not supported")
     if not MIN_SEGMENT_SIZE <= seg <= MAX_SEGMENT_SIZE or mlen > MAX_MANIFEST_BYTES:

@@ -14,6 +14,27 @@ import numpy as np
 _BLOCK_BYTES = 128 * 2**20
 
 
+def _squared_blocks(queries: np.ndarray, references: np.ndarray):  # type: ignore[no-untyped-def]
+    q = queries.astype(np.float64, copy=False)
+    r = references.astype(np.float64, copy=False)
+    r_sq = np.einsum("ij,ij->i", r, r)
+    step = max(1, _BLOCK_BYTES // (8 * max(1, r.shape[0])))
+    for start in range(0, q.shape[0], step):
+        block = q[start : start + step]
+        d2 = block @ r.T
+        d2 *= -2.0
+        d2 += r_sq[None, :]
+        d2 += np.einsum("ij,ij->i", block, block)[:, None]
+        yield slice(start, start + block.shape[0]), d2
+
+
+def _clean(d2: np.ndarray) -> np.ndarray:
+    # Cancellation leaves tiny positives (or negatives) for identical rows; snap them to 0 so
+    # that exact copies count as distance 0 (ties matter for the DCR share).
+    d2[d2 < 1e-9] = 0.0
+    return np.sqrt(d2)
+
+
 def nearest_two(queries: np.ndarray, references: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Euclidean distance of each query row to its nearest and second-nearest reference row.
 
@@ -21,29 +42,23 @@ def nearest_two(queries: np.ndarray, references: np.ndarray) -> tuple[np.ndarray
     """
     if references.shape[0] == 0:
         raise ValueError("no reference rows")
-    q = queries.astype(np.float64, copy=False)
-    r = references.astype(np.float64, copy=False)
-    r_sq = np.einsum("ij,ij->i", r, r)
-    step = max(1, _BLOCK_BYTES // (8 * r.shape[0]))
-    first = np.empty(q.shape[0], dtype=np.float64)
-    second = np.full(q.shape[0], np.inf, dtype=np.float64)
-    for start in range(0, q.shape[0], step):
-        block = q[start : start + step]
-        d2 = np.einsum("ij,ij->i", block, block)[:, None] + r_sq[None, :] - 2.0 * (block @ r.T)
-        np.maximum(d2, 0.0, out=d2)
-        if r.shape[0] >= 2:
-            part = np.partition(d2, 1, axis=1)[:, :2]
-            first[start : start + step] = part[:, 0]
-            second[start : start + step] = part[:, 1]
-        else:
-            first[start : start + step] = d2[:, 0]
-    # Cancellation leaves tiny positives for identical rows; snap them to 0 so that exact
-    # copies count as distance 0 (ties matter for the DCR share).
-    first[first < 1e-9] = 0.0
-    second[second < 1e-9] = 0.0
-    return np.sqrt(first), np.sqrt(second)
+    first = np.empty(queries.shape[0], dtype=np.float64)
+    second = np.full(queries.shape[0], np.inf, dtype=np.float64)
+    for where, d2 in _squared_blocks(queries, references):
+        idx = np.argmin(d2, axis=1)
+        rows = np.arange(d2.shape[0])
+        first[where] = d2[rows, idx]
+        if d2.shape[1] >= 2:
+            d2[rows, idx] = np.inf
+            second[where] = d2.min(axis=1)
+    return _clean(first), _clean(second)
 
 
 def nearest(queries: np.ndarray, references: np.ndarray) -> np.ndarray:
     """Euclidean distance of each query row to its nearest reference row."""
-    return nearest_two(queries, references)[0]
+    if references.shape[0] == 0:
+        raise ValueError("no reference rows")
+    out = np.empty(queries.shape[0], dtype=np.float64)
+    for where, d2 in _squared_blocks(queries, references):
+        out[where] = d2.min(axis=1)
+    return _clean(out)

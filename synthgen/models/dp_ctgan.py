@@ -417,17 +417,18 @@ def train(
             TensorDataset(data),
             batch_size=batch_size,
             shuffle=True,
-            drop_last=True,
+            drop_last=not dp,
             generator=torch.Generator().manual_seed(seed + 1),
         )
-        sample_rate = batch_size / n
-        steps_per_epoch = n // batch_size
+        # Opacus's DPDataLoader samples each row with probability 1/len(loader) and
+        # yields len(loader) batches per epoch; calibrate on exactly those figures.
+        steps_per_epoch = len(loader)
+        sample_rate = 1 / steps_per_epoch if dp else batch_size / n
         noise_multiplier = 0.0
         engine: PrivacyEngine | None = None
         d_module: nn.Module = critic
         if dp:
             assert epsilon is not None and delta is not None
-            steps_per_epoch = int(1 / sample_rate)  # what DPDataLoader yields per epoch
             noise_multiplier = calibrate_noise(
                 target_epsilon=epsilon,
                 delta=delta,
@@ -475,7 +476,7 @@ def train(
             }
             if engine is not None:
                 assert delta is not None
-                record["epsilon"] = float(engine.accountant.get_epsilon(delta=delta))
+                record["epsilon"] = spent_epsilon(list(engine.accountant.history), delta=delta, accountant=accountant)
             losses.append(record)
             if progress is not None:
                 progress(record)
@@ -484,9 +485,14 @@ def train(
         final_history = history
         if engine is not None:
             assert delta is not None
-            final_history = [tuple(h) for h in engine.accountant.history]  # type: ignore[misc]
-            eps_spent = float(engine.accountant.get_epsilon(delta=delta))
+            final_history = [(float(z), float(q), int(s)) for z, q, s in engine.accountant.history]
+            eps_spent = spent_epsilon(final_history, delta=delta, accountant=accountant)
             total_steps = sum(s for _, q, s in final_history if q < 1.0)
+            assert epsilon is not None
+            if eps_spent > epsilon:
+                # Cannot happen when calibration and the loader agree; refuse to return
+                # a model whose guarantee is weaker than promised if it ever does.
+                raise PrivacyError(f"spent epsilon {eps_spent:.4f} exceeds the target {epsilon:g}; model discarded")
         else:
             total_steps = epochs * steps_per_epoch
         generator.eval()

@@ -15,7 +15,9 @@ class ModelSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: ModelKind = "dp_tvae"
+    #: Passes over the data. Under DP fewer, larger steps pay: the defaults are tuned on Adult.
     epochs: int = Field(default=30, ge=1)
+    #: Expected batch size (under DP: Poisson sampling rate = batch_size / DP row count).
     batch_size: int = Field(default=1024, ge=2)
     #: auto | cpu | cuda | cuda:N
     device: str = "auto"
@@ -23,3 +25,20 @@ class ModelSettings(BaseModel):
     #: Drop exact duplicate rows before training (counted in the report either way).
     drop_duplicates: bool = False
     text: TextModelSettings = TextModelSettings()
+    #: Hidden units of each per-column head (DP-TVAE) / of the networks (DP-CTGAN).
+    hidden_dim: int = Field(default=128, ge=4)
+    #: Latent dimension of DP-TVAE's encoder (0 = no latent: a purely autoregressive decoder).
+    latent_dim: int = Field(default=8, ge=0)
+    #: Weight of the KL term of DP-TVAE's per-sample loss.
+    kl_weight: float = Field(default=1.0, ge=0)
+    learning_rate: float = Field(default=3e-3, gt=0)
+    #: Per-sample gradient clipping norm of DP-SGD (the sensitivity of each step).
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    #: ghost (fast, Linear layers) | hooks (per-sample gradients, any Opacus-supported layer).
+    grad_sample_mode: Literal["ghost", "hooks"] = "ghost"
+    #: Quantile bins per numeric/datetime column.
+    numeric_bins: int = Field(default=20, ge=2, le=1000)
+    #: Most categories a categorical column may have (more is refused: declare it id or text).
+    max_categories: int = Field(default=1000, ge=2)
+    #: SDV kinds only: allow loading their pickled model files (SDV saves with pickle).
+    sdv_allow_pickle: bool = False

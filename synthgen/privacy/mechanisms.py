@@ -66,7 +66,7 @@ def signed_log_grid(*, integer: bool, lower: float | None = None, upper: float |
     """Data-independent bucket edges for a DP histogram of a numeric column.
 
     Without public bounds: 0 and +-10^(k/10) from 1e-3 (1 for integers) to 1e15,
-    i.e. ~8 buckets per factor of 2 on both signs. With public bounds: 256 equal
+    i.e. ~8 buckets per factor of 2 on both signs. With public bounds: 128 equal
     buckets between them merged with the log points inside, so that both a spike
     at 0 (``capital_gain``) and a wide spread (``fnlwgt``) get resolution.
     Depends on the schema only, never on the data (P2).
@@ -76,7 +76,7 @@ def signed_log_grid(*, integer: bool, lower: float | None = None, upper: float |
     pts = np.concatenate([-mags[::-1], [0.0], mags])
     if lower is not None and upper is not None:
         inside = pts[(pts > lower) & (pts < upper)]
-        pts = np.concatenate([np.linspace(lower, upper, 257), inside])
+        pts = np.concatenate([np.linspace(lower, upper, 129), inside])
     if integer:
         pts = np.round(pts)
     return np.unique(pts)
@@ -95,7 +95,7 @@ def dp_quantiles(
 
     Values are clipped into the grid's range (a data-independent transformation),
     counted per bucket (sensitivity 1), and Laplace noise of scale 1/epsilon is
-    added to every bucket, empty or not. Noisy counts below ``2*ln(#buckets)/epsilon``
+    added to every bucket, empty or not. Noisy counts below ``(ln(#buckets) + 3)/epsilon``
     are zeroed (post-processing) so the many empty buckets do not pile up
     spurious mass; quantiles are read off the noisy CDF with linear interpolation.
     """
@@ -105,9 +105,9 @@ def dp_quantiles(
     counts, _ = np.histogram(clipped, bins=grid)
     scale = 1.0 / epsilon
     noisy = counts.astype(np.float64) + rng.laplace(0.0, scale, size=counts.shape)
-    # Zeroing noisy counts below ln(#buckets)/epsilon is post-processing; it keeps the
-    # many empty buckets (expected spurious survivors: 1/2 bucket) from adding mass.
-    threshold = math.log(max(len(counts), 2)) * scale
+    # Zeroing noisy counts below (ln(#buckets) + 3)/epsilon is post-processing; it keeps
+    # the many empty buckets from adding mass (P(any empty bucket survives) <= e^-3/2).
+    threshold = (math.log(max(len(counts), 2)) + 3.0) * scale
     noisy[noisy < threshold] = 0.0
     entry = MechanismEntry(
         step="preprocessing", mechanism="dp_quantiles", column=column, epsilon=epsilon, delta=0.0

@@ -20,10 +20,17 @@ def provider_from_env() -> KeyProvider:
 
     name = os.environ.get("SYNTHGEN_KEY_PROVIDER", "local")
     if name == "local":
-        return LocalKeyProvider(os.environ.get("SYNTHGEN_KEYS_DIR") or home_dir() / "keys")  # type: ignore[arg-type]
+        return LocalKeyProvider(os.environ.get("SYNTHGEN_KEYS_DIR") or home_dir() / "keys")
     if name == "env":
         return EnvKeyProvider()
     raise CryptoError(f"SYNTHGEN_KEY_PROVIDER={name!r} is not one of: {', '.join(PROVIDERS)}")
 
 
-__all__ = ["PROVIDERS", "EnvKeyProvider", "KeyProvider", "LocalKeyProvider", "WrappedKey", "provider_from_env"]
+__all__ = [
+    "PROVIDERS",
+    "EnvKeyProvider",
+    "KeyProvider",
+    "LocalKeyProvider",
+    "WrappedKey",
+    "provider_from_env",
+]

@@ -54,7 +54,9 @@ class EnvKeyProvider(KeyProvider):
         var = env_var(role)
         out = []
         if var + "_PREVIOUS" in self._environ:
-            out.append((self._id(role, self._environ.get(var + "_PREVIOUS_VERSION", "v0")), var + "_PREVIOUS"))
+            out.append(
+                (self._id(role, self._environ.get(var + "_PREVIOUS_VERSION", "v0")), var + "_PREVIOUS")
+            )
         if var in self._environ:
             out.append((self._id(role, self._environ.get(var + "_VERSION", "v1")), var))
         return out

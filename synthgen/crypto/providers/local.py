@@ -54,7 +54,7 @@ class LocalKeyProvider(KeyProvider):
 
     name = "local"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
 
     def __repr__(self) -> str:
@@ -108,8 +108,7 @@ class LocalKeyProvider(KeyProvider):
                 raise ValueError
         except (ValueError, UnicodeDecodeError, binascii.Error):
             raise CryptoError(
-                f"key file {path} is corrupted (format or check digits do not match); restore it "
-                "from backup"
+                f"key file {path} is corrupted (format or check digits do not match); restore it from backup"
             ) from None
         return SecretKey(raw, label=self._kek_id(role, version))
 

@@ -1,0 +1,453 @@
+"""Reversible table encoding: polars DataFrame <-> integer codes / torch-ready matrix, and back.
+
+Every column becomes one *token* per row:
+
+- categorical / boolean: its category (categories from the spec, or DP discovery
+  with an ``<other>`` bucket for rare values);
+- numeric / datetime: the index of its bin (bin edges from DP quantiles, or from
+  exact quantiles in non-DP mode). Datetimes are encoded as epoch seconds. On
+  decoding a value is drawn uniformly inside its bin (or placed by a within-bin
+  offset when the model produces one);
+- null: an explicit ``<null>`` token for every nullable column.
+
+The float matrix form (:meth:`TableEncoder.transform`) is the one-hot of all
+tokens plus, per numeric column, one within-bin offset slot in [0, 1]; its
+layout is described by :attr:`TableEncoder.spans` (used by DP-CTGAN).
+
+Privacy (P2, P5): in DP mode the encoder reads raw rows only through the DP
+mechanisms of :mod:`synthgen.privacy.mechanisms`; exact min/max, quantiles and
+frequencies are computed only in non-DP mode, and only through
+:func:`_raw_quantiles` / :func:`_raw_categories` (tests replace them with spies
+that fail). The encoder holds bin edges and category lists, never rows, and
+serialises to JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+from synthgen.errors import ModelError, PrivacyError
+from synthgen.privacy.mechanisms import (
+    dp_categories,
+    dp_quantiles,
+    edges_from_quantiles,
+    signed_log_grid,
+)
+from synthgen.privacy.record import MechanismEntry
+from synthgen.schema import ColumnSchema, ColumnType, TableSchema
+
+NULL_TOKEN = "<null>"
+OTHER_TOKEN = "<other>"
+
+#: Column types the tabular encoder models; ``text`` and ``id`` are left to other stages.
+TABULAR_TYPES = (ColumnType.numeric, ColumnType.datetime, ColumnType.categorical, ColumnType.boolean)
+
+
+class CategoricalCode(BaseModel):
+    """A categorical or boolean column: token i is ``categories[i]``, then ``<other>``, then ``<null>``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["categorical"] = "categorical"
+    name: str
+    categories: list[str]
+    other: bool
+    null: bool
+    #: How decoded values are typed: "str" or "bool".
+    dtype: Literal["str", "bool"] = "str"
+    #: Value written for the ``<other>`` token.
+    other_label: str = "other"
+
+    @property
+    def tokens(self) -> int:
+        return len(self.categories) + int(self.other) + int(self.null)
+
+
+class NumericCode(BaseModel):
+    """A numeric or datetime column: token k < K is the bin ``[edges[k], edges[k+1])``, token K is ``<null>``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["numeric"] = "numeric"
+    name: str
+    edges: list[float]
+    integer: bool
+    null: bool
+    #: How decoded values are typed: "float", "int", "datetime" (epoch seconds -> Datetime(us)) or "date".
+    dtype: Literal["float", "int", "datetime", "date"] = "float"
+
+    @property
+    def bins(self) -> int:
+        return len(self.edges) - 1
+
+    @property
+    def tokens(self) -> int:
+        return self.bins + int(self.null)
+
+
+ColumnCode = Annotated[CategoricalCode | NumericCode, Field(discriminator="kind")]
+
+
+@dataclass(frozen=True)
+class Span:
+    """Slots ``[start, end)`` of the float matrix belonging to one column."""
+
+    column: str
+    start: int
+    end: int
+    #: "softmax": a one-hot token block; "sigmoid": a within-bin offset in [0, 1].
+    activation: Literal["softmax", "sigmoid"]
+
+
+# -- raw statistics (non-DP mode only) ---------------------------------------------------
+
+
+def _raw_quantiles(values: np.ndarray, qs: np.ndarray) -> np.ndarray:
+    """Exact quantiles of raw values. NEVER called in DP mode (tests spy on it)."""
+    return np.quantile(values, qs)
+
+
+def _raw_categories(values: pl.Series, max_categories: int) -> list[str]:
+    """Exact category list, most frequent first. NEVER called in DP mode (tests spy on it)."""
+    vc = values.drop_nulls().cast(pl.String).value_counts(sort=True)
+    return [str(v) for v in vc.get_column(vc.columns[0]).to_list()[:max_categories]]
+
+
+# -- validation ------------------------------------------------------------------------------
+
+
+def validate_frame(frame: pl.DataFrame, schema: TableSchema, *, max_categories: int) -> None:
+    """Refuse input the models cannot learn from, with one clear line per problem.
+
+    These checks read the raw column (distinct count, null count) and refuse to
+    run; they release nothing else. A refusal reveals one bit about the data
+    (for example "this column has more than ``max_categories`` values"); that is
+    the accepted cost of failing clearly instead of training on a broken schema.
+    """
+    for col in schema.columns:
+        if col.type not in TABULAR_TYPES:
+            continue
+        if col.name not in frame.columns:
+            raise ModelError(f"column {col.name!r} is in the schema but not in the data; fix the spec's columns")
+        s = frame.get_column(col.name)
+        if s.null_count() == len(s):
+            raise ModelError(f"column {col.name!r} is entirely null: drop it from the spec (nothing to learn)")
+        distinct = s.drop_nulls().n_unique()
+        if distinct == 1 and len(s) > 1:
+            raise ModelError(
+                f"column {col.name!r} is constant (one value): drop it from the spec or add it back after generation"
+            )
+        if col.type == ColumnType.categorical and col.categories is None and distinct > max_categories:
+            raise ModelError(
+                f"column {col.name!r} has more than {max_categories} distinct values: declare it as type id or "
+                "text, give it a public category list, or raise model.max_categories"
+            )
+        if col.categories is not None and len(col.categories) > max_categories:
+            raise ModelError(
+                f"column {col.name!r} declares {len(col.categories)} categories (limit {max_categories}): "
+                "raise model.max_categories or group the categories"
+            )
+
+
+# -- the encoder ------------------------------------------------------------------------------
+
+
+class EncoderConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = 1
+    dp: bool
+    columns: list[ColumnCode]
+
+
+def _numeric_values(s: pl.Series, col: ColumnSchema) -> tuple[np.ndarray, str]:
+    """Float values (nulls as NaN) and the dtype to restore."""
+    if col.type == ColumnType.datetime:
+        if s.dtype == pl.Date:
+            secs = s.cast(pl.Datetime("us")).dt.epoch("s").cast(pl.Float64)
+            return secs.fill_null(float("nan")).to_numpy(), "date"
+        if s.dtype == pl.String:
+            s = s.str.to_datetime(strict=False)
+        secs = s.dt.epoch("us").cast(pl.Float64) / 1e6
+        return secs.fill_null(float("nan")).to_numpy(), "datetime"
+    if not s.dtype.is_numeric():
+        raise ModelError(f"column {col.name!r} is declared numeric but holds {s.dtype}; fix its type in the spec")
+    integer = col.integer or s.dtype.is_integer()
+    vals = s.cast(pl.Float64).fill_null(float("nan")).fill_nan(float("nan")).to_numpy()
+    return vals, "int" if integer else "float"
+
+
+class TableEncoder:
+    """Encodes the tabular columns of a schema to one token per column (see module docstring)."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        self.config = config
+
+    # -- fitting ----------------------------------------------------------------------------
+
+    @classmethod
+    def fit(
+        cls,
+        frame: pl.DataFrame,
+        schema: TableSchema,
+        *,
+        dp: bool,
+        column_epsilon: float = 0.0,
+        discovery_delta: float = 0.0,
+        rng: np.random.Generator | None = None,
+        numeric_bins: int = 20,
+        max_categories: int = 1000,
+    ) -> tuple[TableEncoder, list[MechanismEntry]]:
+        """Fit the encoding; in DP mode every data-dependent choice is a DP mechanism.
+
+        Args:
+            dp: True reads raw values only through DP mechanisms (P2, P5). False
+                fits exact quantiles and category lists (non-DP comparison mode, P7).
+            column_epsilon: epsilon for each column that needs a DP mechanism:
+                numeric/datetime columns (DP quantile bins, also giving bounds when
+                the spec has none) and categorical columns without a public list.
+            discovery_delta: delta for each DP category discovery.
+            rng: noise source for DP mechanisms (see :func:`synthgen.privacy.mechanisms.noise_rng`).
+
+        Returns:
+            The encoder and the mechanisms to charge (empty in non-DP mode).
+        """
+        if dp and rng is None:
+            raise PrivacyError("DP encoding needs a noise generator")
+        entries: list[MechanismEntry] = []
+        codes: list[CategoricalCode | NumericCode] = []
+        qs = np.linspace(0.0, 1.0, numeric_bins + 1)
+        for col in schema.columns:
+            if col.type not in TABULAR_TYPES:
+                continue
+            s = frame.get_column(col.name)
+            null = col.nullable
+            if col.type == ColumnType.boolean:
+                codes.append(
+                    CategoricalCode(name=col.name, categories=["false", "true"], other=False, null=null, dtype="bool")
+                )
+            elif col.type == ColumnType.categorical:
+                if col.categories is not None:
+                    cats = list(col.categories)  # public: free
+                elif dp:
+                    assert rng is not None
+                    cats, entry = dp_categories(
+                        s,
+                        epsilon=column_epsilon,
+                        delta=discovery_delta,
+                        rng=rng,
+                        column=col.name,
+                        max_categories=max_categories,
+                    )
+                    entries.append(entry)
+                else:
+                    cats = _raw_categories(s, max_categories)
+                codes.append(CategoricalCode(name=col.name, categories=cats, other=True, null=null))
+            else:
+                vals, dtype = _numeric_values(s, col)
+                integer = dtype in ("int", "date")
+                if dp:
+                    assert rng is not None
+                    lo, hi = col.bounds if col.bounds is not None else (None, None)
+                    grid = signed_log_grid(integer=integer, lower=lo, upper=hi)
+                    q, entry = dp_quantiles(
+                        vals, grid=grid, quantiles=qs, epsilon=column_epsilon, rng=rng, column=col.name
+                    )
+                    entries.append(entry)
+                else:
+                    finite = vals[np.isfinite(vals)]
+                    q = _raw_quantiles(finite, qs)
+                    if col.bounds is not None:
+                        q = np.clip(q, *col.bounds)
+                edges = edges_from_quantiles(q, integer=integer)
+                codes.append(NumericCode(name=col.name, edges=edges, integer=integer, null=null, dtype=dtype))  # type: ignore[arg-type]
+        return cls(EncoderConfig(dp=dp, columns=codes)), entries
+
+    # -- layout -----------------------------------------------------------------------------
+
+    @property
+    def columns(self) -> list[CategoricalCode | NumericCode]:
+        return list(self.config.columns)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.config.columns]
+
+    @property
+    def cardinalities(self) -> list[int]:
+        """Number of tokens of each column, in order."""
+        return [c.tokens for c in self.config.columns]
+
+    @property
+    def spans(self) -> list[Span]:
+        """Layout of :meth:`transform`'s matrix: a softmax span per column, plus a sigmoid offset per numeric."""
+        out: list[Span] = []
+        pos = 0
+        for c in self.config.columns:
+            out.append(Span(c.name, pos, pos + c.tokens, "softmax"))
+            pos += c.tokens
+            if isinstance(c, NumericCode):
+                out.append(Span(c.name, pos, pos + 1, "sigmoid"))
+                pos += 1
+        return out
+
+    @property
+    def width(self) -> int:
+        sp = self.spans
+        return sp[-1].end if sp else 0
+
+    # -- encoding ---------------------------------------------------------------------------
+
+    def _encode_column(
+        self, c: CategoricalCode | NumericCode, s: pl.Series, col: ColumnSchema
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        n = len(s)
+        if isinstance(c, CategoricalCode):
+            if c.dtype == "bool":
+                strs = s.cast(pl.Boolean).cast(pl.String).str.to_lowercase()
+            else:
+                strs = s.cast(pl.String)
+            mapping = pl.DataFrame(
+                {"v": c.categories, "i": np.arange(len(c.categories), dtype=np.int64)},
+                schema={"v": pl.String, "i": pl.Int64},
+            )
+            joined = pl.DataFrame({"v": strs}).join(mapping, on="v", how="left", maintain_order="left")
+            idx = joined.get_column("i")
+            other_code = len(c.categories) if c.other else -1
+            null_code = len(c.categories) + int(c.other) if c.null else -1
+            is_null = strs.is_null().to_numpy()
+            out = idx.fill_null(-1).to_numpy().astype(np.int64)
+            unknown = (out < 0) & ~is_null
+            if unknown.any():
+                if other_code < 0:
+                    raise ModelError(f"column {c.name!r} holds values outside its category list")
+                out[unknown] = other_code
+            if is_null.any():
+                if null_code < 0:
+                    raise ModelError(f"column {c.name!r} holds nulls but the schema says it is not nullable")
+                out[is_null] = null_code
+            return out, None
+        vals, _ = _numeric_values(s, col)
+        edges = np.asarray(c.edges)
+        is_null = ~np.isfinite(vals)
+        x = np.clip(np.where(is_null, edges[0], vals), edges[0], edges[-1])
+        k = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, c.bins - 1)
+        lo, hi = edges[k], edges[k + 1]
+        width = np.where(hi > lo, hi - lo, 1.0)
+        if c.integer:
+            # Integer bins hold lo..hi-1 (the last bin also holds hi): offset over that range.
+            width = np.where(k == c.bins - 1, width + 1.0, width)
+        offset = np.clip((x - lo) / width, 0.0, 1.0)
+        if is_null.any():
+            if not c.null:
+                raise ModelError(f"column {c.name!r} holds nulls but the schema says it is not nullable")
+            k = np.where(is_null, c.bins, k)
+            offset = np.where(is_null, 0.5, offset)
+        return k.astype(np.int64), offset
+
+    def encode(self, frame: pl.DataFrame, schema: TableSchema) -> tuple[np.ndarray, np.ndarray]:
+        """Token codes ``(n, C)`` int64 and within-bin offsets ``(n, C)`` float32 (0.5 for non-numeric)."""
+        n = frame.height
+        codes = np.empty((n, len(self.config.columns)), dtype=np.int64)
+        offsets = np.full((n, len(self.config.columns)), 0.5, dtype=np.float32)
+        for j, c in enumerate(self.config.columns):
+            code, off = self._encode_column(c, frame.get_column(c.name), schema[c.name])
+            codes[:, j] = code
+            if off is not None:
+                offsets[:, j] = off
+        return codes, offsets
+
+    def transform(self, frame: pl.DataFrame, schema: TableSchema) -> np.ndarray:
+        """Float32 matrix laid out as :attr:`spans` (one-hot tokens, numeric offsets)."""
+        codes, offsets = self.encode(frame, schema)
+        return self.to_matrix(codes, offsets)
+
+    def to_matrix(self, codes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        n = codes.shape[0]
+        out = np.zeros((n, self.width), dtype=np.float32)
+        rows = np.arange(n)
+        pos = 0
+        for j, c in enumerate(self.config.columns):
+            out[rows, pos + codes[:, j]] = 1.0
+            pos += c.tokens
+            if isinstance(c, NumericCode):
+                out[:, pos] = offsets[:, j]
+                pos += 1
+        return out
+
+    # -- decoding ---------------------------------------------------------------------------
+
+    def decode(
+        self, codes: np.ndarray, *, offsets: np.ndarray | None = None, rng: np.random.Generator
+    ) -> pl.DataFrame:
+        """Rows from token codes. Numeric values sit at ``offsets`` inside their bin, or uniformly when None."""
+        cols: dict[str, pl.Series] = {}
+        n = codes.shape[0]
+        for j, c in enumerate(self.config.columns):
+            k = codes[:, j]
+            if isinstance(c, CategoricalCode):
+                labels = list(c.categories) + ([c.other_label] if c.other else []) + ([None] if c.null else [])
+                lut = pl.Series("lut", labels, dtype=pl.String)
+                s = lut.gather(pl.Series(k, dtype=pl.UInt32)).alias(c.name)
+                if c.dtype == "bool":
+                    s = (s == "true").alias(c.name)
+                cols[c.name] = s
+                continue
+            edges = np.asarray(c.edges)
+            is_null = k >= c.bins
+            kk = np.minimum(k, c.bins - 1)
+            lo, hi = edges[kk], edges[kk + 1]
+            u = rng.random(n) if offsets is None else np.clip(offsets[:, j].astype(np.float64), 0.0, 1.0)
+            if c.integer:
+                last = kk == c.bins - 1
+                span = np.maximum(hi - lo, 1.0) + last.astype(np.float64)
+                v = np.minimum(lo + np.floor(u * span + 1e-3), np.where(last, hi, np.maximum(hi - 1.0, lo)))
+            else:
+                v = lo + u * (hi - lo)
+            v = np.where(is_null, np.nan, v)
+            s = pl.Series(c.name, v, dtype=pl.Float64).fill_nan(None)
+            if c.dtype == "int":
+                s = s.round(0).cast(pl.Int64)
+            elif c.dtype == "datetime":
+                s = (s * 1e6).round(0).cast(pl.Int64).cast(pl.Datetime("us"))
+            elif c.dtype == "date":
+                s = (s * 1e6).round(0).cast(pl.Int64).cast(pl.Datetime("us")).dt.date()
+            cols[c.name] = s.alias(c.name)
+        return pl.DataFrame(list(cols.values())) if cols else pl.DataFrame(height=n)  # type: ignore[call-arg]
+
+    def inverse_transform(self, matrix: np.ndarray, *, rng: np.random.Generator) -> pl.DataFrame:
+        """Rows from a float matrix laid out as :attr:`spans` (argmax per softmax span, offsets as given)."""
+        n = matrix.shape[0]
+        codes = np.empty((n, len(self.config.columns)), dtype=np.int64)
+        offsets = np.full((n, len(self.config.columns)), 0.5, dtype=np.float64)
+        pos = 0
+        for j, c in enumerate(self.config.columns):
+            codes[:, j] = matrix[:, pos : pos + c.tokens].argmax(axis=1)
+            pos += c.tokens
+            if isinstance(c, NumericCode):
+                offsets[:, j] = matrix[:, pos]
+                pos += 1
+        return self.decode(codes, offsets=offsets, rng=rng)
+
+    # -- persistence ------------------------------------------------------------------------
+
+    def to_json(self) -> str:
+        return self.config.model_dump_json(indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> TableEncoder:
+        return cls(EncoderConfig.model_validate(json.loads(text)))
+
+    def save(self, path: Path) -> None:
+        path.write_text(self.to_json(), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> TableEncoder:
+        return cls.from_json(path.read_text(encoding="utf-8"))

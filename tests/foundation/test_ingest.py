@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from synthgen.errors import SourceError, SpecError
+from synthgen.pipeline import Context, ingest
+from synthgen.spec import spec_from_dict
+
+
+def _spec(tmp_path: Path, path: str = "d.csv", **extra: object):  # type: ignore[no-untyped-def]
+    return spec_from_dict({"name": "visits", "source": {"kind": "csv", "path": path}, **extra}, base_dir=tmp_path)
+
+
+def _zone_files(ctx: Context) -> list[Path]:
+    return [p for p in ctx.zones.real.root.rglob("*") if p.is_file()]
+
+
+def test_ingest_snapshots_into_real_zone_and_catalogues(ctx: Context, tmp_path: Path) -> None:
+    pl.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "x"]}).write_csv(tmp_path / "d.csv")
+    r = ingest(_spec(tmp_path), ctx)
+    assert r.rows == 3 and r.dataset_id.startswith("snap-")
+    assert ctx.zones.real.contains(r.path)
+    ds = ctx.catalog.get_dataset(r.dataset_id)
+    assert ds is not None and ds.zone == "real" and ds.kind == "snapshot" and ds.rows == 3
+    assert ds.created_by == "tester" and ds.classification == "restricted"
+    assert [c["name"] for c in ds.schema_json["columns"]] == ["a", "b"]
+    assert pl.read_parquet(r.path).shape == (3, 2)
+
+
+def test_ingest_is_idempotent_by_content(ctx: Context, tmp_path: Path) -> None:
+    pl.DataFrame({"a": [1, 2, 3]}).write_csv(tmp_path / "d.csv")
+    first = ingest(_spec(tmp_path), ctx)
+    again = ingest(_spec(tmp_path), ctx)
+    assert again.reused and again.dataset_id == first.dataset_id
+    assert len(ctx.catalog.list_datasets()) == 1
+    pl.DataFrame({"a": [1, 2, 4]}).write_csv(tmp_path / "d.csv")
+    assert ingest(_spec(tmp_path), ctx).dataset_id != first.dataset_id
+
+
+@pytest.mark.parametrize(
+    ("content", "error", "match"),
+    [
+        (None, SourceError, "not found"),
+        ("", SourceError, "empty"),
+        ("a,b\n", SourceError, "empty"),
+        ("a,b\n1,2\n3,4,5\n", SourceError, "cannot read csv"),
+    ],
+    ids=["missing", "zero-bytes", "header-only", "ragged"],
+)
+def test_bad_sources_leave_nothing_behind(
+    ctx: Context, tmp_path: Path, content: str | None, error: type, match: str
+) -> None:
+    if content is not None:
+        (tmp_path / "d.csv").write_text(content)
+    with pytest.raises(error, match=match):
+        ingest(_spec(tmp_path), ctx)
+    assert ctx.catalog.list_datasets() == []
+    assert _zone_files(ctx) == []
+
+
+def test_unknown_override_column_fails_before_writing(ctx: Context, tmp_path: Path) -> None:
+    pl.DataFrame({"a": [1]}).write_csv(tmp_path / "d.csv")
+    with pytest.raises(SpecError, match="unknown column 'nope'"):
+        ingest(_spec(tmp_path, columns={"nope": {"type": "numeric"}}), ctx)
+    assert ctx.catalog.list_datasets() == [] and _zone_files(ctx) == []
+
+
+def test_crash_mid_ingest_leaves_nothing_visible(
+    ctx: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pl.DataFrame({"a": list(range(1000))}).write_csv(tmp_path / "d.csv")
+    from synthgen.sources.base import FileSource
+
+    def crashing_sink(self: FileSource, path: Path) -> None:
+        path.write_bytes(b"PAR1 half-written")
+        raise KeyboardInterrupt  # the process dies mid-write
+
+    monkeypatch.setattr(FileSource, "sink_parquet", crashing_sink)
+    with pytest.raises(KeyboardInterrupt):
+        ingest(_spec(tmp_path), ctx)
+    assert _zone_files(ctx) == [] and ctx.catalog.list_datasets() == []
+
+
+def test_catalog_failure_removes_the_snapshot(ctx: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pl.DataFrame({"a": [1, 2]}).write_csv(tmp_path / "d.csv")
+
+    def broken(*a: object, **k: object) -> None:
+        raise RuntimeError("catalog went away")
+
+    monkeypatch.setattr(ctx.catalog, "add_dataset", broken)
+    with pytest.raises(RuntimeError):
+        ingest(_spec(tmp_path), ctx)
+    assert _zone_files(ctx) == []
