@@ -28,8 +28,19 @@ DEFAULT_DATA = (BENCH_DIR.parent.parent / "shared" / "data" / "adult").resolve()
 _REGISTRY: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {}
 
 _PACKAGES = [
-    "synthgen", "polars", "torch", "opacus", "ctgan", "sdv", "presidio-analyzer", "spacy",
-    "cryptography", "pyarrow", "scikit-learn", "sdmetrics", "apache-airflow",
+    "synthgen",
+    "polars",
+    "torch",
+    "opacus",
+    "ctgan",
+    "sdv",
+    "presidio-analyzer",
+    "spacy",
+    "cryptography",
+    "pyarrow",
+    "scikit-learn",
+    "sdmetrics",
+    "apache-airflow",
 ]
 
 
@@ -96,7 +107,9 @@ def _discover() -> None:
 def main(argv: list[str] | None = None) -> int:
     _discover()
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    p.add_argument("names", nargs="*", help=f"benchmarks to run (default: all): {', '.join(sorted(_REGISTRY))}")
+    p.add_argument(
+        "names", nargs="*", help=f"benchmarks to run (default: all): {', '.join(sorted(_REGISTRY))}"
+    )
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="data directory (default: %(default)s)")
     p.add_argument("--quick", action="store_true", help="smaller sizes, for smoke runs")
     p.add_argument("--repeats", type=int, default=3)
@@ -109,7 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     names = args.names or sorted(_REGISTRY)
     unknown = [n for n in names if n not in _REGISTRY]
     if unknown:
-        print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(sorted(_REGISTRY))}", file=sys.stderr)
+        print(
+            f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(sorted(_REGISTRY))}",
+            file=sys.stderr,
+        )
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     for name in names:

@@ -166,10 +166,131 @@ def catalog_list(
     table = Table("id", "name", "zone", "kind", "rows", "dp", "created")
     for d in rows:
         table.add_row(
-            d.id, d.name, d.zone, d.kind, f"{d.rows:,}" if d.rows is not None else "",
-            "" if d.dp is None else str(d.dp).lower(), d.created_at.strftime("%Y-%m-%d %H:%M"),
+            d.id,
+            d.name,
+            d.zone,
+            d.kind,
+            f"{d.rows:,}" if d.rows is not None else "",
+            "" if d.dp is None else str(d.dp).lower(),
+            d.created_at.strftime("%Y-%m-%d %H:%M"),
         )
     out.print(table)
+
+
+# -- stages -------------------------------------------------------------------
+
+
+@app.command()
+def anonymize(spec: SpecArg, set_: SetOpt = None) -> None:
+    """Ingest, then remove identifiers with Presidio (output stays in the real zone)."""
+    from synthgen import pipeline
+
+    s = _load(spec, set_)
+    with progress_bars() as cb:
+        ctx = _context(cb)
+        snap = pipeline.ingest(s, ctx)
+        r = pipeline.anonymize(s, ctx, snapshot_id=snap.dataset_id)
+    out.print(f"anonymized {r.rows:,} rows as {r.dataset_id} (real zone) -> {r.path}")
+    for line in r.extra.get("summary", []):
+        out.print(f"  {line}")
+
+
+@app.command()
+def train(spec: SpecArg, set_: SetOpt = None) -> None:
+    """Train the spec's synthesizer on the latest anonymized data, charging the privacy ledger."""
+    from synthgen import pipeline
+
+    s = _load(spec, set_)
+    with progress_bars() as cb:
+        ctx = _context(cb)
+        anon = pipeline.latest_required(ctx, s, "anonymized", f"anonymize {spec}")
+        r = pipeline.train(s, ctx, anonymized_id=anon.id, run_id=pipeline.new_run_id())
+    eps = r.extra.get("epsilon")
+    what = f"epsilon {eps:.3g}" if eps is not None else "NON-DP (dp: false)"
+    out.print(f"trained {s.model.kind} as {r.dataset_id} ({what}) -> {r.path}")
+
+
+@app.command()
+def generate(
+    spec: SpecArg,
+    rows: Annotated[int | None, typer.Option(min=1, help="Rows to sample (default: output.rows).")] = None,
+    set_: SetOpt = None,
+) -> None:
+    """Sample synthetic rows from the latest trained model into the synthetic zone's staging area."""
+    from synthgen import pipeline
+
+    overrides = list(set_ or []) + ([f"output.rows={rows}"] if rows else [])
+    s = _load(spec, overrides)
+    with progress_bars() as cb:
+        ctx = _context(cb)
+        model = pipeline.latest_required(ctx, s, "model", f"train {spec}")
+        shards = pipeline.generate_all(
+            s, ctx, model_id=model.id, run_id=model.extra.get("run_id") or model.id
+        )
+    total = sum(r.rows or 0 for r in shards)
+    out.print(f"generated {total:,} rows in {len(shards)} shard(s) from {model.id}:")
+    for r in shards:
+        out.print(f"  {r.path}")
+
+
+@app.command()
+def evaluate(spec: SpecArg, set_: SetOpt = None) -> None:
+    """Evaluate the latest generated data against real rows: fidelity, utility, privacy, PII leaks."""
+    from synthgen import pipeline
+
+    s = _load(spec, set_)
+    with progress_bars() as cb:
+        ctx = _context(cb)
+        model = pipeline.latest_required(ctx, s, "model", f"train {spec}")
+        run_id = model.extra.get("run_id") or model.id
+        shard_ids = pipeline.shards_of_run(ctx, s, run_id)
+        if not shard_ids:
+            shard_ids = [
+                r.dataset_id for r in pipeline.generate_all(s, ctx, model_id=model.id, run_id=run_id)
+            ]
+        r = pipeline.evaluate(s, ctx, model_id=model.id, shard_ids=shard_ids, run_id=run_id)
+    out.print(f"report {r.dataset_id} (restricted, real zone) -> {r.path}")
+    for k, v in r.extra.get("headline", {}).items():
+        out.print(f"  {k}: {_fmt(v)}")
+
+
+@app.command()
+def publish(spec: SpecArg, set_: SetOpt = None) -> None:
+    """Encrypt the latest generated data into the synthetic zone, wrapped for the allowed roles."""
+    from synthgen import pipeline
+
+    s = _load(spec, set_)
+    with progress_bars() as cb:
+        ctx = _context(cb)
+        model = pipeline.latest_required(ctx, s, "model", f"train {spec}")
+        run_id = model.extra.get("run_id") or model.id
+        shard_ids = pipeline.shards_of_run(ctx, s, run_id)
+        if not shard_ids:
+            shard_ids = [
+                r.dataset_id for r in pipeline.generate_all(s, ctx, model_id=model.id, run_id=run_id)
+            ]
+        report = pipeline.latest(ctx, s.name, "report")
+        r = pipeline.publish(
+            s,
+            ctx,
+            model_id=model.id,
+            shard_ids=shard_ids,
+            run_id=run_id,
+            report_id=report.id if report is not None else None,
+        )
+    out.print(f"published {r.rows:,} rows as {r.dataset_id} ({r.extra.get('name')}) -> {r.path}")
+
+
+@app.command()
+def run(spec: SpecArg, set_: SetOpt = None) -> None:
+    """Run every stage of a pipeline: ingest, anonymize, train, generate, evaluate, publish."""
+    from synthgen import pipeline
+
+    s = _load(spec, set_)
+    with progress_bars() as cb:
+        ctx = _context(cb)
+        results = pipeline.run_pipeline(s, ctx)
+    _print_summary(pipeline.summarize(s, ctx, results))
 
 
 # -- budget -------------------------------------------------------------------
@@ -180,7 +301,9 @@ app.add_typer(budget_app, name="budget")
 
 @budget_app.command("show")
 def budget_show(
-    source: Annotated[str, typer.Argument(help="A pipeline spec file, or a source key as the ledger prints it.")],
+    source: Annotated[
+        str, typer.Argument(help="A pipeline spec file, or a source key as the ledger prints it.")
+    ],
     cap: Annotated[float | None, typer.Option(help="Cap to show the remaining budget against.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -206,20 +329,43 @@ def budget_show(
             "remaining_epsilon": None if cap is None else max(cap - eps, 0.0),
             "entries": [
                 {
-                    "seq": e.seq, "run_id": e.run_id, "step": e.step, "mechanism": e.mechanism,
-                    "epsilon": e.epsilon, "delta": e.delta, "accountant": e.accountant,
-                    "created_at": e.created_at.isoformat(), "detail": e.detail,
+                    "seq": e.seq,
+                    "run_id": e.run_id,
+                    "step": e.step,
+                    "mechanism": e.mechanism,
+                    "epsilon": e.epsilon,
+                    "delta": e.delta,
+                    "accountant": e.accountant,
+                    "created_at": e.created_at.isoformat(),
+                    "detail": e.detail,
                 }
                 for e in entries
             ],
         }
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
         return
-    table = Table("seq", "run", "step", "mechanism", "epsilon", "delta", "accountant", "when",
-                  title=f"privacy ledger: {key}")
+    table = Table(
+        "seq",
+        "run",
+        "step",
+        "mechanism",
+        "epsilon",
+        "delta",
+        "accountant",
+        "when",
+        title=f"privacy ledger: {key}",
+    )
     for e in entries:
-        table.add_row(str(e.seq), e.run_id, e.step, e.mechanism, f"{e.epsilon:.4g}", f"{e.delta:.2g}",
-                      e.accountant, e.created_at.strftime("%Y-%m-%d %H:%M"))
+        table.add_row(
+            str(e.seq),
+            e.run_id,
+            e.step,
+            e.mechanism,
+            f"{e.epsilon:.4g}",
+            f"{e.delta:.2g}",
+            e.accountant,
+            e.created_at.strftime("%Y-%m-%d %H:%M"),
+        )
     out.print(table)
     rem = "" if cap is None else f", remaining {max(cap - eps, 0):.4g} of cap {cap:.4g}"
     out.print(f"spent epsilon {eps:.4g}, delta {delta:.3g}{rem}")
@@ -287,8 +433,11 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(exc.exit_code) from None
         if debug:
             raise
-        err.print(f"[red]error:[/red] {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-                  highlight=False, soft_wrap=True)
+        err.print(
+            f"[red]error:[/red] {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise SystemExit(1) from None
 
 

@@ -220,8 +220,11 @@ def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) 
     schema = schema_from_json(anon.schema_json)
     source = anon.tags.get("ledger_source") or source_key(spec)
     model_id = "model-" + settings_hash(
-        anonymized_id, spec.model.model_dump(mode="json"), spec.privacy.model_dump(mode="json"),
-        spec.evaluate.holdout, run_id,
+        anonymized_id,
+        spec.model.model_dump(mode="json"),
+        spec.privacy.model_dump(mode="json"),
+        spec.evaluate.holdout,
+        run_id,
     )
     existing = ctx.catalog.get_dataset(model_id)
     if existing is not None and Path(existing.path).exists():
@@ -280,9 +283,19 @@ def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) 
         "run_id": run_id,
     }
     ds = Dataset(
-        id=model_id, name=spec.name, zone=zone.name, kind="model", format="synthgen-model", path=str(path),
-        rows=None, schema_json=schema_to_json(schema), content_hash=settings_hash(model_id),
-        classification="internal" if record.dp else "restricted", dp=record.dp, tags={}, extra=extra,
+        id=model_id,
+        name=spec.name,
+        zone=zone.name,
+        kind="model",
+        format="synthgen-model",
+        path=str(path),
+        rows=None,
+        schema_json=schema_to_json(schema),
+        content_hash=settings_hash(model_id),
+        classification="internal" if record.dp else "restricted",
+        dp=record.dp,
+        tags={},
+        extra=extra,
         created_by=ctx.user,
     )
     # Ledger entries and the model's catalog row commit together: a retry after a crash
@@ -295,20 +308,39 @@ def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) 
 
             s.add(Lineage(child_id=model_id, parent_id=anonymized_id))
             for m in mechanisms if record.dp else []:
-                detail = {k: v for k, v in m.items() if k not in {"step", "mechanism", "epsilon", "delta", "accountant"}}
-                s.add(BudgetEntry(
-                    source=source, run_id=run_id, step=str(m["step"]), mechanism=str(m["mechanism"]),
-                    epsilon=float(m["epsilon"]), delta=float(m.get("delta") or 0.0),
-                    accountant=str(m.get("accountant") or "basic"), detail=detail | {"model_id": model_id},
-                ))
+                detail = {
+                    k: v
+                    for k, v in m.items()
+                    if k not in {"step", "mechanism", "epsilon", "delta", "accountant"}
+                }
+                s.add(
+                    BudgetEntry(
+                        source=source,
+                        run_id=run_id,
+                        step=str(m["step"]),
+                        mechanism=str(m["mechanism"]),
+                        epsilon=float(m["epsilon"]),
+                        delta=float(m.get("delta") or 0.0),
+                        accountant=str(m.get("accountant") or "basic"),
+                        detail=detail | {"model_id": model_id},
+                    )
+                )
     except BaseException:
         zone.remove(rel)
         raise
-    return StageResult("train", model_id, str(path), None, extra={"epsilon": extra["epsilon"], "dp": record.dp})
+    return StageResult(
+        "train", model_id, str(path), None, extra={"epsilon": extra["epsilon"], "dp": record.dp}
+    )
 
 
 def _train_text(
-    spec: PipelineSpec, ctx: Context, synth: Any, frame: pl.DataFrame, text_cols: list[str], share: float, out: Path
+    spec: PipelineSpec,
+    ctx: Context,
+    synth: Any,
+    frame: pl.DataFrame,
+    text_cols: list[str],
+    share: float,
+    out: Path,
 ) -> dict[str, Any]:
     """Train one DP text model per text column, conditioned on the spec's categorical columns."""
     from synthgen.models.text import DPTextModel
@@ -325,8 +357,12 @@ def _train_text(
     for col in text_cols:
         categories = _condition_categories(synth, conds)
         model = DPTextModel(
-            settings=spec.model.text, epsilon=per_col_eps, delta=per_col_delta, dp=record.dp,
-            device=spec.model.device, categories=categories,
+            settings=spec.model.text,
+            epsilon=per_col_eps,
+            delta=per_col_delta,
+            dp=record.dp,
+            device=spec.model.device,
+            categories=categories,
         )
 
         def on_epoch(p: Any, col: str = col) -> None:
@@ -417,9 +453,20 @@ def generate(
     path = zone.resolve(rel)
     ctx.catalog.add_dataset(
         Dataset(
-            id=shard_id, name=spec.name, zone=zone.name, kind="staging", format="parquet", path=str(path),
-            rows=rows, schema_json={}, content_hash=file_sha256(path), classification="internal",
-            dp=model_ds.dp, tags={"run_id": run_id, "shard": str(shard)}, extra={}, created_by=ctx.user,
+            id=shard_id,
+            name=spec.name,
+            zone=zone.name,
+            kind="staging",
+            format="parquet",
+            path=str(path),
+            rows=rows,
+            schema_json={},
+            content_hash=file_sha256(path),
+            classification="internal",
+            dp=model_ds.dp,
+            tags={"run_id": run_id, "shard": str(shard)},
+            extra={},
+            created_by=ctx.user,
         ),
         parents=[model_id],
     )
@@ -469,3 +516,282 @@ def pipeline_secret(spec: PipelineSpec) -> bytes:
             raise SpecError(f"{path} is readable by others; chmod 600 it")
         master = path.read_bytes()
     return hmac.new(master, b"synthgen/pipeline/" + spec.name.encode(), hashlib.sha256).digest()
+
+
+# -- whole runs (CLI) -----------------------------------------------------------
+
+
+def new_run_id(prefix: str = "cli") -> str:
+    from datetime import datetime, timezone
+
+    return f"{prefix}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')}-{os.urandom(3).hex()}"
+
+
+def latest_required(ctx: Context, spec: PipelineSpec, kind: str, hint: str) -> Dataset:
+    from synthgen.errors import CatalogError
+
+    ds = latest(ctx, spec.name, kind)
+    if ds is None:
+        raise CatalogError(f"pipeline {spec.name} has no {kind} yet; run `synthgen {hint}` first")
+    return ds
+
+
+def shards_of_run(ctx: Context, spec: PipelineSpec, run_id: str) -> list[str]:
+    shards = [
+        d
+        for d in ctx.catalog.list_datasets(kind="staging")
+        if d.name == spec.name and d.tags.get("run_id") == run_id and Path(d.path).exists()
+    ]
+    return [d.id for d in sorted(shards, key=lambda d: int(d.tags.get("shard", "0")))]
+
+
+def generate_all(spec: PipelineSpec, ctx: Context, *, model_id: str, run_id: str) -> list[StageResult]:
+    n_shards = plan_shards(spec)
+    return [
+        generate(spec, ctx, model_id=model_id, run_id=run_id, shard=i, n_shards=n_shards)
+        for i in range(n_shards)
+    ]
+
+
+def run_pipeline(spec: PipelineSpec, ctx: Context, *, run_id: str | None = None) -> dict[str, Any]:
+    """Every stage in order, as one run (the CLI's and the demo's path; DAGs call the stages one by one)."""
+    run_id = run_id or new_run_id()
+    results: dict[str, Any] = {"run_id": run_id}
+    results["ingest"] = ingest(spec, ctx)
+    results["anonymize"] = anonymize(spec, ctx, snapshot_id=results["ingest"].dataset_id)
+    results["train"] = train(spec, ctx, anonymized_id=results["anonymize"].dataset_id, run_id=run_id)
+    model_id = results["train"].dataset_id
+    shards = generate_all(spec, ctx, model_id=model_id, run_id=run_id)
+    results["generate"] = shards
+    shard_ids = [s.dataset_id for s in shards]
+    report_id = None
+    if spec.evaluate.enabled:
+        results["evaluate"] = evaluate(spec, ctx, model_id=model_id, shard_ids=shard_ids, run_id=run_id)
+        report_id = results["evaluate"].dataset_id
+    results["publish"] = publish(
+        spec, ctx, model_id=model_id, shard_ids=shard_ids, run_id=run_id, report_id=report_id
+    )
+    return results
+
+
+# -- evaluate -------------------------------------------------------------------
+
+
+def _read_shards(ctx: Context, shard_ids: list[str]) -> pl.DataFrame:
+    paths = [_require(ctx, sid, "staging").path for sid in shard_ids]
+    if not paths:
+        raise SpecError("no generated shards to read; run `synthgen generate` first")
+    return pl.concat([pl.read_parquet(p) for p in paths], how="vertical_relaxed")
+
+
+def _training_split(
+    spec: PipelineSpec, ctx: Context, model: Dataset
+) -> tuple[Dataset, pl.DataFrame, pl.DataFrame]:
+    """The anonymized parent, and the same (train, holdout) split the model was trained with."""
+    from synthgen.evaluate import split_holdout
+
+    anon_id = next(p for p in ctx.catalog.parents(model.id))
+    anon = _require(ctx, anon_id, "anonymized")
+    train_frame, holdout = split_holdout(
+        pl.read_parquet(anon.path), spec.evaluate.holdout, seed=spec.model.seed
+    )
+    return anon, train_frame, holdout
+
+
+def _leak_scan(anon: Dataset, synthetic: pl.DataFrame) -> dict[str, Any] | None:
+    """Exact occurrences of real identifier values in the synthetic output (P8; expected 0)."""
+    from synthgen.anonymize import LeakIndex, scan_pii
+
+    index_path = anon.extra.get("leak_index")
+    result: dict[str, Any] = {}
+    if index_path and Path(index_path).exists():
+        result.update(LeakIndex.load(Path(index_path)).scan(synthetic).to_dict())
+    text_cols = [c for c, t in synthetic.schema.items() if t == pl.String]
+    if text_cols:
+        result["presidio_scan"] = scan_pii(synthetic.select(text_cols).head(2_000))
+    return result or None
+
+
+def evaluate(
+    spec: PipelineSpec, ctx: Context, *, model_id: str, shard_ids: list[str], run_id: str
+) -> StageResult:
+    """Write the evaluation report (HTML + JSON) to the REAL zone, restricted: it compares with real rows."""
+    from synthgen.evaluate import evaluate as evaluate_frames
+
+    model = _require(ctx, model_id, "model")
+    report_id = "report-" + settings_hash(model_id, sorted(shard_ids), spec.evaluate.model_dump(mode="json"))
+    existing = ctx.catalog.get_dataset(report_id)
+    if existing is not None and Path(existing.path).exists():
+        return StageResult("evaluate", report_id, existing.path, reused=True, extra=existing.extra)
+    anon, train_frame, holdout = _training_split(spec, ctx, model)
+    synthetic = _read_shards(ctx, shard_ids)
+    ctx.report("evaluate", 0, None, section="leak scan")
+    leaks = _leak_scan(anon, synthetic)
+    privacy = {"dp": bool(model.dp), "epsilon": model.extra.get("epsilon"), "delta": model.extra.get("delta")}
+    result = evaluate_frames(
+        train=train_frame,
+        holdout=holdout,
+        synthetic=synthetic,
+        schema=schema_from_json(anon.schema_json),
+        settings=spec.evaluate,
+        privacy=privacy,
+        leaks=leaks,
+        progress=ctx.progress,
+    )
+    summary = result.summary
+    headline = _headline(summary)
+    rel = f"reports/{spec.name}/{report_id}"
+    with ctx.zones.real.atomic_dir(rel) as d:
+        (d / "report.html").write_text(result.to_html(), encoding="utf-8")
+        (d / "summary.json").write_text(json.dumps(summary, indent=1, default=str), encoding="utf-8")
+    path = ctx.zones.real.resolve(rel) / "report.html"
+    ctx.catalog.add_dataset(
+        Dataset(
+            id=report_id,
+            name=spec.name,
+            zone="real",
+            kind="report",
+            format="html",
+            path=str(path),
+            rows=None,
+            schema_json={},
+            content_hash=file_sha256(path),
+            classification="restricted",
+            dp=False,
+            tags={"run_id": run_id},
+            extra={"headline": headline, "summary_path": str(path.with_name("summary.json"))},
+            created_by=ctx.user,
+        ),
+        parents=[model_id],
+    )
+    ctx.catalog.add_scores(report_id, headline)
+    return StageResult("evaluate", report_id, str(path), extra={"headline": headline})
+
+
+def _headline(summary: dict[str, Any]) -> dict[str, float | None]:
+    """The numeric headline scores of an evaluation summary (what the catalog and manifest carry)."""
+    head = summary.get("headline") or {}
+    return {
+        k: (float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None)
+        for k, v in head.items()
+    }
+
+
+# -- publish --------------------------------------------------------------------
+
+
+def publish(
+    spec: PipelineSpec,
+    ctx: Context,
+    *,
+    model_id: str,
+    shard_ids: list[str],
+    run_id: str,
+    report_id: str | None = None,
+) -> StageResult:
+    """Assemble the shards, encrypt them into the SYNTHETIC zone for the allowed roles, catalogue, audit.
+
+    Only the scores travel with the dataset (never the report, which is real-derived).
+    The plaintext shards are removed once the encrypted dataset is in place.
+    """
+    from synthgen.access import publish_dataset
+
+    model = _require(ctx, model_id, "model")
+    dataset_id = "syn-" + settings_hash(model_id, sorted(shard_ids), run_id)
+    existing = ctx.catalog.get_dataset(dataset_id)
+    if existing is not None and Path(existing.path).exists():
+        return StageResult(
+            "publish", dataset_id, existing.path, existing.rows, reused=True, extra=existing.extra
+        )
+    shards = [_require(ctx, sid, "staging") for sid in shard_ids]
+    zone = ctx.zones.synthetic if model.dp else ctx.zones.real
+    anon_id = ctx.catalog.parents(model_id)[0]
+    anon = ctx.catalog.get_dataset(anon_id)
+    snapshot_ids = ctx.catalog.parents(anon_id)
+    headline = ctx.catalog.scores(report_id) if report_id else {}
+    record = model.extra.get("privacy_record", {})
+    epsilon = model.extra.get("epsilon")
+    with zone.staging(f"staging/{spec.name}/{run_id}", suffix=".parquet") as assembled:
+        pl.scan_parquet([s.path for s in shards]).sink_parquet(assembled, compression="zstd")
+        rows = pl.scan_parquet(assembled).select(pl.len()).collect().item()
+        schema = {k: str(v) for k, v in pl.read_parquet_schema(assembled).items()}
+        manifest = {
+            "schema": schema,
+            "rows": rows,
+            "lineage": {
+                "model": model_id,
+                "anonymized": anon_id,
+                "snapshots": snapshot_ids,
+                "run_id": run_id,
+            },
+            "privacy": {
+                "dp": bool(model.dp),
+                "epsilon": epsilon,
+                "delta": model.extra.get("delta"),
+                "accountant": record.get("accountant"),
+                "adjacency": record.get("adjacency"),
+                "mechanisms": len(record.get("mechanisms", []))
+                + len(model.extra.get("text", {}).get("columns", {})),
+                "model": model.extra.get("kind"),
+            },
+            "anonymization": (anon.extra.get("report_summary") if anon is not None else None),
+            "scores": headline,
+            "tags": spec.output.access.tags,
+        }
+        ds = publish_dataset(
+            plaintext_parquet=assembled,
+            name=spec.synthetic_name,
+            manifest=manifest,
+            dp=bool(model.dp),
+            classification=spec.output.access.classification,
+            roles=spec.output.access.roles,
+            tags=spec.output.access.tags,
+            parents=[model_id],
+            catalog=ctx.catalog,
+            zones=ctx.zones,
+            user=ctx.user,
+            epsilon=epsilon,
+            dataset_id=dataset_id,
+        )
+    for s in shards:
+        Path(s.path).unlink(missing_ok=True)
+    if headline:
+        ctx.catalog.add_scores(ds.id, headline)
+    return StageResult(
+        "publish",
+        ds.id,
+        ds.path,
+        ds.rows,
+        extra={
+            "name": ds.name,
+            "epsilon": epsilon,
+            "dp": bool(model.dp),
+            "classification": ds.classification,
+        },
+    )
+
+
+def summarize(spec: PipelineSpec, ctx: Context, results: dict[str, Any]) -> dict[str, Any]:
+    """The short summary the CLI prints after a whole run."""
+    from synthgen.catalog.ledger import remaining
+
+    pub: StageResult = results["publish"]
+    train_r: StageResult = results["train"]
+    model = ctx.catalog.get_dataset(train_r.dataset_id)
+    source = (model.extra.get("ledger_source") if model else None) or source_key(spec)
+    spent, _ = ctx.catalog.spent(source)
+    out: dict[str, Any] = {
+        "run": results["run_id"],
+        "dataset": f"{pub.extra.get('name')} ({pub.dataset_id})",
+        "rows": pub.rows,
+        "dp": pub.extra.get("dp"),
+        "epsilon (this run)": train_r.extra.get("epsilon"),
+        "epsilon spent (source)": spent,
+        "epsilon remaining": remaining(ctx.catalog, source, spec.privacy.budget_cap),
+    }
+    ev = results.get("evaluate")
+    if ev is not None:
+        out.update({k: v for k, v in ev.extra.get("headline", {}).items()})
+        out["report (restricted)"] = ev.path
+    out["encrypted dataset"] = pub.path
+    return out

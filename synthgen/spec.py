@@ -32,6 +32,7 @@ class SourceSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    #: csv | parquet | jsonl (text documents) | sql (SQLite, PostgreSQL, any SQLAlchemy URL).
     kind: SourceKind
     #: File path (csv, parquet, jsonl); relative paths resolve against the spec file.
     path: str | None = None
@@ -41,10 +42,13 @@ class SourceSpec(BaseModel):
     url_env: str | None = None
     #: SQL: name of an environment variable holding the password alone.
     password_env: str | None = None
+    #: SQL: a table name (``schema.table`` allowed); exactly one of table or query.
     table: str | None = None
+    #: SQL: a SELECT query whose result is the source.
     query: str | None = None
     #: jsonl: the field holding the document text.
     text_field: str = "text"
+    #: csv: the field separator.
     separator: str = ","
 
     @model_validator(mode="after")
@@ -69,9 +73,14 @@ class ColumnOverride(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+
+    #: numeric | categorical | datetime | boolean | text | id (overrides inference).
     type: ColumnType | None = None
+    #: Presidio entity the column holds (EMAIL_ADDRESS, PERSON, ...): a direct identifier.
     pii: str | None = None
+    #: Public [lower, upper] of a numeric column; values are clipped to it. Free under DP.
     bounds: tuple[float, float] | None = None
+    #: Public category list; other values map to an "other" bucket. Free under DP.
     categories: list[str] | None = None
     #: Anonymization operator for this column (drop|surrogate|hash|mask|redact).
     operator: Literal["drop", "surrogate", "hash", "mask", "redact"] | None = None
@@ -88,32 +97,49 @@ class AccessSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     #: Roles whose key wraps the dataset key (besides what the policy grants).
+    #: Roles the dataset key is wrapped for (each must also be allowed to read it by the policy).
     roles: list[str] = ["analyst", "ml-engineer", "data-steward"]
+    #: shareable (DP outputs only, unless a policy allows dp false) | internal | restricted.
     classification: Literal["shareable", "internal", "restricted"] = "shareable"
+    #: Free-form access tags, bound to the ciphertext in its authenticated manifest.
     tags: dict[str, str] = {}
 
 
 class OutputSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    #: Synthetic rows to generate (default 10,000).
     rows: int | None = Field(default=None, ge=1)
     #: Name of the synthetic dataset; defaults to ``<pipeline name>-synthetic``.
     name: str | None = None
+    #: Rows per generation shard (Airflow maps one task per shard).
     shard_rows: int = Field(default=100_000, ge=1)
+    #: Who may read the published dataset.
     access: AccessSpec = AccessSpec()
 
 
 class PipelineSpec(BaseModel):
+    """One pipeline: a source, how to anonymize and synthesize it, and who may read the result."""
+
     model_config = ConfigDict(extra="forbid")
 
+    #: Pipeline name: letters, digits, '_', '-', '.'; the Airflow DAG is ``synthgen__<name>``.
     name: str
+    #: Free text shown in listings.
     description: str = ""
+    #: Where the real data comes from.
     source: SourceSpec
+    #: Per-column overrides of the inferred schema (types, identifiers, public bounds/categories).
     columns: dict[str, ColumnOverride] = {}
+    #: Presidio anonymization of identifier columns and free text.
     anonymize: AnonymizeSettings = AnonymizeSettings()
+    #: Differential privacy: epsilon, delta, budget cap, accountant.
     privacy: PrivacySettings = PrivacySettings()
+    #: The synthesizer and its training settings.
     model: ModelSettings = ModelSettings()
+    #: What is generated and who may read it.
     output: OutputSpec = OutputSpec()
+    #: The evaluation report.
     evaluate: EvaluateSettings = EvaluateSettings()
     #: Cron expression, preset (@daily) or None for manual runs only.
     schedule: str | None = None

@@ -14,7 +14,9 @@ from sqlalchemy.engine import make_url
 
 PG_URL = os.environ.get("SYNTHGEN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("SYNTHGEN_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-ADULT = Path(os.environ.get("SYNTHGEN_ADULT_DIR", Path(__file__).resolve().parents[2] / "shared" / "data" / "adult"))
+ADULT = Path(
+    os.environ.get("SYNTHGEN_ADULT_DIR", Path(__file__).resolve().parents[2] / "shared" / "data" / "adult")
+)
 
 
 @pytest.fixture(scope="session")
@@ -25,8 +27,10 @@ def pg_server_url() -> str:
             c.execute(text("select 1"))
         engine.dispose()
     except Exception as exc:  # noqa: BLE001
-        pytest.fail(f"PostgreSQL does not answer at {make_url(PG_URL).render_as_string(hide_password=True)}: "
-                    f"{exc}. Set SYNTHGEN_TEST_PG_URL or start PostgreSQL (README, Services).")
+        pytest.fail(
+            f"PostgreSQL does not answer at {make_url(PG_URL).render_as_string(hide_password=True)}: "
+            f"{exc}. Set SYNTHGEN_TEST_PG_URL or start PostgreSQL (README, Services)."
+        )
     return PG_URL
 
 
@@ -42,9 +46,12 @@ def pg_database(pg_server_url: str) -> Iterator[str]:
         yield url
     finally:
         with admin.connect() as c:
-            c.execute(text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"
-            ), {"n": name})
+            c.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"
+                ),
+                {"n": name},
+            )
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
 
@@ -55,7 +62,12 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     h = tmp_path / "home"
     h.mkdir()
     monkeypatch.setenv("SYNTHGEN_HOME", str(h))
-    for var in ("SYNTHGEN_CATALOG_URL", "SYNTHGEN_REAL_ZONE", "SYNTHGEN_SYNTHETIC_ZONE", "SYNTHGEN_SECRETS_FILE"):
+    for var in (
+        "SYNTHGEN_CATALOG_URL",
+        "SYNTHGEN_REAL_ZONE",
+        "SYNTHGEN_SYNTHETIC_ZONE",
+        "SYNTHGEN_SECRETS_FILE",
+    ):
         monkeypatch.delenv(var, raising=False)
     return h
 
@@ -72,5 +84,7 @@ def ctx(home: Path):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 def adult_dir() -> Path:
-    assert (ADULT / "adult_train.csv").is_file(), f"Adult data not found under {ADULT}; set SYNTHGEN_ADULT_DIR"
+    assert (ADULT / "adult_train.csv").is_file(), (
+        f"Adult data not found under {ADULT}; set SYNTHGEN_ADULT_DIR"
+    )
     return ADULT

@@ -162,7 +162,9 @@ class Catalog:
             s.add_all(entries)
 
     # -- scores -----------------------------------------------------------------
-    def add_scores(self, dataset_id: str, scores: dict[str, float | None], detail: dict | None = None) -> None:
+    def add_scores(
+        self, dataset_id: str, scores: dict[str, float | None], detail: dict | None = None
+    ) -> None:
         with self.session() as s:
             for metric, value in scores.items():
                 s.add(Score(dataset_id=dataset_id, metric=metric, value=value, detail=detail or {}))

@@ -45,7 +45,9 @@ def charge(
     """Append one ledger entry per mechanism ``{step, mechanism, epsilon, delta, ...}``."""
     entries = []
     for m in mechanisms:
-        detail = {k: v for k, v in m.items() if k not in {"step", "mechanism", "epsilon", "delta", "accountant"}}
+        detail = {
+            k: v for k, v in m.items() if k not in {"step", "mechanism", "epsilon", "delta", "accountant"}
+        }
         entries.append(
             BudgetEntry(
                 source=source,

@@ -43,6 +43,8 @@ class EvaluateSettings(BaseModel):
     utility_rows: int = Field(default=50_000, ge=100)
     #: Members and non-members each (equal-sized train sample and holdout) for DCR and the attack.
     privacy_rows: int = Field(default=5_000, ge=10)
+    #: Training rows for the size-corrected DCR share against all training rows (sampled beyond this).
+    privacy_train_rows: int = Field(default=100_000, ge=10)
     #: Synthetic rows the membership attack measures distances to.
     privacy_reference_rows: int = Field(default=20_000, ge=10)
     #: Subgroups with fewer holdout rows than this get no per-subgroup utility score.

@@ -25,8 +25,16 @@ def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]
 
 def _ds(i: str, name: str = "n", zone: str = "real") -> Dataset:
     return Dataset(
-        id=i, name=name, zone=zone, kind="snapshot", format="parquet", path=f"/x/{i}", rows=3,
-        schema_json={"columns": []}, content_hash="h" + i, created_by="t",
+        id=i,
+        name=name,
+        zone=zone,
+        kind="snapshot",
+        format="parquet",
+        path=f"/x/{i}",
+        rows=3,
+        schema_json={"columns": []},
+        content_hash="h" + i,
+        created_by="t",
     )
 
 
@@ -45,11 +53,37 @@ def test_adding_the_same_id_twice_is_idempotent(catalog: Catalog) -> None:
 
 
 def test_ledger_sums_per_source(catalog: Catalog) -> None:
-    catalog.charge([
-        BudgetEntry(source="s1", run_id="r1", step="preprocessing", mechanism="m", epsilon=0.3, delta=0.0, accountant="basic"),
-        BudgetEntry(source="s1", run_id="r1", step="training", mechanism="dpsgd", epsilon=2.7, delta=1e-6, accountant="prv"),
-        BudgetEntry(source="s2", run_id="r2", step="training", mechanism="dpsgd", epsilon=1.0, delta=1e-6, accountant="prv"),
-    ])
+    catalog.charge(
+        [
+            BudgetEntry(
+                source="s1",
+                run_id="r1",
+                step="preprocessing",
+                mechanism="m",
+                epsilon=0.3,
+                delta=0.0,
+                accountant="basic",
+            ),
+            BudgetEntry(
+                source="s1",
+                run_id="r1",
+                step="training",
+                mechanism="dpsgd",
+                epsilon=2.7,
+                delta=1e-6,
+                accountant="prv",
+            ),
+            BudgetEntry(
+                source="s2",
+                run_id="r2",
+                step="training",
+                mechanism="dpsgd",
+                epsilon=1.0,
+                delta=1e-6,
+                accountant="prv",
+            ),
+        ]
+    )
     eps, delta = catalog.spent("s1")
     assert eps == pytest.approx(3.0) and delta == pytest.approx(1e-6)
     assert [e.step for e in catalog.ledger("s1")] == ["preprocessing", "training"]

@@ -34,7 +34,9 @@ def test_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:
         assert cmd in out
 
 
-def test_spec_error_is_one_line_exit_2(tmp_path: Path, home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_spec_error_is_one_line_exit_2(
+    tmp_path: Path, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     p = tmp_path / "s.yaml"
     p.write_text("name: x\nsource: {kind: csv, path: a.csv}\nmodel: {epochs: lots}\n")
     code, _, err = run(["spec", "validate", str(p)], capsys)
@@ -43,12 +45,16 @@ def test_spec_error_is_one_line_exit_2(tmp_path: Path, home: Path, capsys: pytes
     assert "Traceback" not in err
 
 
-def test_missing_source_exit_1_no_traceback(tmp_path: Path, home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_source_exit_1_no_traceback(
+    tmp_path: Path, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = run(["ingest", str(_spec(tmp_path))], capsys)
     assert code == 1 and "source file not found" in err and "Traceback" not in err
 
 
-def test_ingest_then_catalog_list_json(tmp_path: Path, home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_ingest_then_catalog_list_json(
+    tmp_path: Path, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     pl.DataFrame({"a": [1, 2]}).write_csv(tmp_path / "d.csv")
     code, out, _ = run(["ingest", str(_spec(tmp_path))], capsys)
     assert code == 0 and "ingested 2 rows" in out

@@ -11,7 +11,9 @@ from synthgen.spec import spec_from_dict
 
 
 def _spec(tmp_path: Path, path: str = "d.csv", **extra: object):  # type: ignore[no-untyped-def]
-    return spec_from_dict({"name": "visits", "source": {"kind": "csv", "path": path}, **extra}, base_dir=tmp_path)
+    return spec_from_dict(
+        {"name": "visits", "source": {"kind": "csv", "path": path}, **extra}, base_dir=tmp_path
+    )
 
 
 def _zone_files(ctx: Context) -> list[Path]:
@@ -84,7 +86,9 @@ def test_crash_mid_ingest_leaves_nothing_visible(
     assert _zone_files(ctx) == [] and ctx.catalog.list_datasets() == []
 
 
-def test_catalog_failure_removes_the_snapshot(ctx: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_catalog_failure_removes_the_snapshot(
+    ctx: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pl.DataFrame({"a": [1, 2]}).write_csv(tmp_path / "d.csv")
 
     def broken(*a: object, **k: object) -> None:

@@ -61,11 +61,16 @@ def test_sqlite_table_and_query(tmp_path: Path) -> None:
     db = tmp_path / "d.db"
     with sqlite3.connect(db) as con:
         con.execute("create table visits (id integer, age integer, city text)")
-        con.executemany("insert into visits values (?, ?, ?)", [(i, 20 + i, f"c{i % 3}") for i in range(120_000)])
+        con.executemany(
+            "insert into visits values (?, ?, ?)", [(i, 20 + i, f"c{i % 3}") for i in range(120_000)]
+        )
     table = _read(_spec(tmp_path, {"kind": "sql", "url": "sqlite:///d.db", "table": "visits"}), tmp_path)
     assert table.height == 120_000
     query = _read(
-        _spec(tmp_path, {"kind": "sql", "url": f"sqlite:///{db}", "query": "select age from visits where id < 10"}),
+        _spec(
+            tmp_path,
+            {"kind": "sql", "url": f"sqlite:///{db}", "query": "select age from visits where id < 10"},
+        ),
         tmp_path,
     )
     assert query.columns == ["age"] and query.height == 10
@@ -78,17 +83,28 @@ def test_postgres_table_with_password_from_env(
     engine = create_engine(pg_database)
     with engine.begin() as c:
         c.execute(text("create table patients (id int, age int, ward text)"))
-        c.execute(text("insert into patients select g, 20 + g % 60, 'w' || (g % 4) from generate_series(1, 5000) g"))
+        c.execute(
+            text("insert into patients select g, 20 + g % 60, 'w' || (g % 4) from generate_series(1, 5000) g")
+        )
     engine.dispose()
     monkeypatch.setenv("SG_TEST_PG_URL", pg_database)
     spec = _spec(tmp_path, {"kind": "sql", "url_env": "SG_TEST_PG_URL", "table": "patients"})
     got = _read(spec, tmp_path)
     assert got.height == 5000 and set(got.columns) == {"id", "age", "ward"}
-    q = _spec(tmp_path, {"kind": "sql", "url_env": "SG_TEST_PG_URL", "query": "select ward, count(*) n from patients group by ward"})
+    q = _spec(
+        tmp_path,
+        {
+            "kind": "sql",
+            "url_env": "SG_TEST_PG_URL",
+            "query": "select ward, count(*) n from patients group by ward",
+        },
+    )
     assert _read(q, tmp_path).height == 4
 
 
-def test_failed_sql_connection_is_one_line_without_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_sql_connection_is_one_line_without_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SG_PW", "hunter2")
     spec = _spec(
         tmp_path,

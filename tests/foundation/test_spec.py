@@ -38,7 +38,9 @@ def test_epsilon_must_be_positive() -> None:
 
 
 def test_set_overrides_parse_yaml_scalars() -> None:
-    spec = spec_from_dict(BASE, overrides=["model.epochs=7", "privacy.dp=false", "evaluate.sensitive=[sex, race]"])
+    spec = spec_from_dict(
+        BASE, overrides=["model.epochs=7", "privacy.dp=false", "evaluate.sensitive=[sex, race]"]
+    )
     assert spec.model.epochs == 7
     assert spec.privacy.dp is False
     assert spec.evaluate.sensitive == ["sex", "race"]
@@ -56,7 +58,9 @@ def test_override_into_a_scalar_is_refused() -> None:
 
 def test_sql_url_with_password_is_refused() -> None:
     with pytest.raises(SpecError, match="password"):
-        spec_from_dict({"name": "p", "source": {"kind": "sql", "url": "postgresql://u:secret@h/db", "table": "t"}})
+        spec_from_dict(
+            {"name": "p", "source": {"kind": "sql", "url": "postgresql://u:secret@h/db", "table": "t"}}
+        )
 
 
 def test_sql_needs_table_or_query() -> None:

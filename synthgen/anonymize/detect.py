@@ -1,0 +1,179 @@
+"""Decide, per column, whether it is a direct identifier, free text, or neither.
+
+Order of evidence: the spec (``ColumnSchema.pii``, ``pii: none`` to clear a column), then the
+column's name, then Presidio on a sample of distinct values. Only string columns are sampled:
+numbers, dates and booleans are never flagged by their values (presidio-structured labels Adult's
+fnlwgt and capital_gain DATE_TIME with threshold 0; we never ask Presidio about them). Only
+direct-identifier entities count for a column (names, contacts, national ids): dates and places
+are quasi-identifiers, kept for the model and protected by differential privacy.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import polars as pl
+from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine
+
+from synthgen.schema import ColumnType, TableSchema
+
+Role = Literal["identifier", "text", "keep"]
+
+# Normalised column name -> entity. EXACT names only match whole; SUFFIX names also match as the
+# end of a longer name (patient_email, home_phone) because they cannot mean anything else.
+_EXACT = {
+    "name": "PERSON", "full_name": "PERSON", "fullname": "PERSON", "first_name": "PERSON",
+    "firstname": "PERSON", "last_name": "PERSON", "lastname": "PERSON", "surname": "PERSON",
+    "given_name": "PERSON", "family_name": "PERSON", "patient_name": "PERSON", "customer_name": "PERSON",
+    "person_name": "PERSON", "contact_name": "PERSON", "middle_name": "PERSON",
+    "address": "STREET_ADDRESS", "street": "STREET_ADDRESS", "street_address": "STREET_ADDRESS",
+    "home_address": "STREET_ADDRESS", "address_line_1": "STREET_ADDRESS", "address1": "STREET_ADDRESS",
+    "address_line1": "STREET_ADDRESS", "mail": "EMAIL_ADDRESS", "tel": "PHONE_NUMBER",
+    "cell": "PHONE_NUMBER", "fax": "PHONE_NUMBER", "ip": "IP_ADDRESS", "iban": "IBAN_CODE",
+}  # fmt: skip
+_SUFFIX = {
+    "email": "EMAIL_ADDRESS", "e_mail": "EMAIL_ADDRESS", "email_address": "EMAIL_ADDRESS",
+    "phone": "PHONE_NUMBER", "phone_number": "PHONE_NUMBER", "telephone": "PHONE_NUMBER",
+    "mobile": "PHONE_NUMBER", "cellphone": "PHONE_NUMBER", "ssn": "US_SSN",
+    "social_security_number": "US_SSN", "ip_address": "IP_ADDRESS", "credit_card": "CREDIT_CARD",
+    "credit_card_number": "CREDIT_CARD", "card_number": "CREDIT_CARD", "passport_number": "US_PASSPORT",
+    "first_name": "PERSON", "last_name": "PERSON", "full_name": "PERSON",
+}  # fmt: skip
+_NOT_PII = {"none", "false", "no", ""}
+# A string column whose sampled values average this many characters and words is free text.
+TEXT_MIN_CHARS = 40
+TEXT_MIN_WORDS = 5
+
+
+def name_hint(column: str) -> str | None:
+    """The entity a column's name announces, if any (``patient_email`` -> EMAIL_ADDRESS)."""
+    n = re.sub(r"[^0-9a-z]+", "_", re.sub(r"([a-z])([A-Z])", r"\1_\2", column).lower()).strip("_")
+    if n in _EXACT:
+        return _EXACT[n]
+    for hint, entity in _SUFFIX.items():
+        if n == hint or n.endswith("_" + hint):
+            return entity
+    return None
+
+
+@dataclass
+class ColumnDecision:
+    """What the anonymizer will do with one column, and why."""
+
+    name: str
+    role: Role
+    entity: str | None = None
+    #: spec | name | presidio | type | auto_text
+    source: str = "type"
+    operator: str | None = None
+    #: Share of sampled values detected as ``entity`` (Presidio evidence only).
+    fraction: float | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def _is_stringish(dtype: pl.DataType) -> bool:
+    return dtype in (pl.String, pl.Categorical, pl.Enum) or isinstance(dtype, pl.Categorical | pl.Enum)
+
+
+def looks_like_text(values: list[str]) -> bool:
+    """Long multi-word values: a notes or comments column."""
+    if not values:
+        return False
+    chars = sum(len(v) for v in values) / len(values)
+    words = sum(len(v.split()) for v in values) / len(values)
+    return chars >= TEXT_MIN_CHARS and words >= TEXT_MIN_WORDS
+
+
+def presidio_vote(
+    analyzer: AnalyzerEngine,
+    values: list[str],
+    *,
+    entities: list[str],
+    threshold: float,
+    language: str = "en",
+    batch_size: int = 256,
+) -> tuple[str | None, float]:
+    """The entity most sampled values *are* (a span covering >= 80% of the value), and its share."""
+    if not values:
+        return None, 0.0
+    results = BatchAnalyzerEngine(analyzer).analyze_iterator(
+        values, language=language, batch_size=batch_size, entities=entities, score_threshold=threshold
+    )
+    votes: Counter[str] = Counter()
+    for v, rs in zip(values, results):
+        core = len(v.strip()) or 1
+        best = {r.entity_type for r in rs if (r.end - r.start) >= 0.8 * core}
+        votes.update(best)
+    if not votes:
+        return None, 0.0
+    entity, count = votes.most_common(1)[0]
+    return entity, count / len(values)
+
+
+def detect_columns(
+    sample: pl.DataFrame,
+    *,
+    schema: TableSchema | None,
+    analyzer: AnalyzerEngine | None,
+    column_entities: list[str],
+    threshold: float,
+    text_columns: list[str] = (),  # type: ignore[assignment]
+    sample_size: int = 200,
+    min_fraction: float = 0.6,
+    name_hints: bool = True,
+    auto_text: bool = True,
+    language: str = "en",
+) -> dict[str, ColumnDecision]:
+    """Decide each column's role from ``sample`` (a few thousand rows are plenty)."""
+    out: dict[str, ColumnDecision] = {}
+    declared = {c.name: c for c in schema.columns} if schema is not None else {}
+    for col in sample.columns:
+        dtype = sample.schema[col]
+        cs = declared.get(col)
+        if cs is not None and cs.pii is not None:
+            if cs.pii.strip().lower() in _NOT_PII:
+                out[col] = ColumnDecision(col, "keep", source="spec")
+            else:
+                out[col] = ColumnDecision(col, "identifier", cs.pii.strip().upper(), source="spec")
+            continue
+        if col in text_columns or (cs is not None and cs.type == ColumnType.text):
+            out[col] = ColumnDecision(col, "text", source="spec")
+            continue
+        typed_non_string = cs is not None and cs.type in (
+            ColumnType.numeric,
+            ColumnType.boolean,
+            ColumnType.datetime,
+        )
+        hint = name_hint(col) if name_hints else None
+        # A name says "identifier" for strings and integers (phone numbers stored as numbers),
+        # never for floats, booleans or dates.
+        if hint is not None and (_is_stringish(dtype) or dtype.is_integer()):
+            out[col] = ColumnDecision(col, "identifier", hint, source="name")
+            continue
+        if typed_non_string or not _is_stringish(dtype):
+            out[col] = ColumnDecision(col, "keep", source="type")
+            continue
+        values = sample[col].cast(pl.String).drop_nulls().unique(maintain_order=True).head(sample_size)
+        vals = [v for v in values.to_list() if v.strip()]
+        if auto_text and looks_like_text(vals):
+            out[col] = ColumnDecision(col, "text", source="auto_text")
+            continue
+        if analyzer is None or not vals:
+            out[col] = ColumnDecision(col, "keep", source="type")
+            continue
+        entity, frac = presidio_vote(
+            analyzer, vals, entities=column_entities, threshold=threshold, language=language
+        )
+        # Names come from a statistical model: also ask that they be many (a column of 12
+        # distinct categories is not a list of people, whatever spaCy thinks of one value).
+        distinct_ok = entity != "PERSON" or len(vals) >= min(sample_size, 20)
+        if entity is not None and frac >= min_fraction and distinct_ok:
+            out[col] = ColumnDecision(col, "identifier", entity, source="presidio", fraction=round(frac, 3))
+        else:
+            out[col] = ColumnDecision(col, "keep", source="presidio", fraction=round(frac, 3))
+    return out

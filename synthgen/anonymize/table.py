@@ -1,0 +1,241 @@
+"""Anonymize a table: identifier columns through their operators, PII spans in text replaced.
+
+The output is still derived from real data without differential privacy: it belongs in the
+REAL zone (P1). It comes with a report (what was found, what was done, config hash) and a
+:class:`LeakIndex` of the identifier values seen, for scanning synthetic outputs later (P8).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from synthgen.anonymize.detect import ColumnDecision, detect_columns
+from synthgen.anonymize.engine import get_analyzer
+from synthgen.anonymize.leak import LeakIndex
+from synthgen.anonymize.operators import OperatorContext, make_operator
+from synthgen.anonymize.settings import AnonymizeSettings
+from synthgen.anonymize.surrogates import Surrogates, derive_key
+from synthgen.anonymize.text import TextAnonymizer, TextStats
+from synthgen.errors import AnonymizeError
+from synthgen.schema import TableSchema
+
+#: Rows read up front to decide the columns' roles.
+DETECT_ROWS = 2_000
+
+
+@dataclass
+class AnonymizeResult:
+    """The anonymized frame (``None`` when streamed to ``sink``), its report and the leak index."""
+
+    frame: pl.DataFrame | None
+    report: dict[str, Any]
+    leak_index: LeakIndex
+    decisions: dict[str, ColumnDecision] = field(default_factory=dict)
+    sink: Path | None = None
+
+
+def _batches(source: pl.LazyFrame | pl.DataFrame, rows: int) -> Iterator[pl.DataFrame]:
+    if isinstance(source, pl.DataFrame):
+        for off in range(0, source.height, rows):
+            yield source.slice(off, rows)
+        return
+    # The streaming engine reads the source in chunks; memory stays bounded by a few batches.
+    yield from source.collect_batches(chunk_size=rows)
+
+
+def config_hash(settings: AnonymizeSettings, config_digest: str) -> str:
+    """Hash of everything that decides the output besides the data and the secret."""
+    blob = settings.model_dump_json() + "\x00" + config_digest
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def anonymize_table(
+    source: pl.LazyFrame | pl.DataFrame,
+    *,
+    schema: TableSchema | None,
+    settings: AnonymizeSettings,
+    secret: bytes,
+    sink: Path | None = None,
+) -> AnonymizeResult:
+    """Remove direct identifiers from ``source``.
+
+    Identifier columns (decided by :func:`detect_columns`: spec, then name, then Presidio on a
+    sample) go through their operator (``settings.operators[col]`` or ``default_operator``);
+    text columns have every PII span replaced by ``settings.text_operator``. ``secret`` (>= 16
+    bytes) keys surrogates, hashes and the leak index: keep it with the pipeline, never with the
+    output. With ``sink``, batches of ``settings.stream_rows`` rows are written to that Parquet
+    file as they are done (bounded memory) and ``frame`` is ``None``.
+
+    Presidio is defence in depth, not a guarantee: a span the analyzer misses stays in the text.
+    """
+    cfg, analyzer = get_analyzer(settings.config)
+    threshold = settings.threshold if settings.threshold is not None else cfg.threshold
+    lazy = source.lazy() if isinstance(source, pl.DataFrame) else source
+    try:
+        sample = lazy.head(max(DETECT_ROWS, settings.sample_size)).collect()
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise AnonymizeError(f"cannot read the table to anonymize: {' '.join(str(exc).split())[:200]}") from None
+    decisions = detect_columns(
+        sample,
+        schema=schema,
+        analyzer=analyzer,
+        column_entities=cfg.column_entities,
+        threshold=threshold,
+        text_columns=settings.text_columns,
+        sample_size=settings.sample_size,
+        min_fraction=settings.min_fraction,
+        name_hints=settings.name_hints,
+        auto_text=settings.auto_text,
+        language=cfg.language,
+    )
+    unknown = (set(settings.operators) | set(settings.text_columns)) - set(sample.columns)
+    if unknown:
+        raise AnonymizeError(
+            f"anonymize settings name column {sorted(unknown)[0]!r}, which the table does not have"
+        )
+
+    leak = LeakIndex(secret)
+    ctx = OperatorContext(surrogates=Surrogates(secret, avoid=leak.contains), hash_key=derive_key(secret, "hash"))
+    col_ops = {}
+    for name, d in decisions.items():
+        if d.role == "identifier":
+            d.operator = settings.operators.get(name, settings.default_operator)
+            col_ops[name] = make_operator(d.operator, ctx)
+        elif d.role == "text":
+            d.operator = settings.text_operator
+    text_op = make_operator(settings.text_operator, ctx)
+    text_cols = [n for n, d in decisions.items() if d.role == "text"]
+    texter = TextAnonymizer(
+        analyzer,
+        operator=text_op,
+        entities=cfg.text_entities,
+        threshold=threshold,
+        language=cfg.language,
+        batch_size=settings.batch_size,
+        n_process=settings.n_process,
+        max_doc_chars=settings.max_doc_chars,
+        leak_index=leak,
+        leak_entities=cfg.leak_entities,
+    )
+
+    rows = 0
+    id_counts: Counter[str] = Counter()
+    text_stats = {c: TextStats() for c in text_cols}
+    frames: list[pl.DataFrame] = []
+    writer: pq.ParquetWriter | None = None
+    tmp = sink.with_name(sink.name + ".tmp") if sink is not None else None
+    try:
+        for batch in _batches(source, settings.stream_rows):
+            rows += batch.height
+            out = batch
+            for name, op in col_ops.items():
+                entity = decisions[name].entity or "UNKNOWN"
+                col = batch[name]
+                id_counts[name] += col.drop_nulls().len()
+                # Index first, so that no surrogate drawn for this batch equals a real value in it.
+                leak.add(col.drop_nulls().unique().to_list(), entity)
+                new = op.column(col, entity)
+                out = out.drop(name) if new is None else out.with_columns(new)
+            for name in text_cols:
+                new_text, st = texter.anonymize(batch[name])
+                text_stats[name].merge(st)
+                out = out.with_columns(new_text)
+            if tmp is not None:
+                table = out.to_arrow()
+                if writer is None:
+                    tmp.parent.mkdir(parents=True, exist_ok=True)
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table.cast(writer.schema))
+            else:
+                frames.append(out)
+        if tmp is not None and sink is not None:
+            if writer is None:  # empty table: still write its (anonymized) schema
+                empty = sample.head(0)
+                for name, op in col_ops.items():
+                    new = op.column(empty[name], decisions[name].entity or "UNKNOWN")
+                    empty = empty.drop(name) if new is None else empty.with_columns(new)
+                empty.write_parquet(tmp)
+            else:
+                writer.close()
+                writer = None
+            tmp.replace(sink)
+    finally:
+        if writer is not None:
+            writer.close()
+        if tmp is not None and tmp.exists():
+            tmp.unlink()
+
+    entities: Counter[str] = Counter()
+    for name in col_ops:
+        entities[decisions[name].entity or "UNKNOWN"] += id_counts[name]
+    for st in text_stats.values():
+        entities.update(st.entities)
+    report: dict[str, Any] = {
+        "rows": rows,
+        "config_hash": config_hash(settings, cfg.digest),
+        "config_source": cfg.source,
+        "spacy_model": cfg.model_name,
+        "threshold": threshold,
+        "columns": {n: d.to_dict() for n, d in decisions.items()},
+        "operators": {n: d.operator for n, d in decisions.items() if d.operator},
+        "identifier_values": dict(id_counts),
+        "text": {c: st.to_dict() for c, st in text_stats.items()},
+        "entities": dict(sorted(entities.items())),
+        "skipped": {
+            "empty_text": sum(st.empty for st in text_stats.values()),
+            "non_string_text": sum(st.non_string for st in text_stats.values()),
+            "long_documents_split": sum(st.long_split for st in text_stats.values()),
+            "binary_dropped": sum(st.binary_dropped for st in text_stats.values()),
+        },
+        "leak_index_size": len(leak),
+    }
+    frame = None
+    if sink is None:
+        frame = pl.concat(frames, how="vertical_relaxed") if frames else _empty_output(sample, col_ops, decisions)
+    return AnonymizeResult(frame=frame, report=report, leak_index=leak, decisions=decisions, sink=sink)
+
+
+def _empty_output(sample: pl.DataFrame, col_ops: dict[str, Any], decisions: dict[str, ColumnDecision]) -> pl.DataFrame:
+    out = sample.head(0)
+    for name, op in col_ops.items():
+        new = op.column(out[name], decisions[name].entity or "UNKNOWN")
+        out = out.drop(name) if new is None else out.with_columns(new)
+    return out
+
+
+def scan_pii(
+    frame: pl.DataFrame, *, config: str | None = None, limit: int = 1_000, threshold: float | None = None
+) -> dict[str, dict[str, int]]:
+    """Entities Presidio finds in each string column (first ``limit`` non-empty values per column).
+
+    Used by ``synthgen scan-pii FILE``. Non-string columns are reported with no entities.
+    """
+    cfg, analyzer = get_analyzer(config)
+    th = threshold if threshold is not None else cfg.threshold
+    texter = TextAnonymizer(
+        analyzer,
+        operator=make_operator("tag", OperatorContext(Surrogates(b"\0" * 32), b"\0" * 32)),
+        entities=cfg.text_entities,
+        threshold=th,
+        language=cfg.language,
+    )
+    out: dict[str, dict[str, int]] = {}
+    for col in frame.columns:
+        s = frame[col]
+        if s.dtype not in (pl.String, pl.Categorical) and not isinstance(s.dtype, pl.Categorical | pl.Enum):
+            out[col] = {}
+            continue
+        vals = [v for v in s.cast(pl.String).drop_nulls().head(limit * 4).to_list() if v.strip()][:limit]
+        counts: Counter[str] = Counter()
+        for results in texter.analyze(vals):
+            counts.update(r.entity_type for r in results)
+        out[col] = dict(sorted(counts.items()))
+    return out

@@ -1,0 +1,194 @@
+"""Free-text anonymization: Presidio's BatchAnalyzerEngine over spaCy ``nlp.pipe``, then span
+replacement with one operator (by default a consistent surrogate of the same entity type)."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import polars as pl
+from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine, RecognizerResult
+
+from synthgen.anonymize.leak import LeakIndex
+from synthgen.anonymize.operators import Operator
+
+# Control characters other than tab/newline/carriage return, and the replacement character
+# left by undecodable bytes: their share tells binary garbage from text.
+_GARBAGE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
+GARBAGE_SHARE = 0.1
+
+
+@dataclass
+class TextStats:
+    """What happened to the documents of one text column (merged across batches)."""
+
+    docs: int = 0
+    analyzed: int = 0
+    empty: int = 0
+    non_string: int = 0
+    long_split: int = 0
+    binary_dropped: int = 0
+    entities: Counter[str] = field(default_factory=Counter)
+
+    def merge(self, other: TextStats) -> None:
+        for name in ("docs", "analyzed", "empty", "non_string", "long_split", "binary_dropped"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.entities.update(other.entities)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "docs": self.docs,
+            "analyzed": self.analyzed,
+            "empty": self.empty,
+            "non_string": self.non_string,
+            "long_split": self.long_split,
+            "binary_dropped": self.binary_dropped,
+            "entities": dict(sorted(self.entities.items())),
+        }
+
+
+def _windows(text: str, size: int) -> Iterator[tuple[int, str]]:
+    """Split a long document at whitespace into pieces of at most ``size`` characters."""
+    start = 0
+    while start < len(text):
+        end = min(start + size, len(text))
+        if end < len(text):
+            cut = text.rfind(" ", start + size // 2, end)
+            cut = max(cut, text.rfind("\n", start + size // 2, end))
+            if cut > start:
+                end = cut
+        yield start, text[start:end]
+        start = end
+
+
+def merge_spans(results: list[RecognizerResult]) -> list[tuple[int, int, str]]:
+    """Overlapping spans become one span covering them all, typed by the highest score
+    (then the longest span): an e-mail address beats the URL found inside it."""
+    out: list[tuple[int, int, str, float, int]] = []
+    for r in sorted(results, key=lambda r: (r.start, -r.end)):
+        if out and r.start < out[-1][1]:
+            s, e, ent, score, length = out[-1]
+            better = (r.score, r.end - r.start) > (score, length)
+            out[-1] = (
+                s,
+                max(e, r.end),
+                r.entity_type if better else ent,
+                max(score, r.score),
+                max(length, r.end - r.start),
+            )
+        else:
+            out.append((r.start, r.end, r.entity_type, r.score, r.end - r.start))
+    return [(s, e, ent) for s, e, ent, _, _ in out]
+
+
+class TextAnonymizer:
+    """Find PII spans in documents and replace them.
+
+    ``leak_index`` (optional) receives every value found of the ``leak_entities`` types, so
+    that synthetic outputs can later be scanned for them.
+    """
+
+    def __init__(
+        self,
+        analyzer: AnalyzerEngine,
+        *,
+        operator: Operator,
+        entities: list[str],
+        threshold: float,
+        language: str = "en",
+        batch_size: int = 256,
+        n_process: int = 1,
+        max_doc_chars: int = 100_000,
+        leak_index: LeakIndex | None = None,
+        leak_entities: list[str] | None = None,
+    ) -> None:
+        self.batch = BatchAnalyzerEngine(analyzer)
+        self.operator = operator
+        self.entities = entities
+        self.threshold = threshold
+        self.language = language
+        self.batch_size = batch_size
+        self.n_process = n_process
+        self.max_doc_chars = max_doc_chars
+        self.leak_index = leak_index
+        self.leak_entities = set(leak_entities or [])
+
+    def analyze(self, texts: list[str]) -> list[list[RecognizerResult]]:
+        """Presidio results for each text, batched through spaCy ``nlp.pipe``."""
+        if not texts:
+            return []
+        return self.batch.analyze_iterator(
+            texts,
+            language=self.language,
+            batch_size=self.batch_size,
+            n_process=self.n_process,
+            entities=self.entities,
+            score_threshold=self.threshold,
+        )
+
+    def anonymize(self, values: pl.Series) -> tuple[pl.Series, TextStats]:
+        """Anonymize one text column. Bad input never raises: it is processed or counted."""
+        stats = TextStats(docs=len(values))
+        s = values
+        if s.dtype == pl.Binary:
+            stats.non_string = s.drop_nulls().len()
+            s = pl.Series(s.name, [None if b is None else b.decode("utf-8", "replace") for b in s.to_list()])
+        elif s.dtype != pl.String:
+            stats.non_string = s.drop_nulls().len()
+            try:
+                s = s.cast(pl.String)
+            except pl.exceptions.InvalidOperationError:
+                s = pl.Series(s.name, [None if v is None else str(v) for v in s.to_list()], dtype=pl.String)
+        docs: list[str | None] = s.to_list()
+
+        # Distinct pieces to analyse: (doc index, offset, piece). Duplicated documents are analysed once.
+        pieces: dict[str, list[tuple[int, int]]] = {}
+        for i, doc in enumerate(docs):
+            if doc is None or not doc.strip():
+                stats.empty += 1
+                continue
+            if len(_GARBAGE.findall(doc)) > GARBAGE_SHARE * len(doc):
+                # Binary garbage cannot be analysed reliably, and might still hold identifiers.
+                docs[i] = None
+                stats.binary_dropped += 1
+                continue
+            stats.analyzed += 1
+            if len(doc) > self.max_doc_chars:
+                stats.long_split += 1
+                for off, piece in _windows(doc, self.max_doc_chars):
+                    pieces.setdefault(piece, []).append((i, off))
+            else:
+                pieces.setdefault(doc, []).append((i, 0))
+
+        texts = list(pieces)
+        spans: dict[int, list[tuple[int, int, str]]] = {}
+        for text, results in zip(texts, self.analyze(texts)):
+            merged = merge_spans(results)
+            for i, off in pieces[text]:
+                spans.setdefault(i, []).extend((s0 + off, e0 + off, ent) for s0, e0, ent in merged)
+
+        out: list[str | None] = list(docs)
+        found: dict[str, list[str]] = {}
+        for i, sp in spans.items():
+            doc = docs[i]
+            assert doc is not None
+            parts: list[str] = []
+            last = 0
+            for st, en, ent in sorted(sp):
+                if st < last:  # overlap across window edges: keep the first span
+                    continue
+                value = doc[st:en]
+                stats.entities[ent] += 1
+                if ent in self.leak_entities:
+                    found.setdefault(ent, []).append(value)
+                parts.append(doc[last:st])
+                parts.append(self.operator.span(value, ent))
+                last = en
+            parts.append(doc[last:])
+            out[i] = "".join(parts)
+        if self.leak_index is not None:
+            for ent, vals in found.items():
+                self.leak_index.add(vals, ent)
+        return pl.Series(values.name, out, dtype=pl.String), stats
