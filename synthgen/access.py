@@ -493,13 +493,16 @@ def read_report(
     Returns the report's path, or ``out`` after copying it there.
     """
     svc = Services.resolve(catalog, zones, policy, provider=_NoKeys())
-    ds = svc.catalog.find_dataset(name, zone="real")
+    ds = svc.catalog.get_dataset(name)
     if ds is None or ds.kind != "report":
+        # Reports share their pipeline's name with its snapshots: pick the newest *report*.
         found = [d for d in svc.catalog.list_datasets(zone="real", kind="report") if d.name == name]
         ds = found[-1] if found else None
     if ds is None:
         raise SpecError(f"no report named {name!r} in the catalog")
-    _decide(svc, user, "read", _resource_of(ds), f"real:{ds.name}")
+    # A report is not a model output: its dp flag does not apply (P7 concerns published outputs).
+    resource = Resource(ds.zone, ds.name, ds.classification, "report", None, None)
+    _decide(svc, user, "read", resource, f"{ds.zone}:{ds.name} report {ds.id}")
     path = svc.zones.real.resolve(ds.path)
     if not path.is_file():
         raise SpecError(f"report file {path} is missing")

@@ -23,7 +23,7 @@ from synthgen.anonymize.leak import LeakIndex
 from synthgen.anonymize.operators import OperatorContext, make_operator
 from synthgen.anonymize.settings import AnonymizeSettings
 from synthgen.anonymize.surrogates import Surrogates, derive_key
-from synthgen.anonymize.text import TextAnonymizer, TextStats
+from synthgen.anonymize.text import TextAnonymizer, TextStats, merge_spans
 from synthgen.errors import AnonymizeError
 from synthgen.schema import TableSchema
 
@@ -236,6 +236,6 @@ def scan_pii(
         vals = [v for v in s.cast(pl.String).drop_nulls().head(limit * 4).to_list() if v.strip()][:limit]
         counts: Counter[str] = Counter()
         for results in texter.analyze(vals):
-            counts.update(r.entity_type for r in results)
+            counts.update(ent for _, _, ent in merge_spans(results))
         out[col] = dict(sorted(counts.items()))
     return out
