@@ -27,6 +27,9 @@ Secrets stay out of specs and out of this file:
 * where things live (``SYNTHGEN_HOME``, ``SYNTHGEN_CATALOG_URL``, zones, key provider)
   may come from the JSON Variable ``synthgen_config``.
 
+Tasks act as the user ``synthgen-pipeline`` (the default policy's pipeline service user)
+unless ``SYNTHGEN_USER`` is set.
+
 A value already set in the worker's environment always wins (Docker/Kubernetes secrets).
 
 A spec that does not validate disables its own DAG only: the error is logged by the DAG
@@ -45,7 +48,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,6 +82,8 @@ CONFIG_KEYS = (
     "SYNTHGEN_POLICY_DIR",
     "SYNTHGEN_USER",
 )
+#: Who the tasks act as, for the policy and the audit log, unless SYNTHGEN_USER says otherwise.
+PIPELINE_USER = "synthgen-pipeline"
 _START = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
 #: Spec file -> why it has no DAG (filled at parse time; logged as well).
@@ -213,6 +218,8 @@ def _stage(spec_file: str, secrets: str | None = None) -> Iterator[tuple[Any, Pi
         config = _config_from_variables()
     except ValueError as exc:
         raise AirflowFailException(str(exc)) from exc
+    # Tasks act as the pipeline's service user (the policy grants it train/generate/publish).
+    config.setdefault("SYNTHGEN_USER", PIPELINE_USER)
     with _environment(config):
         from synthgen import pipeline
         from synthgen.errors import SynthgenError
@@ -312,7 +319,8 @@ def build_dag(spec_file: Path, spec: PipelineSpec) -> DAG:
         max_active_runs=1,
         params=_params(spec),
         tags=["synthgen", f"source:{spec.source.kind}", f"model:{spec.model.kind}"],
-        default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
+        # Retries follow Airflow's [core] default_task_retries / default_task_retry_delay (the
+        # compose file sets 2 and 60 s): safe, since every stage is idempotent.
         doc_md=f"synthgen pipeline `{spec.name}` from `{path}`; params and secrets: dags/synthgen_dags.py.",
     )
     def synthgen_pipeline() -> None:
@@ -346,9 +354,12 @@ def build_dag(spec_file: Path, spec: PipelineSpec) -> DAG:
         def evaluate(shards: list[dict[str, str]]) -> dict[str, Any]:
             model_id = shards[0]["model_id"]
             shard_ids = [s["shard_id"] for s in shards]
+            report_id = None
             with _stage(path) as (pl, spec, ctx, run_id):
-                r = pl.evaluate(spec, ctx, model_id=model_id, shard_ids=shard_ids, run_id=run_id)
-            return {"model_id": model_id, "shard_ids": shard_ids, "report_id": r.dataset_id}
+                if spec.evaluate.enabled:
+                    r = pl.evaluate(spec, ctx, model_id=model_id, shard_ids=shard_ids, run_id=run_id)
+                    report_id = r.dataset_id
+            return {"model_id": model_id, "shard_ids": shard_ids, "report_id": report_id}
 
         @task(outlets=[outlet])
         def publish(evaluated: dict[str, Any]) -> dict[str, str]:

@@ -96,7 +96,13 @@ def _decide(svc: Services, user: str, action: str, resource: Resource, label: st
         detail={"resource": resource.describe(), "role": decision.role, "source": decision.source},
     )
     if not decision.allowed:
-        hint = "; user not in any policy file" if decision.rule == "unknown-user" else ""
+        hint = ""
+        if decision.rule == "unknown-user":
+            hint = "; user not in any policy file (set --user / SYNTHGEN_USER)"
+        elif resource.dp is False and resource.kind != "report":
+            hint = (
+                "; a non-DP output needs a policy rule with `dp: false` (the defaults allow it as restricted)"
+            )
         raise AccessDenied(f"access denied: {user} may not {action} {label} (rule {decision.rule}{hint})")
     return decision
 

@@ -7,6 +7,7 @@ Errors are one line on stderr; the exit code says what happened:
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -389,13 +390,43 @@ def demo(
 
     spec = _load(DEMO_SPEC, set_)
     csv_path = Path(expand_vars(spec.source.path or ""))
-    csv_path, truth = write_demo_csv(csv_path, rows, seed)
+    csv_path, _truth = write_demo_csv(csv_path, rows, seed)
     out.print(f"generated {rows:,} patient visits (seed {seed}) -> {csv_path}")
     with progress_bars() as cb:
         ctx = _context(cb)
+        ctx.user = os.environ.get("SYNTHGEN_USER", DEMO_PIPELINE_USER)
+        created = _demo_keys()
+        if created:
+            out.print(f"created role keys (as a data steward): {', '.join(created)}")
         results = pipeline.run_pipeline(spec, ctx)
     summary = pipeline.summarize(spec, ctx, results)
+    reader = _first_user_with_role("analyst")
+    if reader is not None:
+        import synthgen
+
+        frame = synthgen.read_dataset(results["publish"].extra["name"], user=reader)
+        summary[f"read back as {reader} (analyst)"] = f"{frame.height:,} rows x {frame.width} columns"
     _print_summary(summary)
+
+
+DEMO_PIPELINE_USER = "synthgen-pipeline"
+
+
+def _first_user_with_role(role: str) -> str | None:
+    from synthgen.policy.engine import Policy
+
+    policy = Policy.load()
+    return next((u for u, roles in sorted(policy.users.items()) if role in roles), None)
+
+
+def _demo_keys() -> list[str]:
+    """Create missing role KEKs as the policy's first data steward (the demo's one-time set-up)."""
+    from synthgen.access import init_keys
+
+    steward = _first_user_with_role("data-steward")
+    if steward is None:
+        return []
+    return [role for role, kek in init_keys(user=steward).items() if kek is not None]
 
 
 def _print_summary(summary: dict[str, Any]) -> None:

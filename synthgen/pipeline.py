@@ -166,6 +166,113 @@ def ingest(spec: PipelineSpec, ctx: Context) -> StageResult:
     return StageResult("ingest", dataset_id, str(final), rows)
 
 
+# -- anonymize ------------------------------------------------------------------
+
+
+def _anonymize_settings(spec: PipelineSpec) -> Any:
+    """The spec's anonymize section with per-column ``operator`` overrides merged in."""
+    ops = dict(spec.anonymize.operators)
+    for name, col in spec.columns.items():
+        if col.operator is not None:
+            ops.setdefault(name, col.operator)
+    return spec.anonymize.model_copy(update={"operators": ops})
+
+
+def _with_declared_identifiers(schema: TableSchema, spec: PipelineSpec) -> TableSchema:
+    """A column the spec gives an ``operator`` is an identifier, whatever detection would say."""
+    cols = []
+    for c in schema.columns:
+        o = spec.columns.get(c.name)
+        if o is not None and o.operator is not None and c.pii is None:
+            c = c.model_copy(update={"pii": "ID" if c.type.value == "id" else "QUASI_IDENTIFIER"})
+        cols.append(c)
+    return TableSchema(columns=cols)
+
+
+def anonymize(spec: PipelineSpec, ctx: Context, *, snapshot_id: str) -> StageResult:
+    """Remove direct identifiers (columns and PII in text) with Presidio. Output stays in the REAL zone.
+
+    The output is still real data (anonymization is not DP), so it is restricted and lives
+    beside its report and the leak index (keyed hashes of the identifier values seen, for
+    scanning synthetic outputs later).
+    """
+    from synthgen.anonymize import anonymize_table
+
+    snap = _require(ctx, snapshot_id, "snapshot")
+    schema = _with_declared_identifiers(schema_from_json(snap.schema_json), spec)
+    settings = _anonymize_settings(spec)
+    secret = pipeline_secret(spec)
+    anon_id = "anon-" + settings_hash(
+        snapshot_id, settings.model_dump(mode="json"), schema_to_json(schema), hashlib.sha256(secret).hexdigest()
+    )
+    rel = f"anonymized/{spec.name}/{anon_id}"
+    existing = ctx.catalog.get_dataset(anon_id)
+    if existing is not None and Path(existing.path).exists():
+        return StageResult("anonymize", anon_id, existing.path, existing.rows, reused=True, extra=existing.extra)
+
+    ctx.report("anonymize", 0, snap.rows)
+    zone = ctx.zones.real
+    with zone.atomic_dir(rel) as tmpdir:
+        if settings.enabled:
+            result = anonymize_table(
+                pl.scan_parquet(snap.path), schema=schema, settings=settings, secret=secret,
+                sink=tmpdir / "data.parquet",
+            )
+            result.leak_index.save(tmpdir / "leak_index.parquet")
+            report = result.report
+            dropped = {n for n, d in result.decisions.items() if d.role == "identifier" and d.operator == "drop"}
+        else:
+            # Anonymization off: only columns typed `id` are dropped (they carry no signal to model).
+            from synthgen.schema import ColumnType
+
+            dropped = {c.name for c in schema.columns if c.type == ColumnType.id}
+            pl.scan_parquet(snap.path).drop(sorted(dropped)).sink_parquet(tmpdir / "data.parquet")
+            report = {"enabled": False, "dropped": sorted(dropped)}
+        (tmpdir / "report.json").write_text(json.dumps(report, indent=1, default=str), encoding="utf-8")
+        rows = pl.scan_parquet(tmpdir / "data.parquet").select(pl.len()).collect().item()
+        out_cols = set(pl.read_parquet_schema(tmpdir / "data.parquet"))
+    path = zone.resolve(rel)
+    from synthgen.schema import ColumnType
+
+    kept = [c for c in schema.columns if c.name in out_cols and c.type != ColumnType.id]
+    out_schema = TableSchema(columns=kept)
+    summary = _anonymize_summary(report)
+    extra = {
+        "report_path": str(path / "report.json"),
+        "leak_index": str(path / "leak_index.parquet") if settings.enabled else None,
+        "report_summary": summary,
+        "summary": summary.get("lines", []),
+    }
+    ctx.catalog.add_dataset(
+        Dataset(
+            id=anon_id, name=spec.name, zone="real", kind="anonymized", format="parquet",
+            path=str(path / "data.parquet"), rows=rows, schema_json=schema_to_json(out_schema),
+            content_hash=file_sha256(path / "data.parquet"), classification="restricted", dp=None,
+            tags={"ledger_source": source_key(spec)}, extra=extra, created_by=ctx.user,
+        ),
+        parents=[snapshot_id],
+    )
+    ctx.report("anonymize", rows, rows)
+    return StageResult("anonymize", anon_id, str(path / "data.parquet"), rows, extra=extra)
+
+
+def _anonymize_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """Counts only (no values): what may travel in a shareable manifest."""
+    cols = report.get("columns") or {}
+    out: dict[str, Any] = {
+        "config_hash": report.get("config_hash"),
+        "identifier_columns": {
+            n: c.get("operator") for n, c in cols.items() if isinstance(c, dict) and c.get("role") == "identifier"
+        },
+        "text_columns": [n for n, c in cols.items() if isinstance(c, dict) and c.get("role") == "text"],
+        "entities_replaced": report.get("entities") or {},
+    }
+    lines = [f"{n}: {op}" for n, op in out["identifier_columns"].items()]
+    lines += [f"{n}: PII spans replaced" for n in out["text_columns"]]
+    out["lines"] = lines
+    return out
+
+
 def latest(ctx: Context, name: str, kind: str) -> Dataset | None:
     """The newest catalogued dataset of a pipeline and kind."""
     found = [d for d in ctx.catalog.list_datasets(kind=kind) if d.name == name]
@@ -213,7 +320,7 @@ def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) 
     """
     from synthgen.catalog.ledger import check_budget
     from synthgen.evaluate import split_holdout
-    from synthgen.models import make_synthesizer
+    from synthgen.models.base import make_synthesizer
     from synthgen.privacy.accountant import planned_epsilon
 
     anon = _require(ctx, anonymized_id, "anonymized")
@@ -598,14 +705,15 @@ def _training_split(
     return anon, train_frame, holdout
 
 
-def _leak_scan(anon: Dataset, synthetic: pl.DataFrame) -> dict[str, Any] | None:
+def _leak_scan(spec: PipelineSpec, anon: Dataset, synthetic: pl.DataFrame) -> dict[str, Any] | None:
     """Exact occurrences of real identifier values in the synthetic output (P8; expected 0)."""
     from synthgen.anonymize import LeakIndex, scan_pii
 
     index_path = anon.extra.get("leak_index")
     result: dict[str, Any] = {}
     if index_path and Path(index_path).exists():
-        result.update(LeakIndex.load(Path(index_path)).scan(synthetic).to_dict())
+        index = LeakIndex.load(Path(index_path), secret=pipeline_secret(spec))
+        result.update(index.scan(synthetic).to_dict())
     text_cols = [c for c, t in synthetic.schema.items() if t == pl.String]
     if text_cols:
         result["presidio_scan"] = scan_pii(synthetic.select(text_cols).head(2_000))
@@ -626,7 +734,7 @@ def evaluate(
     anon, train_frame, holdout = _training_split(spec, ctx, model)
     synthetic = _read_shards(ctx, shard_ids)
     ctx.report("evaluate", 0, None, section="leak scan")
-    leaks = _leak_scan(anon, synthetic)
+    leaks = _leak_scan(spec, anon, synthetic)
     privacy = {"dp": bool(model.dp), "epsilon": model.extra.get("epsilon"), "delta": model.extra.get("delta")}
     result = evaluate_frames(
         train=train_frame,

@@ -105,7 +105,7 @@ def presidio_vote(
         values, language=language, batch_size=batch_size, entities=entities, score_threshold=threshold
     )
     votes: Counter[str] = Counter()
-    for v, rs in zip(values, results):
+    for v, rs in zip(values, results, strict=True):
         core = len(v.strip()) or 1
         best = {r.entity_type for r in rs if (r.end - r.start) >= 0.8 * core}
         votes.update(best)

@@ -29,15 +29,15 @@ from synthgen.errors import AnonymizeError
 # Must happen before tldextract is imported anywhere (presidio imports it at module load).
 os.environ["TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS"] = ""
 
-import spacy  # noqa: E402
-import tldextract  # noqa: E402
-import tldextract.tldextract as _tld  # noqa: E402
-from presidio_analyzer import AnalyzerEngine  # noqa: E402
-from presidio_analyzer.input_validation import ConfigurationValidator  # noqa: E402
-from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine  # noqa: E402
-from presidio_analyzer.recognizer_registry import RecognizerRegistryProvider  # noqa: E402
-from spacy.language import Language  # noqa: E402
-from spacy.tokens import Doc  # noqa: E402
+import spacy
+import tldextract
+import tldextract.tldextract as _tld
+from presidio_analyzer import AnalyzerEngine
+from presidio_analyzer.input_validation import ConfigurationValidator
+from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
+from presidio_analyzer.recognizer_registry import RecognizerRegistryProvider
+from spacy.language import Language
+from spacy.tokens import Doc
 
 # An extractor that never downloads and never writes a cache: the bundled snapshot only.
 _tld.TLD_EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
@@ -66,7 +66,7 @@ class LeanSpacyNlpEngine(SpacyNlpEngine):
         self.keep = keep
 
     def load(self) -> None:
-        self.nlp = {}
+        loaded: dict[str, Language] = {}
         for model in self.models:
             name = model["model_name"]
             require_model(name)
@@ -85,7 +85,8 @@ class LeanSpacyNlpEngine(SpacyNlpEngine):
                     wanted.add(pipe_name)
             nlp.select_pipes(enable=[p for p in nlp.pipe_names if p in wanted])
             nlp.add_pipe(_LOWER_LEMMA, last=True)
-            self.nlp[model["lang_code"]] = nlp
+            loaded[model["lang_code"]] = nlp
+        self.nlp = loaded  # type: ignore[assignment]
 
 
 def require_model(name: str) -> None:

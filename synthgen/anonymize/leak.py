@@ -157,6 +157,47 @@ class LeakIndex:
         i = int(np.searchsorted(self._hashes, h))
         return i < len(self._hashes) and self._hashes[i] == h
 
+    def occurs_in(self, text: str) -> bool:
+        """Whether any indexed value occurs in ``text`` (as a whole or as a run of its tokens)."""
+        self._compact()
+        if not len(self._hashes):
+            return False
+        toks = tokens(text)
+        for n in range(self.min_ngram, min(self.max_ngram, len(toks)) + 1):
+            for i in range(len(toks) - n + 1):
+                h = np.uint64(self._h(toks[i : i + n]))
+                j = int(np.searchsorted(self._hashes, h))
+                if j < len(self._hashes) and self._hashes[j] == h:
+                    return True
+        return False
+
+    def find_spans(self, text: str) -> list[tuple[int, int, str]]:
+        """Character spans ``(start, end, entity)`` of indexed values occurring in ``text``."""
+        self._compact()
+        if not len(self._hashes) or not text:
+            return []
+        folded = unicodedata.normalize("NFKC", text).casefold()
+        if len(folded) != len(text):  # offsets would not map back (rare: ligatures, "ß")
+            return []
+        matches = list(_TOKEN.finditer(folded))
+        toks = [m.group(0) for m in matches]
+        cand: list[int] = []
+        where: list[tuple[int, int]] = []
+        for n in range(self.min_ngram, min(self.max_ngram, len(toks)) + 1):
+            for i in range(len(toks) - n + 1):
+                cand.append(self._h(toks[i : i + n]))
+                where.append((i, n))
+        if not cand:
+            return []
+        arr = np.asarray(cand, dtype=np.uint64)
+        pos = np.minimum(np.searchsorted(self._hashes, arr), len(self._hashes) - 1)
+        out: list[tuple[int, int, str]] = []
+        for j in np.nonzero(self._hashes[pos] == arr)[0]:
+            i, n = where[int(j)]
+            entity = self._entities[int(self._entity_idx[pos[j]])]
+            out.append((matches[i].start(), matches[i + n - 1].end(), entity))
+        return out
+
     # -- persistence -----------------------------------------------------------------------
 
     def _fingerprint(self) -> str:
@@ -205,7 +246,9 @@ class LeakIndex:
 
     # -- scanning --------------------------------------------------------------------------
 
-    def scan(self, frame: pl.DataFrame, *, columns: list[str] | None = None, chunk: int = 5_000) -> LeakReport:
+    def scan(
+        self, frame: pl.DataFrame, *, columns: list[str] | None = None, chunk: int = 5_000
+    ) -> LeakReport:
         """Report every exact occurrence of an indexed value in ``frame``'s cells or inside its text.
 
         Every column is read as text (numbers and dates too). A cell matches as a whole or through

@@ -43,3 +43,5 @@ class AnonymizeSettings(BaseModel):
     max_doc_chars: int = Field(default=100_000, ge=1_000)
     #: Rows per batch when streaming a large table (bounded memory).
     stream_rows: int = Field(default=20_000, ge=100)
+    #: Distinct documents whose analyzer results are remembered (repeated notes analysed once; 0 = off).
+    doc_cache: int = Field(default=10_000, ge=0)

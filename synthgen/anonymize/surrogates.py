@@ -87,7 +87,9 @@ class Surrogates:
     re-introduces a real person's name or number.
     """
 
-    def __init__(self, secret: bytes, *, avoid: Callable[[str], bool] | None = None, cache_size: int = 200_000):
+    def __init__(
+        self, secret: bytes, *, avoid: Callable[[str], bool] | None = None, cache_size: int = 200_000
+    ):
         self._key = derive_key(secret, "surrogate")
         self._avoid = avoid
         self._cache: dict[tuple[str, str], str] = {}
@@ -186,9 +188,21 @@ def _chars_like(value: str, digest: bytes) -> str:
     return "".join(out)
 
 
+_MONTH_WORD = re.compile(
+    r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b|\b(mon|tues|wednes|thurs|fri|satur|sun)day\b",
+    re.IGNORECASE,
+)
+
+
 def _shift_date(value: str, digest: bytes, f: Faker) -> str:
-    """A date in the same format, shifted by a keyed offset of 30-365 days either way."""
+    """A date in the same format, shifted by a keyed offset of 30-365 days either way.
+
+    Relative expressions with no digit, month or weekday ("today", "last week") are kept: they
+    point at no calendar date, and replacing them reads badly.
+    """
     s = value.strip()
+    if not any(ch.isdigit() for ch in s) and not _MONTH_WORD.search(s):
+        return value
     days = (int.from_bytes(digest[8:12], "big") % 336 + 30) * (1 if digest[12] & 1 else -1)
     for pattern, parse, fmt in _DATE_FORMATS:
         m = pattern.match(s)

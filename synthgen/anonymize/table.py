@@ -82,7 +82,9 @@ def anonymize_table(
     try:
         sample = lazy.head(max(DETECT_ROWS, settings.sample_size)).collect()
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise AnonymizeError(f"cannot read the table to anonymize: {' '.join(str(exc).split())[:200]}") from None
+        raise AnonymizeError(
+            f"cannot read the table to anonymize: {' '.join(str(exc).split())[:200]}"
+        ) from None
     decisions = detect_columns(
         sample,
         schema=schema,
@@ -103,7 +105,9 @@ def anonymize_table(
         )
 
     leak = LeakIndex(secret)
-    ctx = OperatorContext(surrogates=Surrogates(secret, avoid=leak.contains), hash_key=derive_key(secret, "hash"))
+    ctx = OperatorContext(
+        surrogates=Surrogates(secret, avoid=leak.occurs_in), hash_key=derive_key(secret, "hash")
+    )
     col_ops = {}
     for name, d in decisions.items():
         if d.role == "identifier":
@@ -124,6 +128,7 @@ def anonymize_table(
         max_doc_chars=settings.max_doc_chars,
         leak_index=leak,
         leak_entities=cfg.leak_entities,
+        doc_cache=settings.doc_cache,
     )
 
     rows = 0
@@ -136,18 +141,19 @@ def anonymize_table(
         for batch in _batches(source, settings.stream_rows):
             rows += batch.height
             out = batch
-            for name, op in col_ops.items():
-                entity = decisions[name].entity or "UNKNOWN"
+            # Index first (identifier columns, then spans found in text), so that no surrogate
+            # drawn for this batch equals a real value in it.
+            for name in col_ops:
                 col = batch[name]
                 id_counts[name] += col.drop_nulls().len()
-                # Index first, so that no surrogate drawn for this batch equals a real value in it.
-                leak.add(col.drop_nulls().unique().to_list(), entity)
-                new = op.column(col, entity)
-                out = out.drop(name) if new is None else out.with_columns(new)
+                leak.add(col.drop_nulls().unique().to_list(), decisions[name].entity or "UNKNOWN")
             for name in text_cols:
                 new_text, st = texter.anonymize(batch[name])
                 text_stats[name].merge(st)
                 out = out.with_columns(new_text)
+            for name, op in col_ops.items():
+                new = op.column(batch[name], decisions[name].entity or "UNKNOWN")
+                out = out.drop(name) if new is None else out.with_columns(new)
             if tmp is not None:
                 table = out.to_arrow()
                 if writer is None:
@@ -199,11 +205,15 @@ def anonymize_table(
     }
     frame = None
     if sink is None:
-        frame = pl.concat(frames, how="vertical_relaxed") if frames else _empty_output(sample, col_ops, decisions)
+        frame = (
+            pl.concat(frames, how="vertical_relaxed") if frames else _empty_output(sample, col_ops, decisions)
+        )
     return AnonymizeResult(frame=frame, report=report, leak_index=leak, decisions=decisions, sink=sink)
 
 
-def _empty_output(sample: pl.DataFrame, col_ops: dict[str, Any], decisions: dict[str, ColumnDecision]) -> pl.DataFrame:
+def _empty_output(
+    sample: pl.DataFrame, col_ops: dict[str, Any], decisions: dict[str, ColumnDecision]
+) -> pl.DataFrame:
     out = sample.head(0)
     for name, op in col_ops.items():
         new = op.column(out[name], decisions[name].entity or "UNKNOWN")

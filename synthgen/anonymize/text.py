@@ -4,7 +4,7 @@ replacement with one operator (by default a consistent surrogate of the same ent
 from __future__ import annotations
 
 import re
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -63,31 +63,36 @@ def _windows(text: str, size: int) -> Iterator[tuple[int, str]]:
         start = end
 
 
+# Entities that come from the statistical NER model. When such a span overlaps one found by a
+# validated pattern (a phone number that spaCy calls a DATE), the pattern's type wins.
+_NER_TYPES = frozenset({"PERSON", "LOCATION", "DATE_TIME", "NRP", "ORGANIZATION"})
+
+
 def merge_spans(results: list[RecognizerResult]) -> list[tuple[int, int, str]]:
-    """Overlapping spans become one span covering them all, typed by the highest score
-    (then the longest span): an e-mail address beats the URL found inside it."""
-    out: list[tuple[int, int, str, float, int]] = []
+    """Overlapping spans become one span covering them all. Its type is the pattern-based one if
+    any (see ``_NER_TYPES``), then the highest score, then the longest span: an e-mail address
+    (score 1.0) beats the URL found inside it."""
+
+    def rank(r: RecognizerResult) -> tuple[int, float, int]:
+        return (r.entity_type not in _NER_TYPES, r.score, r.end - r.start)
+
+    out: list[tuple[int, int, RecognizerResult]] = []
     for r in sorted(results, key=lambda r: (r.start, -r.end)):
         if out and r.start < out[-1][1]:
-            s, e, ent, score, length = out[-1]
-            better = (r.score, r.end - r.start) > (score, length)
-            out[-1] = (
-                s,
-                max(e, r.end),
-                r.entity_type if better else ent,
-                max(score, r.score),
-                max(length, r.end - r.start),
-            )
+            s, e, best = out[-1]
+            out[-1] = (s, max(e, r.end), r if rank(r) > rank(best) else best)
         else:
-            out.append((r.start, r.end, r.entity_type, r.score, r.end - r.start))
-    return [(s, e, ent) for s, e, ent, _, _ in out]
+            out.append((r.start, r.end, r))
+    return [(s, e, best.entity_type) for s, e, best in out]
 
 
 class TextAnonymizer:
     """Find PII spans in documents and replace them.
 
     ``leak_index`` (optional) receives every value found of the ``leak_entities`` types, so
-    that synthetic outputs can later be scanned for them.
+    that synthetic outputs can later be scanned for them. With ``known_values``, values already in
+    the index (identifier columns of the same rows, earlier documents) are also replaced wherever
+    they occur in the text, even when the analyzer misses them.
     """
 
     def __init__(
@@ -103,6 +108,8 @@ class TextAnonymizer:
         max_doc_chars: int = 100_000,
         leak_index: LeakIndex | None = None,
         leak_entities: list[str] | None = None,
+        known_values: bool = True,
+        doc_cache: int = 10_000,
     ) -> None:
         self.batch = BatchAnalyzerEngine(analyzer)
         self.operator = operator
@@ -114,6 +121,10 @@ class TextAnonymizer:
         self.max_doc_chars = max_doc_chars
         self.leak_index = leak_index
         self.leak_entities = set(leak_entities or [])
+        self.known_values = known_values
+        # Analyzer results of recent documents: repeated boilerplate notes are analysed once.
+        self._memo: OrderedDict[str, list[RecognizerResult]] = OrderedDict()
+        self._memo_size = doc_cache
 
     def analyze(self, texts: list[str]) -> list[list[RecognizerResult]]:
         """Presidio results for each text, batched through spaCy ``nlp.pipe``."""
@@ -127,6 +138,14 @@ class TextAnonymizer:
             entities=self.entities,
             score_threshold=self.threshold,
         )
+
+    def _remember(self, text: str, results: list[RecognizerResult]) -> None:
+        if self._memo_size <= 0:
+            return
+        self._memo[text] = results
+        self._memo.move_to_end(text)
+        while len(self._memo) > self._memo_size:
+            self._memo.popitem(last=False)
 
     def anonymize(self, values: pl.Series) -> tuple[pl.Series, TextStats]:
         """Anonymize one text column. Bad input never raises: it is processed or counted."""
@@ -163,14 +182,36 @@ class TextAnonymizer:
                 pieces.setdefault(doc, []).append((i, 0))
 
         texts = list(pieces)
+        todo = [t for t in texts if t not in self._memo]
+        analysed = dict(zip(todo, self.analyze(todo), strict=True))
         spans: dict[int, list[tuple[int, int, str]]] = {}
-        for text, results in zip(texts, self.analyze(texts)):
+        for text in texts:
+            results = analysed[text] if text in analysed else self._memo[text]
+            self._remember(text, results)
+            if self.known_values and self.leak_index is not None:
+                # Defence in depth: identifier values already known (from identifier columns and
+                # earlier texts) are replaced wherever they occur, even where the analyzer missed them.
+                results = results + [
+                    RecognizerResult(ent, st, en, 1.0) for st, en, ent in self.leak_index.find_spans(text)
+                ]
             merged = merge_spans(results)
             for i, off in pieces[text]:
                 spans.setdefault(i, []).extend((s0 + off, e0 + off, ent) for s0, e0, ent in merged)
 
+        # Index every value found before drawing any replacement, so that no surrogate can be a
+        # real identifier mentioned anywhere in this batch.
+        if self.leak_index is not None:
+            found: dict[str, list[str]] = {}
+            for i, sp in spans.items():
+                doc = docs[i]
+                assert doc is not None
+                for st, en, ent in sp:
+                    if ent in self.leak_entities:
+                        found.setdefault(ent, []).append(doc[st:en])
+            for ent, vals in found.items():
+                self.leak_index.add(vals, ent)
+
         out: list[str | None] = list(docs)
-        found: dict[str, list[str]] = {}
         for i, sp in spans.items():
             doc = docs[i]
             assert doc is not None
@@ -179,16 +220,10 @@ class TextAnonymizer:
             for st, en, ent in sorted(sp):
                 if st < last:  # overlap across window edges: keep the first span
                     continue
-                value = doc[st:en]
                 stats.entities[ent] += 1
-                if ent in self.leak_entities:
-                    found.setdefault(ent, []).append(value)
                 parts.append(doc[last:st])
-                parts.append(self.operator.span(value, ent))
+                parts.append(self.operator.span(doc[st:en], ent))
                 last = en
             parts.append(doc[last:])
             out[i] = "".join(parts)
-        if self.leak_index is not None:
-            for ent, vals in found.items():
-                self.leak_index.add(vals, ent)
         return pl.Series(values.name, out, dtype=pl.String), stats

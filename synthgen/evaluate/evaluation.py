@@ -142,10 +142,13 @@ def evaluate(
     ctx = EvaluationContext(data=data, settings=settings, privacy=privacy, leaks=leaks)
     todo = sections if sections is not None else default_sections()
     results = []
-    for i, section in enumerate(todo):
-        if progress is not None:
-            progress("evaluate", i, len(todo), section=section.name)
-        results.append(run_section(section, ctx))
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=settings.threads):
+        for i, section in enumerate(todo):
+            if progress is not None:
+                progress("evaluate", i, len(todo), section=section.name)
+            results.append(run_section(section, ctx))
     if progress is not None:
         progress("evaluate", len(todo), len(todo), section="done")
     return EvaluationResult(

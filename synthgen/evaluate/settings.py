@@ -49,5 +49,8 @@ class EvaluateSettings(BaseModel):
     privacy_reference_rows: int = Field(default=20_000, ge=10)
     #: Subgroups with fewer holdout rows than this get no per-subgroup utility score.
     min_subgroup_rows: int = Field(default=30, ge=1)
+    #: Native threads (OpenMP/BLAS) for models and distances. 1 on purpose: on a busy 2-core host,
+    #: multi-threaded HistGradientBoosting measured 15-40x slower than single-threaded.
+    threads: int = Field(default=1, ge=1)
     #: Embed PNG plots in the HTML report (off = tables only, faster).
     plots: bool = True

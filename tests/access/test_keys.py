@@ -42,8 +42,9 @@ def test_wrong_roles_kek_cannot_unwrap_another_roles_entry(env: Env) -> None:
     ring = Keyring.from_bytes(ring_file.read_bytes())
     # Relabel the analyst entry as the ml-engineer's: the AAD names the role, so it fails.
     analyst = ring.entries["analyst"]
-    ring.entries["ml-engineer"] = type(analyst)("ml-engineer", analyst.kek_id.replace("analyst", "ml-engineer"),
-                                                analyst.alg, analyst.blob)
+    ring.entries["ml-engineer"] = type(analyst)(
+        "ml-engineer", analyst.kek_id.replace("analyst", "ml-engineer"), analyst.alg, analyst.blob
+    )
     ring_file.write_bytes(ring.to_bytes())
     with pytest.raises(CryptoError, match="cannot unwrap"):
         _read(env, "carol")
@@ -97,7 +98,9 @@ def test_rotation_rewraps_without_touching_data_and_retires_the_old_kek(env: Env
     old_file = env.home / "keys" / "analyst" / "v0001.kek"
     old_kek_text = old_file.read_text()
 
-    result = rotate_role_key("analyst", user="alice", catalog=env.catalog, zones=env.zones, provider=env.provider)
+    result = rotate_role_key(
+        "analyst", user="alice", catalog=env.catalog, zones=env.zones, provider=env.provider
+    )
 
     assert result.new_kek_id == "local:analyst:v2" and result.rewrapped == [ds.id] and not result.failed
     assert envelope.read_bytes() == before  # no data re-encryption
@@ -210,8 +213,10 @@ def test_keys_never_reach_audit_catalog_manifest_or_errors(env: Env, monkeypatch
 
 
 def test_env_key_provider_reads_role_keks_and_supports_rotation(env: Env, monkeypatch) -> None:
-    environ = {"SYNTHGEN_KEK_ANALYST": base64.b64encode(os.urandom(32)).decode(),
-               "SYNTHGEN_KEK_DATA_STEWARD": base64.b64encode(os.urandom(32)).decode()}
+    environ = {
+        "SYNTHGEN_KEK_ANALYST": base64.b64encode(os.urandom(32)).decode(),
+        "SYNTHGEN_KEK_DATA_STEWARD": base64.b64encode(os.urandom(32)).decode(),
+    }
     provider = EnvKeyProvider(environ)
     assert provider.roles() == ["analyst", "data-steward"]
     env.publish(roles=["analyst", "data-steward"], provider=provider)
@@ -236,7 +241,18 @@ def test_every_key_operation_is_audited_and_the_chain_verifies(env: Env) -> None
     env.publish()
     rotate_role_key("analyst", user="alice", catalog=env.catalog, zones=env.zones, provider=env.provider)
     _read(env, "bob")
-    actions = [json.loads(l)["action"] for l in (env.home / "audit" / "audit.jsonl").read_text().splitlines()]
-    for expected in ("key.create", "publish", "key.wrap", "publication", "admin", "key.rotate", "read", "key.unwrap"):
+    actions = [
+        json.loads(line)["action"] for line in (env.home / "audit" / "audit.jsonl").read_text().splitlines()
+    ]
+    for expected in (
+        "key.create",
+        "publish",
+        "key.wrap",
+        "publication",
+        "admin",
+        "key.rotate",
+        "read",
+        "key.unwrap",
+    ):
         assert expected in actions
     assert verify_audit(env.catalog).ok

@@ -79,16 +79,28 @@ def test_unknown_user_is_denied(env: Env) -> None:
 
 def test_read_to_file_writes_parquet_and_csv_outside_the_zones(env: Env, tmp_path) -> None:
     env.publish()
-    pq_out = read_to_file("adult-synthetic", user="carol", out=tmp_path / "o.parquet", catalog=env.catalog, zones=env.zones)
+    pq_out = read_to_file(
+        "adult-synthetic", user="carol", out=tmp_path / "o.parquet", catalog=env.catalog, zones=env.zones
+    )
     csv_out = read_to_file(
-        "adult-synthetic", user="carol", out=tmp_path / "o.csv", format="csv", catalog=env.catalog, zones=env.zones
+        "adult-synthetic",
+        user="carol",
+        out=tmp_path / "o.csv",
+        format="csv",
+        catalog=env.catalog,
+        zones=env.zones,
     )
     assert_frame_equal(pl.read_parquet(pq_out), env.frame())
     assert pl.read_csv(csv_out).height == 200
     assert not list(tmp_path.glob(".tmp-*"))
     with pytest.raises(SpecError, match="inside the synthetic zone"):
-        read_to_file("adult-synthetic", user="carol", out=env.zones.synthetic.root / "leak.parquet",
-                     catalog=env.catalog, zones=env.zones)
+        read_to_file(
+            "adult-synthetic",
+            user="carol",
+            out=env.zones.synthetic.root / "leak.parquet",
+            catalog=env.catalog,
+            zones=env.zones,
+        )
 
 
 def test_synthetic_dataset_cannot_be_written_into_the_real_zone(env: Env, monkeypatch) -> None:

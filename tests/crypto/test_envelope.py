@@ -17,7 +17,9 @@ SEG = 1024
 
 def _seal(data: bytes, key: SecretKey, manifest: dict | None = None) -> bytes:
     out = io.BytesIO()
-    encrypt_stream(io.BytesIO(data), out, data_key=key, manifest=manifest or {"dataset_id": "a"}, segment_size=SEG)
+    encrypt_stream(
+        io.BytesIO(data), out, data_key=key, manifest=manifest or {"dataset_id": "a"}, segment_size=SEG
+    )
     return out.getvalue()
 
 
@@ -52,7 +54,9 @@ def test_round_trip_at_segment_boundaries(key: SecretKey, size: int) -> None:
 
 def test_manifest_is_returned_only_after_verification(key: SecretKey, plain: bytes) -> None:
     out = io.BytesIO()
-    manifest = decrypt_stream(io.BytesIO(_seal(plain, key, {"dataset_id": "x", "rows": 3})), out, data_key=key)
+    manifest = decrypt_stream(
+        io.BytesIO(_seal(plain, key, {"dataset_id": "x", "rows": 3})), out, data_key=key
+    )
     assert manifest == {"dataset_id": "x", "rows": 3}
 
 
@@ -87,7 +91,11 @@ def test_flipping_a_byte_in_each_segment_and_each_tag_is_detected(key: SecretKey
 def test_truncation_is_detected_at_every_boundary_and_inside_segments(key: SecretKey, plain: bytes) -> None:
     blob = _seal(plain, key)
     header_len, segments = _layout(blob)
-    cuts = {header_len, header_len - 1, 3, len(blob) - 1} | {end for _, end in segments[:-1]} | {s + 7 for s, _ in segments}
+    cuts = (
+        {header_len, header_len - 1, 3, len(blob) - 1}
+        | {end for _, end in segments[:-1]}
+        | {s + 7 for s, _ in segments}
+    )
     for cut in sorted(cuts):
         with pytest.raises(CryptoError):
             _open(blob[:cut], key)

@@ -18,8 +18,14 @@ def trail(tmp_path: Path):  # type: ignore[no-untyped-def]
     catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
     log = AuditLog(catalog, tmp_path / "audit" / "audit.jsonl")
     for i in range(5):
-        log.record(actor=f"user{i}", action="read", resource=f"synthetic:d{i}", decision="allow" if i % 2 else "deny",
-                   rule="r", detail={"i": i})
+        log.record(
+            actor=f"user{i}",
+            action="read",
+            resource=f"synthetic:d{i}",
+            decision="allow" if i % 2 else "deny",
+            rule="r",
+            detail={"i": i},
+        )
     yield catalog, log.path
     catalog.dispose()
 

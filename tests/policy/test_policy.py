@@ -30,8 +30,14 @@ def _policy(tmp_path: Path, rules: str, base: str = BASE) -> Policy:
     return Policy.load([f])
 
 
-def syn(name: str = "adult-synthetic", cls: str = "shareable", dp: bool | None = True, eps: float | None = 1.0,
-        zone: str = "synthetic", kind: str = "synthetic") -> Resource:
+def syn(
+    name: str = "adult-synthetic",
+    cls: str = "shareable",
+    dp: bool | None = True,
+    eps: float | None = 1.0,
+    zone: str = "synthetic",
+    kind: str = "synthetic",
+) -> Resource:
     return Resource(zone, name, cls, kind, dp, eps)
 
 
@@ -53,15 +59,20 @@ def test_explicit_deny_beats_allow(tmp_path: Path) -> None:
 
 
 def test_glob_resources_match_dataset_names(tmp_path: Path) -> None:
-    p = _policy(tmp_path, '- {id: g, effect: allow, roles: [analyst], actions: [read], resources: {name: "adult-*-v?"}}')
+    p = _policy(
+        tmp_path,
+        '- {id: g, effect: allow, roles: [analyst], actions: [read], resources: {name: "adult-*-v?"}}',
+    )
     assert p.check("bob", "read", syn("adult-synthetic-v1")).allowed
     assert not p.check("bob", "read", syn("adult-synthetic-v10")).allowed
     assert not p.check("bob", "read", syn("census-synthetic-v1")).allowed
 
 
 def test_zone_and_classification_and_kind_must_all_match(tmp_path: Path) -> None:
-    rule = ("- {id: r, effect: allow, roles: [analyst], actions: [read], "
-            "resources: {zone: synthetic, classification: [shareable, internal], kind: synthetic}}")
+    rule = (
+        "- {id: r, effect: allow, roles: [analyst], actions: [read], "
+        "resources: {zone: synthetic, classification: [shareable, internal], kind: synthetic}}"
+    )
     p = _policy(tmp_path, rule)
     assert p.check("bob", "read", syn(cls="internal")).allowed
     assert not p.check("bob", "read", syn(cls="restricted")).allowed
@@ -75,13 +86,17 @@ def test_non_dp_output_needs_an_explicit_dp_false_rule(tmp_path: Path) -> None:
     assert p.check("bob", "read", syn(dp=True)).allowed
     assert p.check("bob", "read", syn(dp=None)).allowed
     assert not p.check("bob", "read", syn(dp=False)).allowed
-    p2 = _policy(tmp_path, "- {id: nondp, effect: allow, roles: [analyst], actions: [read], conditions: {dp: false}}")
+    p2 = _policy(
+        tmp_path, "- {id: nondp, effect: allow, roles: [analyst], actions: [read], conditions: {dp: false}}"
+    )
     assert p2.check("bob", "read", syn(dp=False)).allowed
     assert not p2.check("bob", "read", syn(dp=True)).allowed
 
 
 def test_max_epsilon_condition(tmp_path: Path) -> None:
-    p = _policy(tmp_path, "- {id: e, effect: allow, roles: [analyst], actions: [read], conditions: {max_epsilon: 3}}")
+    p = _policy(
+        tmp_path, "- {id: e, effect: allow, roles: [analyst], actions: [read], conditions: {max_epsilon: 3}}"
+    )
     assert p.check("bob", "read", syn(eps=3.0)).allowed
     assert not p.check("bob", "read", syn(eps=3.5)).allowed
     assert not p.check("bob", "read", syn(eps=None)).allowed  # unknown epsilon never passes a cap
@@ -97,18 +112,36 @@ def test_unknown_user_and_unknown_action_are_denied(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("rules", "line", "reason"),
     [
-        ("- {id: a, effect: allow, roles: [analyst], actions: [read]}\n- {id: b, effect: permit, roles: [analyst], actions: [read]}",
-         11, "effect"),
+        (
+            "- {id: a, effect: allow, roles: [analyst], actions: [read]}\n"
+            "- {id: b, effect: permit, roles: [analyst], actions: [read]}",
+            11,
+            "effect",
+        ),
         ("- {id: a, effect: allow, roles: [analyst], actions: [delete]}", 10, "actions"),
         ("- {id: a, effect: allow, roles: [nobody], actions: [read]}", 10, "undefined role 'nobody'"),
-        ("- {id: a, effect: allow, roles: [analyst], actions: [read], resources: {zone: moon}}", 10, "unknown zone"),
+        (
+            "- {id: a, effect: allow, roles: [analyst], actions: [read], resources: {zone: moon}}",
+            10,
+            "unknown zone",
+        ),
         ("- {id: a, effect: allow, roles: [analyst], actions: [read], colour: red}", 10, "unknown key"),
-        ("- {id: a, effect: allow, roles: [analyst], actions: [read]}\n- {id: a, effect: deny, roles: [analyst], actions: [read]}",
-         11, "already used"),
-        ("- {id: a, effect: allow, roles: [analyst], actions: [read], conditions: {max_epsilon: -1}}", 10, "max_epsilon"),
+        (
+            "- {id: a, effect: allow, roles: [analyst], actions: [read]}\n"
+            "- {id: a, effect: deny, roles: [analyst], actions: [read]}",
+            11,
+            "already used",
+        ),
+        (
+            "- {id: a, effect: allow, roles: [analyst], actions: [read], conditions: {max_epsilon: -1}}",
+            10,
+            "max_epsilon",
+        ),
     ],
 )
-def test_broken_policy_is_rejected_with_file_line_and_reason(tmp_path: Path, rules: str, line: int, reason: str) -> None:
+def test_broken_policy_is_rejected_with_file_line_and_reason(
+    tmp_path: Path, rules: str, line: int, reason: str
+) -> None:
     with pytest.raises(PolicyError) as err:
         _policy(tmp_path, rules)
     msg = str(err.value)
@@ -146,6 +179,7 @@ def test_no_policy_files_is_an_error(tmp_path: Path) -> None:
 
 # -- the shipped defaults --------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def default() -> Policy:
     return Policy.load([REPO / "policies"])
@@ -167,8 +201,11 @@ def test_default_real_zone_readable_only_by_stewards(default: Policy) -> None:
 
 def test_default_restricted_reports_readable_by_steward_and_auditor_only(default: Policy) -> None:
     report = Resource("real", "adult-report", "restricted", "report")
-    assert [u for u in ("alice", "bob", "carol", "dave", "synthgen-pipeline") if default.check(u, "read", report).allowed] == [
-        "alice", "dave"]
+    assert [
+        u
+        for u in ("alice", "bob", "carol", "dave", "synthgen-pipeline")
+        if default.check(u, "read", report).allowed
+    ] == ["alice", "dave"]
 
 
 def test_default_non_dp_output_is_never_shareable(default: Policy) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from cryptography.exceptions import InvalidTag
@@ -39,7 +39,7 @@ class WrappedKey:
     role: str
     kek_id: str
     alg: str
-    blob: bytes  # nonce || ciphertext || tag for A256GCM
+    blob: bytes = field(repr=False)  # nonce || ciphertext || tag for A256GCM
 
 
 def wrap_aad(context: dict[str, str], kek_id: str) -> bytes:

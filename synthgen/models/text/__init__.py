@@ -1,0 +1,42 @@
+"""DP synthesis of text columns: a byte-level transformer trained with DP-SGD (Opacus).
+
+Public API::
+
+    model = DPTextModel(settings=spec.model.text, epsilon=eps_text, delta=delta,
+                        categories={"diagnosis_category": [...public list...]}).fit(texts, conditions)
+    texts = model.generate(synthetic_rows.select(spec.model.text.condition_on), seed=0)
+    model.privacy_record_.entries   # charge each to the ledger
+    model.save(path); DPTextModel.load(path)
+    text_metrics(holdout, texts, model); canary_exposure(texts, conditions, settings=..., ...)
+
+Names are imported lazily: the spec imports ``settings`` from this package, and loading a
+spec (or parsing a DAG) must not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ByteTokenizer": "tokenizer",
+    "InputStats": "tokenizer",
+    "truncate_utf8": "tokenizer",
+    "DPTextModel": "model",
+    "PrivacyEntry": "accounting",
+    "TextPrivacyRecord": "accounting",
+    "calibrate_noise": "accounting",
+    "canary_exposure": "canary",
+    "exposure": "canary",
+    "distinct_n": "metrics",
+    "text_metrics": "metrics",
+    "TextModelSettings": "settings",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,11 +14,11 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from opacus.accountants import create_accountant
-from opacus.accountants.utils import get_noise_multiplier
 from pydantic import BaseModel, ConfigDict
 
 from synthgen.errors import PrivacyError
+from synthgen.privacy import accountant as accountant_glue
+from synthgen.privacy.record import MechanismEntry, PrivacyRecord
 
 AccountantName = Literal["prv", "rdp"]
 
@@ -51,12 +51,53 @@ class TextPrivacyRecord(BaseModel):
     noise_multiplier: float | None = None
     max_grad_norm: float | None = None
     sample_rate: float | None = None
+    expected_batch_size: int | None = None
     steps: int = 0
+    epochs: int = 0
+    #: "public" when the caller passed a DP or public row count; "exact" when the sampling
+    #: rate came from the exact number of training texts (standard Opacus practice, but the
+    #: count itself is then not protected).
+    row_count_source: Literal["public", "exact"] | None = None
 
     @property
     def epsilon(self) -> float:
         """Total epsilon charged by this model (sum over entries: basic composition)."""
         return sum(e.epsilon for e in self.entries)
+
+    @property
+    def delta(self) -> float:
+        return sum(e.delta for e in self.entries)
+
+    def to_privacy_record(self, column: str) -> PrivacyRecord:
+        """The same facts as a :class:`synthgen.privacy.record.PrivacyRecord` (the ledger's type)."""
+        if not self.dp:
+            return PrivacyRecord(dp=False, adjacency="none (no DP guarantee)")
+        return PrivacyRecord(
+            dp=True,
+            target_epsilon=self.target_epsilon,
+            target_delta=self.target_delta,
+            spent_epsilon=self.epsilon,
+            spent_delta=self.delta,
+            accountant=self.entries[0].accountant if self.entries else None,
+            noise_multiplier=self.noise_multiplier,
+            sample_rate=self.sample_rate,
+            expected_batch_size=self.expected_batch_size,
+            steps=self.steps,
+            epochs=self.epochs,
+            max_grad_norm=self.max_grad_norm,
+            row_count_source=self.row_count_source,
+            adjacency="add/remove one row (one text with its condition values)",
+            mechanisms=[
+                MechanismEntry(
+                    step="training" if e.step == "text_training" else "preprocessing",
+                    mechanism="dp_sgd_text" if e.step == "text_training" else e.mechanism,
+                    column=column,
+                    epsilon=e.epsilon,
+                    delta=e.delta,
+                )
+                for e in self.entries
+            ],
+        )
 
 
 def calibrate_noise(
@@ -67,42 +108,37 @@ def calibrate_noise(
     steps: int,
     accountant: AccountantName,
 ) -> tuple[float, float]:
-    """Smallest noise multiplier (Opacus's search) whose spent epsilon after ``steps`` is <= target.
+    """Smallest noise multiplier whose spent epsilon after ``steps`` is <= target.
 
-    Returns ``(noise_multiplier, epsilon)``, the epsilon re-checked with a fresh accountant
-    on exactly that history, so the caller never trains on a sigma that overspends.
+    Uses :mod:`synthgen.privacy.accountant` (Opacus's binary search) and re-checks the result
+    with a fresh accountant on exactly that history, so training never starts on a sigma
+    that would overspend. Returns ``(noise_multiplier, epsilon)``.
     """
     if not (target_epsilon > 0 and math.isfinite(target_epsilon)):
         raise PrivacyError(f"text model: epsilon must be a positive number, got {target_epsilon}")
     if not 0 < target_delta < 1:
         raise PrivacyError(f"text model: delta must be in (0, 1), got {target_delta}")
     try:
-        sigma = get_noise_multiplier(
-            target_epsilon=target_epsilon,
-            target_delta=target_delta,
+        sigma = accountant_glue.calibrate_noise(
+            epsilon=target_epsilon,
+            delta=target_delta,
             sample_rate=sample_rate,
             steps=steps,
             accountant=accountant,
         )
-    except ValueError as exc:
+    except PrivacyError as exc:
         raise PrivacyError(
-            f"text model: epsilon {target_epsilon:g} is too small for {steps} steps ({exc}); "
-            "raise the text share of epsilon or lower model.text.epochs"
+            f"text model: {exc}; raise the text share of epsilon or lower model.text.epochs"
         ) from None
-    spent = spent_epsilon(
-        noise_multiplier=sigma, sample_rate=sample_rate, steps=steps, delta=target_delta, accountant=accountant
+    spent = accountant_glue.spent_epsilon(
+        noise_multiplier=sigma,
+        sample_rate=sample_rate,
+        steps=steps,
+        delta=target_delta,
+        accountant=accountant,
     )
     if spent > target_epsilon:
         raise PrivacyError(
             f"text model: calibrated noise would spend epsilon {spent:.4f} > target {target_epsilon:g}"
         )
     return sigma, spent
-
-
-def spent_epsilon(
-    *, noise_multiplier: float, sample_rate: float, steps: int, delta: float, accountant: AccountantName
-) -> float:
-    """Epsilon of ``steps`` Poisson-subsampled Gaussian steps, by a fresh Opacus accountant."""
-    acc = create_accountant(mechanism=accountant)
-    acc.history = [(noise_multiplier, sample_rate, steps)]
-    return float(acc.get_epsilon(delta=delta))

@@ -42,7 +42,7 @@ from synthgen.models.text.accounting import (
 from synthgen.models.text.network import TextTransformer
 from synthgen.models.text.sampling import byte_masks, continuation_bytes, sample_next
 from synthgen.models.text.settings import TextModelSettings
-from synthgen.models.text.tokenizer import IGNORE, ByteTokenizer, InputStats
+from synthgen.models.text.tokenizer import EOS, IGNORE, ByteTokenizer, InputStats
 
 FORMAT = "synthgen.text-model/1"
 #: progress(done_steps, total_steps, last_loss)
@@ -57,7 +57,9 @@ def resolve_device(device: str) -> torch.device:
     except RuntimeError:
         raise ModelError(f"text model: unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ModelError(f"text model: device {device!r} requested but CUDA is not available; use cpu or auto")
+        raise ModelError(
+            f"text model: device {device!r} requested but CUDA is not available; use cpu or auto"
+        )
     return dev
 
 
@@ -148,6 +150,7 @@ class DPTextModel:
         conditions: pl.DataFrame | None = None,
         *,
         progress: Progress | None = None,
+        n_public: float | None = None,
     ) -> DPTextModel:
         """Train on one text per record, conditioned on that record's categorical values.
 
@@ -155,6 +158,10 @@ class DPTextModel:
             texts: String (or Binary, decoded as UTF-8 with replacement) series, one per record.
             conditions: the columns named in ``settings.condition_on``, same row order.
             progress: called after each optimiser step with (done, total, loss).
+            n_public: a DP (or public) count of the training records, e.g. the run's Laplace
+                row count. Under DP it sets the Poisson rate ``batch_size / n_public`` and the
+                gradient average. Without it the exact count is used, as Opacus does, and
+                ``privacy_record_.row_count_source`` says "exact": the count is then not protected.
         """
         s = self.settings
         tok = self._tokenizer_for(conditions)
@@ -162,7 +169,7 @@ class DPTextModel:
         n = len(inputs)
         if n == 0:
             raise ModelError("text model: no training text (every row was null or empty); nothing to learn")
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+        with torch.random.fork_rng(devices=[self.device.index or 0] if self.device.type == "cuda" else []):
             torch.manual_seed(self.seed)
             net = self._new_network(tok.vocab_size, tok.sequence_length)
         dataset = TensorDataset(torch.from_numpy(inputs), torch.from_numpy(targets))
@@ -171,14 +178,14 @@ class DPTextModel:
         criterion = torch.nn.CrossEntropyLoss(ignore_index=IGNORE)
 
         if self.dp:
-            record, loss_history = self._fit_dp(net, optimizer, criterion, dataset, batch, progress)
+            record, loss_history = self._fit_dp(net, optimizer, criterion, dataset, progress, n_public)
         else:
             loader = DataLoader(
                 dataset, batch_size=batch, shuffle=True, generator=torch.Generator().manual_seed(self.seed)
             )
             total = s.epochs * len(loader)
             loss_history = self._loop(net, optimizer, loader, total, progress, criterion=None)
-            record = TextPrivacyRecord(dp=False, steps=total)
+            record = TextPrivacyRecord(dp=False, steps=total, epochs=s.epochs)
 
         net.eval()
         self.tokenizer_ = tok
@@ -194,10 +201,11 @@ class DPTextModel:
         optimizer: torch.optim.Optimizer,
         criterion: torch.nn.CrossEntropyLoss,
         dataset: TensorDataset,
-        batch: int,
         progress: Progress | None,
+        n_public: float | None,
     ) -> tuple[TextPrivacyRecord, list[float]]:
         from opacus import PrivacyEngine
+        from opacus.data_loader import DPDataLoader
         from opacus.validators import ModuleValidator
 
         s = self.settings
@@ -205,10 +213,16 @@ class DPTextModel:
         errors = ModuleValidator.validate(net, strict=False)
         if errors:
             raise ModelError(f"text model: network not supported by Opacus: {errors[0]}")
-        # Opacus samples each record with probability 1 / len(loader) per step.
-        loader = DataLoader(dataset, batch_size=batch, generator=_os_generator(torch.device("cpu")))
-        sample_rate = 1.0 / len(loader)
-        total = s.epochs * len(loader)
+        # Poisson sampling at a public rate: q = batch_size / n_public when the caller passes a
+        # DP (or public) row count, so neither the rate nor the gradient average reveals the
+        # exact count. Opacus's loader runs int(1/q) steps per epoch and we charge 1/int(1/q) >= q.
+        n_ref = float(n_public) if n_public is not None else float(len(dataset))
+        q = min(1.0, s.batch_size / n_ref)
+        loader = DPDataLoader(dataset, sample_rate=q, generator=_os_generator(torch.device("cpu")))
+        steps_per_epoch = len(loader)
+        sample_rate = 1.0 / steps_per_epoch
+        expected_batch = max(1, round(q * n_ref))
+        total = s.epochs * steps_per_epoch
         sigma, _ = calibrate_noise(
             target_epsilon=self.epsilon,
             target_delta=self.delta,
@@ -216,10 +230,10 @@ class DPTextModel:
             steps=total,
             accountant=self.accountant,
         )
-        engine = PrivacyEngine(accountant=self.accountant)
         with warnings.catch_warnings():
             # "Secure RNG turned off": we seed noise and sampling from OS entropy instead.
             warnings.filterwarnings("ignore", message="Secure RNG turned off")
+            engine = PrivacyEngine(accountant=self.accountant)
             wrapped = engine.make_private(
                 module=net,
                 optimizer=optimizer,
@@ -227,7 +241,8 @@ class DPTextModel:
                 data_loader=loader,
                 noise_multiplier=sigma,
                 max_grad_norm=s.max_grad_norm,
-                poisson_sampling=True,
+                # The loader above already samples each record independently with rate q.
+                poisson_sampling=False,
                 grad_sample_mode=s.grad_sample_mode,
                 noise_generator=_os_generator(self.device),
             )
@@ -236,9 +251,14 @@ class DPTextModel:
         else:
             gsm, dp_optimizer, dp_loader = wrapped
             dp_criterion = None
+        # Average over the public expected batch size, not one derived from the exact count.
+        dp_optimizer.expected_batch_size = expected_batch
         self._dp_loader = dp_loader  # kept for tests to check the sampling in use
         try:
-            losses = self._loop(gsm, dp_optimizer, dp_loader, total, progress, criterion=dp_criterion)
+            with warnings.catch_warnings():
+                # Opacus's hooks fire on module outputs (our inputs are token ids): expected.
+                warnings.filterwarnings("ignore", message="Full backward hook is firing")
+                losses = self._loop(gsm, dp_optimizer, dp_loader, total, progress, criterion=dp_criterion)
         finally:
             gsm.cleanup()
         spent = float(engine.accountant.get_epsilon(delta=self.delta))
@@ -260,7 +280,10 @@ class DPTextModel:
             noise_multiplier=sigma,
             max_grad_norm=s.max_grad_norm,
             sample_rate=sample_rate,
+            expected_batch_size=expected_batch,
             steps=total,
+            epochs=s.epochs,
+            row_count_source="public" if n_public is not None else "exact",
         )
         return record, losses
 
@@ -345,6 +368,7 @@ class DPTextModel:
         top_p: float | None = None,
         max_length: int | None = None,
         batch_size: int | None = None,
+        prompt: str = "",
         name: str = "text",
     ) -> pl.Series:
         """Sample one text per row, conditioned on that row's values in ``conditions``.
@@ -352,7 +376,9 @@ class DPTextModel:
         Generation reads only the model (post-processing of a DP release: no extra cost).
         ``n`` defaults to the number of condition rows; unconditioned models need ``n``.
         Sampling parameters default to the settings; ``max_length`` (bytes) is capped at
-        the trained ``max_length``. The same seed gives the same texts on the same machine.
+        the trained ``max_length``, prompt included. ``prompt`` (optional) is text every
+        sample starts with (used by the memorisation test). The same seed gives the same
+        texts on the same machine.
         """
         self._check_fitted()
         s = self.settings
@@ -368,17 +394,29 @@ class DPTextModel:
         top_p = s.top_p if top_p is None else top_p
         if temperature <= 0 or top_k < 0 or not 0 < top_p <= 1:
             raise ModelError("text model: need temperature > 0, top_k >= 0 and 0 < top_p <= 1")
-        limit = min(max_length or tok.max_length, tok.max_length)
+        head = prompt.encode("utf-8")
+        limit = min(max_length or tok.max_length, tok.max_length) - len(head)
+        if limit < 1:
+            raise ModelError(f"text model: prompt of {len(head)} bytes leaves no room within max_length")
         batch_size = batch_size or s.generate_batch_size
-        cond = conditions.select(tok.condition_columns) if tok.condition_columns and conditions is not None else None
-        prefix = torch.from_numpy(tok.encode_conditions(cond, n)).to(self.device)
+        cond = (
+            conditions.select(tok.condition_columns)
+            if tok.condition_columns and conditions is not None
+            else None
+        )
+        ids = tok.encode_conditions(cond, n)
+        if head:
+            ids = np.concatenate([ids, np.tile(np.frombuffer(head, dtype=np.uint8), (n, 1))], axis=1)
+        prefix = torch.from_numpy(ids.astype(np.int64)).to(self.device)
         gen = torch.Generator(device=self.device)
         gen.manual_seed(secrets.randbits(63) if seed is None else seed)
         start_ok, cont_ok = byte_masks(tok.vocab_size, self.device)
         out: list[str] = []
         for i in range(0, n, batch_size):
-            out.extend(self._generate_batch(prefix[i : i + batch_size], limit, start_ok, cont_ok, gen,
-                                            temperature, top_k, top_p))
+            texts = self._generate_batch(
+                prefix[i : i + batch_size], limit, start_ok, cont_ok, gen, temperature, top_k, top_p
+            )
+            out.extend(prompt + t for t in texts)
         return pl.Series(name, out, dtype=pl.String)
 
     def _generate_batch(
@@ -392,8 +430,6 @@ class DPTextModel:
         top_k: int,
         top_p: float,
     ) -> list[str]:
-        from synthgen.models.text.tokenizer import EOS
-
         b = prefix.shape[0]
         logits, cache = self.network_.step(prefix, None)
         last = logits[:, -1]
