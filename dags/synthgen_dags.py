@@ -24,6 +24,8 @@ Secrets stay out of specs and out of this file:
   as the environment variable;
 * role KEKs for the ``env`` key provider come from Variables ``SYNTHGEN_KEK_<ROLE>``
   (and ``SYNTHGEN_KEK_<ROLE>_VERSION``), read by the publish task only;
+* the pipeline master secret (surrogates, hashes, leak index) from the Variable
+  ``SYNTHGEN_PIPELINE_SECRET``;
 * where things live (``SYNTHGEN_HOME``, ``SYNTHGEN_CATALOG_URL``, zones, key provider)
   may come from the JSON Variable ``synthgen_config``.
 
@@ -80,8 +82,11 @@ CONFIG_KEYS = (
     "SYNTHGEN_KEY_PROVIDER",
     "SYNTHGEN_KEYS_DIR",
     "SYNTHGEN_POLICY_DIR",
+    "SYNTHGEN_AUDIT_FILE",
     "SYNTHGEN_USER",
 )
+#: The master secret of surrogates, hashes and the leak index (every stage may need it).
+PIPELINE_SECRET = "SYNTHGEN_PIPELINE_SECRET"
 #: Who the tasks act as, for the policy and the audit log, unless SYNTHGEN_USER says otherwise.
 PIPELINE_USER = "synthgen-pipeline"
 _START = datetime(2024, 1, 1, tzinfo=timezone.utc)
@@ -151,10 +156,7 @@ def _source_secrets(spec: PipelineSpec, params: Mapping[str, Any]) -> dict[str, 
             out[src.url_env] = _sqlalchemy_url(conn)
         if src.password_env and src.password_env in wanted and conn.password:
             out[src.password_env] = conn.password
-    for name in wanted:
-        if name not in out and (value := _variable(name)) is not None:
-            out[name] = str(value)
-    return out
+    return out | _variables([n for n in wanted if n not in out])
 
 
 def _sqlalchemy_url(conn: Any) -> str:
@@ -164,9 +166,9 @@ def _sqlalchemy_url(conn: Any) -> str:
     extra = conn.extra_dejson
     if extra.get("sqlalchemy_url"):
         return str(extra["sqlalchemy_url"])
-    driver = {"postgres": "postgresql", "postgresql": "postgresql", "mysql": "mysql+pymysql"}.get(
-        conn.conn_type, conn.conn_type
-    )
+    if conn.conn_type == "sqlite":  # Airflow keeps the database file in `host`
+        return URL.create("sqlite", database=conn.host).render_as_string(hide_password=False)
+    driver = {"postgres": "postgresql", "mysql": "mysql+pymysql"}.get(conn.conn_type, conn.conn_type)
     url = URL.create(
         driver,
         username=conn.login or None,
@@ -178,17 +180,24 @@ def _sqlalchemy_url(conn: Any) -> str:
     return url.render_as_string(hide_password=False)
 
 
+def _variables(names: list[str]) -> dict[str, str]:
+    """Secrets from Airflow Variables of the same name, for those not already in the environment."""
+    out: dict[str, str] = {}
+    for name in names:
+        if name not in os.environ and (value := _variable(name)) is not None:
+            out[name] = str(value)
+    return out
+
+
 def _kek_variables(spec: PipelineSpec) -> dict[str, str]:
     """Role KEKs for the ``env`` key provider, from Variables ``SYNTHGEN_KEK_<ROLE>[_VERSION]``."""
     if os.environ.get("SYNTHGEN_KEY_PROVIDER", "local") != "env":
         return {}
-    out: dict[str, str] = {}
+    names = []
     for role in spec.output.access.roles:
         var = "SYNTHGEN_KEK_" + role.upper().replace("-", "_")
-        for name in (var, var + "_VERSION"):
-            if name not in os.environ and (value := _variable(name)) is not None:
-                out[name] = str(value)
-    return out
+        names += [var, var + "_VERSION"]
+    return _variables(names)
 
 
 @contextmanager
@@ -227,11 +236,11 @@ def _stage(spec_file: str, secrets: str | None = None) -> Iterator[tuple[Any, Pi
 
         try:
             spec = load_spec(spec_file, _overrides(params))
-            extra: dict[str, str] = {}
+            extra = _variables([PIPELINE_SECRET])
             if secrets == "source":
-                extra = _source_secrets(spec, params)
+                extra |= _source_secrets(spec, params)
             elif secrets == "keys":
-                extra = _kek_variables(spec)
+                extra |= _kek_variables(spec)
             with _environment(extra):
                 ctx = pipeline.Context.from_env()
                 try:

@@ -117,8 +117,36 @@ def _build_header(
 
 
 def _read_exact(src: IO[bytes], n: int) -> bytes:
-    buf = src.read(n)
-    return buf if buf is not None else b""
+    """Up to ``n`` bytes, fewer only at end of input (pipes and raw files may return short reads)."""
+    parts, got = [], 0
+    while got < n:
+        block = src.read(n - got)
+        if not block:
+            break
+        parts.append(block)
+        got += len(block)
+    return b"".join(parts)
+
+
+def _fill(src: IO[bytes], buf: bytearray) -> int:
+    """Fill ``buf`` from ``src``; returns the byte count, short only at end of input.
+
+    Reusing two preallocated buffers keeps memory flat and avoids a fresh allocation
+    (and its page faults) per segment, which costs more than AES-GCM itself.
+    """
+    view, got = memoryview(buf), 0
+    readinto = getattr(src, "readinto", None)
+    while got < len(buf):
+        if readinto is not None:
+            n = readinto(view[got:])
+        else:
+            block = src.read(len(buf) - got)
+            n = len(block) if block else 0
+            view[got : got + n] = block or b""
+        if not n:
+            break
+        got += n
+    return got
 
 
 def encrypt_stream(
@@ -145,20 +173,23 @@ def encrypt_stream(
     dst.write(header)
     written = len(header)
     counter = plain = 0
-    current = _read_exact(src, segment_size)
+    bufs = (bytearray(segment_size), bytearray(segment_size))
+    sealed = bytearray(segment_size + TAG_BYTES)
+    cur, n_cur = 0, _fill(src, bufs[0])
     while True:
         # Look one segment ahead: the last segment must be flagged as such when encrypted.
-        following = _read_exact(src, segment_size) if len(current) == segment_size else b""
-        last = not following
-        sealed = aead.encrypt(_nonce(prefix, counter, last), current, aad)
-        dst.write(sealed)
-        fingerprint.update(sealed[-TAG_BYTES:])
-        written += len(sealed)
-        plain += len(current)
+        n_next = _fill(src, bufs[1 - cur]) if n_cur == segment_size else 0
+        last = n_next == 0
+        out = memoryview(sealed)[: n_cur + TAG_BYTES]
+        aead.encrypt_into(_nonce(prefix, counter, last), memoryview(bufs[cur])[:n_cur], aad, out)
+        dst.write(out)
+        fingerprint.update(out[-TAG_BYTES:])
+        written += len(out)
+        plain += n_cur
         counter += 1
         if last:
             break
-        current = following
+        cur, n_cur = 1 - cur, n_next
     return EnvelopeInfo(
         header_hash=aad.hex(),
         digest=fingerprint.hexdigest(),
@@ -218,29 +249,45 @@ def check_key(header: EnvelopeHeader, data_key: SecretKey) -> AESGCM:
     return aead
 
 
-def _segments(src: IO[bytes], header: EnvelopeHeader, aead: AESGCM) -> Iterator[bytes]:
+def _segments(src: IO[bytes], header: EnvelopeHeader, aead: AESGCM) -> Iterator[memoryview]:
+    """Verified plaintext of each segment, as a view into a reused buffer (valid until the next step).
+
+    ``decrypt_into`` writes into our private buffer and returns only once the tag
+    verified; on failure the buffer (holding unverified bytes) is wiped and never shown.
+    """
     aad = header.header_hash
     chunk = header.segment_size + TAG_BYTES
+    bufs = (bytearray(chunk), bytearray(chunk))
+    plain = bytearray(header.segment_size)
     counter = 0
-    current = _read_exact(src, chunk)
-    if not current:
+    cur, n_cur = 0, _fill(src, bufs[0])
+    if n_cur == 0:
         raise CryptoError("envelope is truncated: no segments")
     while True:
         # Look ahead one segment: a segment is the last one exactly when nothing follows it.
-        following = _read_exact(src, chunk) if len(current) == chunk else b""
-        last = not following
+        n_next = _fill(src, bufs[1 - cur]) if n_cur == chunk else 0
+        last = n_next == 0
+        size = n_cur - TAG_BYTES
         try:
-            plain = aead.decrypt(_nonce(header.nonce_prefix, counter, last), current, aad)
+            if size < 0:
+                raise InvalidTag
+            aead.decrypt_into(
+                _nonce(header.nonce_prefix, counter, last),
+                memoryview(bufs[cur])[:n_cur],
+                aad,
+                memoryview(plain)[:size],
+            )
         except InvalidTag:
+            plain[:] = bytes(len(plain))
             raise CryptoError(
                 f"envelope failed verification at segment {counter}: the file was modified, "
                 "truncated or reordered; nothing from that segment on was released"
             ) from None
-        yield plain
+        yield memoryview(plain)[:size]
         counter += 1
         if last:
             return
-        current = following
+        cur, n_cur = 1 - cur, n_next
 
 
 def iter_decrypt(src: IO[bytes], *, data_key: SecretKey) -> Iterator[bytes]:
@@ -252,7 +299,8 @@ def iter_decrypt(src: IO[bytes], *, data_key: SecretKey) -> Iterator[bytes]:
     """
     header = read_header(src)
     aead = check_key(header, data_key)
-    yield from _segments(src, header, aead)
+    for view in _segments(src, header, aead):
+        yield bytes(view)
 
 
 def decrypt_stream(src: IO[bytes], dst: IO[bytes], *, data_key: SecretKey) -> dict[str, Any]:
@@ -271,4 +319,5 @@ def decrypt_stream(src: IO[bytes], dst: IO[bytes], *, data_key: SecretKey) -> di
 
 def verify_stream(src: IO[bytes], *, data_key: SecretKey) -> int:
     """Check every segment without keeping plaintext. Returns the plaintext size."""
-    return sum(len(b) for b in iter_decrypt(src, data_key=data_key))
+    header = read_header(src)
+    return sum(len(view) for view in _segments(src, header, check_key(header, data_key)))

@@ -55,8 +55,17 @@ def marginals(
             if hi <= lo:
                 lo, hi = float(both.min()) - 0.5, float(both.max()) + 0.5
             edges = np.linspace(lo, hi, 31)
-            ax.hist(np.clip(r, lo, hi), bins=edges, density=True, alpha=0.5, color=REAL, label="real")
-            ax.hist(np.clip(s, lo, hi), bins=edges, density=True, alpha=0.5, color=SYNTHETIC, label="synthetic")
+            ax.hist(
+                np.clip(r, lo, hi), bins=edges.tolist(), density=True, alpha=0.5, color=REAL, label="real"
+            )
+            ax.hist(
+                np.clip(s, lo, hi),
+                bins=edges.tolist(),
+                density=True,
+                alpha=0.5,
+                color=SYNTHETIC,
+                label="synthetic",
+            )
         else:
             r_counts = real[name].fill_null("(missing)").value_counts(name="n").sort("n", descending=True)
             cats = [str(c) for c in r_counts[name].head(top).to_list()]
@@ -109,7 +118,14 @@ def distance_histograms(series: Sequence[tuple[str, np.ndarray, str]], *, xlabel
     hi = float(np.quantile(values, 0.99)) if values.size else 1.0
     edges = np.linspace(0.0, max(hi, 1e-6), 41)
     for label, v, colour in series:
-        ax.hist(np.clip(v[np.isfinite(v)], 0, edges[-1]), bins=edges, alpha=0.45, color=colour, label=label, density=True)
+        ax.hist(
+            np.clip(v[np.isfinite(v)], 0, edges[-1]),
+            bins=edges.tolist(),
+            alpha=0.45,
+            color=colour,
+            label=label,
+            density=True,
+        )
     ax.set_xlabel(xlabel, fontsize=8)
     ax.set_ylabel("density", fontsize=8)
     ax.tick_params(labelsize=7)
@@ -134,14 +150,22 @@ def roc_curves(curves: Sequence[tuple[str, np.ndarray, np.ndarray]], *, title: s
     return _png(fig)
 
 
-def grouped_bars(groups: Sequence[str], series: Sequence[tuple[str, Sequence[float], str]], *, ylabel: str, title: str) -> str:
+def grouped_bars(
+    groups: Sequence[str], series: Sequence[tuple[str, Sequence[float], str]], *, ylabel: str, title: str
+) -> str:
     """Bars per group for a few series (label, values, colour)."""
     fig = MplFigure(figsize=(max(4.5, 0.55 * len(groups) + 2), 3.2))
     ax = fig.add_subplot(1, 1, 1)
     x = np.arange(len(groups))
     width = 0.8 / max(1, len(series))
     for i, (label, values, colour) in enumerate(series):
-        ax.bar(x + (i - (len(series) - 1) / 2) * width, np.nan_to_num(np.asarray(values, float)), width=width, color=colour, label=label)
+        ax.bar(
+            x + (i - (len(series) - 1) / 2) * width,
+            np.nan_to_num(np.asarray(values, float)),
+            width=width,
+            color=colour,
+            label=label,
+        )
     ax.set_xticks(x)
     ax.set_xticklabels([_short(g) for g in groups], rotation=45, ha="right", fontsize=7)
     ax.set_ylabel(ylabel, fontsize=8)

@@ -2,8 +2,9 @@
 
 Used by the tests as ``python tests/airflow/dag_test_run.py DAG_ID CONF_JSON`` in a child
 process whose environment holds the Airflow configuration (AIRFLOW_HOME, DAGS_FOLDER).
-Prints ``{"rejected": message}`` when the params do not validate (nothing runs), else
-``{"state", "tasks", "tries", "events"}`` read back from the metadata DB.
+Prints ``{"state", "tasks", "tries", "events"}`` read back from the metadata DB. Given a
+JSON list of confs instead, it triggers each and prints ``{"rejected": [message or null]}``
+(null: that conf was accepted and its run went ahead).
 """
 
 from __future__ import annotations
@@ -28,11 +29,18 @@ def main() -> int:
         print(json.dumps({"import_errors": {str(k): v for k, v in bag.import_errors.items()}}))
         return 2
     dag = bag.dags[dag_id]
-    try:
-        run = dag.test(run_conf=conf)
-    except ParamValidationError as exc:
-        print(json.dumps({"rejected": str(exc)}))
+    if isinstance(conf, list):  # confs that must each be refused before anything runs
+        rejected = []
+        for one in conf:
+            try:
+                dag.test(run_conf=one)
+            except ParamValidationError as exc:
+                rejected.append(str(exc))
+            else:
+                rejected.append(None)
+        print(json.dumps({"rejected": rejected}))
         return 0
+    run = dag.test(run_conf=conf)
     run_id = run.run_id
     with create_session() as session:
         state = session.scalar(select(DagRun.state).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))

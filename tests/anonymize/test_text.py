@@ -93,3 +93,20 @@ def test_text_values_known_from_identifier_columns_are_replaced_even_if_missed(s
 def test_default_settings_tags_option():
     s = AnonymizeSettings(text_operator="tag")
     assert s.text_operator == "tag"
+
+
+def test_repeated_documents_are_analysed_once_and_replaced_alike(monkeypatch):
+    texter = _texter()
+    calls: list[int] = []
+    real = texter.analyze
+
+    def counting(texts):
+        calls.append(len(texts))
+        return real(texts)
+
+    monkeypatch.setattr(texter, "analyze", counting)
+    doc = "Maria Lopez was seen on March 3, 2022."
+    first, _ = texter.anonymize(pl.Series("notes", [doc, doc]))
+    second, _ = texter.anonymize(pl.Series("notes", [doc]))
+    assert calls == [1, 0]
+    assert first[0] == first[1] == second[0] and "Maria Lopez" not in first[0]

@@ -186,3 +186,27 @@ def test_secret_key_never_shows_its_bytes(key: SecretKey) -> None:
         assert raw.hex() not in text and "redacted" in text
     with pytest.raises(TypeError):
         pickle.dumps(key)
+
+
+class _Trickle(io.RawIOBase):
+    """A source that returns at most 100 bytes per call, like a pipe or socket."""
+
+    def __init__(self, data: bytes) -> None:
+        self._src = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[no-untyped-def]
+        chunk = self._src.read(min(len(b), 100))
+        b[: len(chunk)] = chunk
+        return len(chunk)
+
+
+def test_short_reads_from_pipes_neither_truncate_nor_break_the_stream(key: SecretKey, plain: bytes) -> None:
+    sealed = io.BytesIO()
+    info = encrypt_stream(_Trickle(plain), sealed, data_key=key, manifest={}, segment_size=SEG)
+    assert info.plaintext_bytes == len(plain) and info.segments == 4
+    out = io.BytesIO()
+    decrypt_stream(_Trickle(sealed.getvalue()), out, data_key=key)
+    assert out.getvalue() == plain

@@ -15,8 +15,13 @@ def _statuses(result):
 
 def test_missing_target_names_the_column_and_the_fix(people):
     train, hold = people
-    r = evaluate(train=train, holdout=hold, synthetic=train, schema=None,
-                 settings=EvaluateSettings(target="incme", plots=False))
+    r = evaluate(
+        train=train,
+        holdout=hold,
+        synthetic=train,
+        schema=None,
+        settings=EvaluateSettings(target="incme", plots=False),
+    )
     u = r.section("utility")
     assert u.status == "error"
     assert "'incme' is not in the real data" in u.message and "evaluate.target" in u.message
@@ -25,8 +30,13 @@ def test_missing_target_names_the_column_and_the_fix(people):
 
 def test_target_missing_from_synthetic_data_is_reported(people):
     train, hold = people
-    r = evaluate(train=train, holdout=hold, synthetic=train.drop("label"), schema=None,
-                 settings=EvaluateSettings(target="label", plots=False))
+    r = evaluate(
+        train=train,
+        holdout=hold,
+        synthetic=train.drop("label"),
+        schema=None,
+        settings=EvaluateSettings(target="label", plots=False),
+    )
     assert r.section("utility").status == "error"
     assert "missing from the synthetic data" in r.section("utility").message
 
@@ -34,8 +44,13 @@ def test_target_missing_from_synthetic_data_is_reported(people):
 def test_constant_target_is_refused_with_a_clear_message(people):
     train, hold = people
     train = train.with_columns(pl.lit("yes").alias("label"))
-    r = evaluate(train=train, holdout=hold, synthetic=train, schema=None,
-                 settings=EvaluateSettings(target="label", plots=False))
+    r = evaluate(
+        train=train,
+        holdout=hold,
+        synthetic=train,
+        schema=None,
+        settings=EvaluateSettings(target="label", plots=False),
+    )
     u = r.section("utility")
     assert u.status == "error" and "single value" in u.message
     assert r.section("fidelity").status == "ok"
@@ -44,8 +59,13 @@ def test_constant_target_is_refused_with_a_clear_message(people):
 def test_constant_synthetic_target_reports_trtr_and_explains_missing_tstr(people):
     train, hold = people
     syn = train.with_columns(pl.lit("no").alias("label"))
-    r = evaluate(train=train, holdout=hold, synthetic=syn, schema=None,
-                 settings=EvaluateSettings(target="label", plots=False))
+    r = evaluate(
+        train=train,
+        holdout=hold,
+        synthetic=syn,
+        schema=None,
+        settings=EvaluateSettings(target="label", plots=False),
+    )
     u = r.section("utility")
     assert u.status == "ok"
     assert u.metrics["hgb_trtr_roc_auc"] > 0.8 and "hgb_tstr_roc_auc" not in u.metrics
@@ -54,8 +74,13 @@ def test_constant_synthetic_target_reports_trtr_and_explains_missing_tstr(people
 
 def test_no_target_skips_utility_and_bias_utility(people):
     train, hold = people
-    r = evaluate(train=train, holdout=hold, synthetic=train, schema=None,
-                 settings=EvaluateSettings(sensitive=["sex"], plots=False))
+    r = evaluate(
+        train=train,
+        holdout=hold,
+        synthetic=train,
+        schema=None,
+        settings=EvaluateSettings(sensitive=["sex"], plots=False),
+    )
     assert r.section("utility").status == "skipped" and "evaluate.target" in r.section("utility").message
     bias = r.section("bias")
     assert bias.status == "ok" and "No per-subgroup utility" in bias.message
@@ -64,19 +89,36 @@ def test_no_target_skips_utility_and_bias_utility(people):
 def test_no_numeric_columns_still_produces_every_section(people):
     train, hold = people
     cats = ["group", "colour", "sex", "label"]
-    r = evaluate(train=train.select(cats), holdout=hold.select(cats), synthetic=train.select(cats), schema=None,
-                 settings=EvaluateSettings(target="label", sensitive=["sex"], plots=False))
+    r = evaluate(
+        train=train.select(cats),
+        holdout=hold.select(cats),
+        synthetic=train.select(cats),
+        schema=None,
+        settings=EvaluateSettings(target="label", sensitive=["sex"], plots=False),
+    )
     st = _statuses(r)
-    assert st == {"schema": "ok", "fidelity": "ok", "correlation": "ok", "utility": "ok", "bias": "ok",
-                  "privacy": "ok", "leakage": "skipped"}
+    assert st == {
+        "schema": "ok",
+        "fidelity": "ok",
+        "correlation": "ok",
+        "utility": "ok",
+        "bias": "ok",
+        "privacy": "ok",
+        "leakage": "skipped",
+    }
     assert "No numeric columns" in r.section("correlation").message
     assert r.section("fidelity").metrics["quality_score"] == 1.0
 
 
 def test_single_column_explains_undefined_pair_metrics(people):
     train, hold = people
-    r = evaluate(train=train.select("x"), holdout=hold.select("x"), synthetic=train.select("x"), schema=None,
-                 settings=EvaluateSettings(target="x", plots=False))
+    r = evaluate(
+        train=train.select("x"),
+        holdout=hold.select("x"),
+        synthetic=train.select("x"),
+        schema=None,
+        settings=EvaluateSettings(target="x", plots=False),
+    )
     fid = r.section("fidelity")
     assert fid.status == "ok" and "Only one compared column" in fid.message
     assert fid.metrics["column_pair_trends"] is None and fid.metrics["tvd_2way_mean"] is None
@@ -91,10 +133,17 @@ def test_schema_mismatch_is_reported_and_shared_columns_are_still_compared(peopl
     syn = (
         train.drop("colour")
         .with_columns(pl.col("age").cast(pl.String), pl.lit(1).alias("extra"), pl.col("x").cast(pl.String))
-        .with_columns(pl.when(pl.col("z") > 0).then(pl.lit("n/a")).otherwise(pl.col("z").cast(pl.String)).alias("z"))
+        .with_columns(
+            pl.when(pl.col("z") > 0).then(pl.lit("n/a")).otherwise(pl.col("z").cast(pl.String)).alias("z")
+        )
     )
-    r = evaluate(train=train, holdout=hold, synthetic=syn, schema=None,
-                 settings=EvaluateSettings(target="label", plots=False))
+    r = evaluate(
+        train=train,
+        holdout=hold,
+        synthetic=syn,
+        schema=None,
+        settings=EvaluateSettings(target="label", plots=False),
+    )
     schema = r.section("schema")
     assert schema.status == "error"
     assert "lacks real column(s): colour" in schema.message
@@ -111,13 +160,20 @@ def test_schema_mismatch_is_reported_and_shared_columns_are_still_compared(peopl
 
 def test_declared_schema_types_columns_and_leaves_text_to_the_leak_scan(people):
     train, hold = people
-    schema = TableSchema(columns=[
-        ColumnSchema(name="x", type=ColumnType.numeric), ColumnSchema(name="z", type=ColumnType.numeric),
-        ColumnSchema(name="age", type=ColumnType.categorical), ColumnSchema(name="group", type=ColumnType.text),
-        ColumnSchema(name="colour", type=ColumnType.categorical), ColumnSchema(name="sex", type=ColumnType.categorical),
-        ColumnSchema(name="label", type=ColumnType.boolean),
-    ])
-    r = evaluate(train=train, holdout=hold, synthetic=train, schema=schema, settings=EvaluateSettings(plots=False))
+    schema = TableSchema(
+        columns=[
+            ColumnSchema(name="x", type=ColumnType.numeric),
+            ColumnSchema(name="z", type=ColumnType.numeric),
+            ColumnSchema(name="age", type=ColumnType.categorical),
+            ColumnSchema(name="group", type=ColumnType.text),
+            ColumnSchema(name="colour", type=ColumnType.categorical),
+            ColumnSchema(name="sex", type=ColumnType.categorical),
+            ColumnSchema(name="label", type=ColumnType.boolean),
+        ]
+    )
+    r = evaluate(
+        train=train, holdout=hold, synthetic=train, schema=schema, settings=EvaluateSettings(plots=False)
+    )
     s = r.section("schema")
     assert s.status == "ok" and "group (text column" in s.message
     rows = {row[0]: row for row in s.tables[0].rows}
@@ -126,8 +182,13 @@ def test_declared_schema_types_columns_and_leaves_text_to_the_leak_scan(people):
 
 def test_empty_synthetic_table_gives_errors_not_a_crash(people):
     train, hold = people
-    r = evaluate(train=train, holdout=hold, synthetic=train.clear(), schema=None,
-                 settings=EvaluateSettings(target="label", plots=False))
+    r = evaluate(
+        train=train,
+        holdout=hold,
+        synthetic=train.clear(),
+        schema=None,
+        settings=EvaluateSettings(target="label", plots=False),
+    )
     assert r.section("fidelity").status == "error" and "no rows" in r.section("fidelity").message
     assert r.section("privacy").status == "error"
     json.dumps(r.summary, allow_nan=False)
@@ -135,8 +196,13 @@ def test_empty_synthetic_table_gives_errors_not_a_crash(people):
 
 def test_empty_holdout_explains_the_missing_baseline(people):
     train, hold = people
-    r = evaluate(train=train, holdout=hold.clear(), synthetic=train, schema=None,
-                 settings=EvaluateSettings(target="label", plots=False))
+    r = evaluate(
+        train=train,
+        holdout=hold.clear(),
+        synthetic=train,
+        schema=None,
+        settings=EvaluateSettings(target="label", plots=False),
+    )
     assert "evaluate.holdout" in r.section("privacy").message
     assert "evaluate.holdout" in r.section("utility").message
     assert r.section("fidelity").status == "ok"
@@ -153,14 +219,21 @@ def test_a_crashing_section_becomes_an_error_and_others_still_run(people):
     from synthgen.evaluate.sections.schema import SchemaSection
 
     train, hold = people
-    r = evaluate(train=train, holdout=hold, synthetic=train, schema=None, sections=[Broken(), SchemaSection()])
+    r = evaluate(
+        train=train, holdout=hold, synthetic=train, schema=None, sections=[Broken(), SchemaSection()]
+    )
     assert r.section("broken").status == "error" and r.section("broken").message == "RuntimeError: boom"
     assert r.section("schema").status == "ok"
 
 
 def test_sensitive_attribute_not_in_data_is_named(people, fast):
     train, hold = people
-    r = evaluate(train=train, holdout=hold, synthetic=train, schema=None,
-                 settings=fast.model_copy(update={"sensitive": ["sex", "religion"]}))
+    r = evaluate(
+        train=train,
+        holdout=hold,
+        synthetic=train,
+        schema=None,
+        settings=fast.model_copy(update={"sensitive": ["sex", "religion"]}),
+    )
     bias = r.section("bias")
     assert bias.status == "ok" and "religion (not in the real data)" in bias.message

@@ -37,5 +37,5 @@ def test_split_holdout_keeps_one_row_on_each_side_for_tiny_tables():
 
 @pytest.mark.parametrize("fraction", [-0.1, 1.0, 1.5])
 def test_split_holdout_rejects_fraction_outside_unit_interval(fraction):
-    with pytest.raises(SpecError, match="evaluate.holdout"):
+    with pytest.raises(SpecError, match=r"evaluate\.holdout"):
         split_holdout(_frame(10), fraction)

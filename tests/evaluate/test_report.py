@@ -11,9 +11,13 @@ from .conftest import shuffle_columns
 def _report(people, **kw):
     train, hold = people
     return evaluate(
-        train=train, holdout=hold, synthetic=shuffle_columns(train, 2), schema=None,
+        train=train,
+        holdout=hold,
+        synthetic=shuffle_columns(train, 2),
+        schema=None,
         settings=EvaluateSettings(target="label", sensitive=["sex"]),
-        privacy={"dp": True, "epsilon": 3.0, "delta": 1e-5}, **kw,
+        privacy={"dp": True, "epsilon": 3.0, "delta": 1e-5},
+        **kw,
     )
 
 
@@ -36,10 +40,28 @@ def test_summary_is_json_with_headline_statuses_and_sections(people):
     r = _report(people)
     s = json.loads(json.dumps(r.summary, allow_nan=False))
     assert s["classification"] == "restricted"
-    assert set(s["sections"]) == {"schema", "fidelity", "correlation", "utility", "bias", "privacy", "leakage"}
+    assert set(s["sections"]) == {
+        "schema",
+        "fidelity",
+        "correlation",
+        "utility",
+        "bias",
+        "privacy",
+        "leakage",
+    }
     assert s["status"]["leakage"] == "skipped"
-    for key in ("quality_score", "column_pair_trends", "tvd_1way_mean", "utility_tstr", "utility_trtr",
-                "dcr_share", "attack_auc", "exact_match_rate", "epsilon", "delta"):
+    for key in (
+        "quality_score",
+        "column_pair_trends",
+        "tvd_1way_mean",
+        "utility_tstr",
+        "utility_trtr",
+        "dcr_share",
+        "attack_auc",
+        "exact_match_rate",
+        "epsilon",
+        "delta",
+    ):
         assert key in s["headline"], key
     assert all("png" not in json.dumps(sec) for sec in s["sections"].values())
     assert s["sections"]["fidelity"]["seconds"] >= 0
@@ -48,8 +70,14 @@ def test_summary_is_json_with_headline_statuses_and_sections(people):
 def test_progress_is_reported_per_section(people):
     calls = []
     train, hold = people
-    evaluate(train=train, holdout=hold, synthetic=train, schema=None, settings=EvaluateSettings(plots=False),
-             progress=lambda stage, done, total, **info: calls.append((stage, done, total, info["section"])))
+    evaluate(
+        train=train,
+        holdout=hold,
+        synthetic=train,
+        schema=None,
+        settings=EvaluateSettings(plots=False),
+        progress=lambda stage, done, total, **info: calls.append((stage, done, total, info["section"])),
+    )
     assert calls[0] == ("evaluate", 0, 7, "schema")
     assert calls[-1] == ("evaluate", 7, 7, "done")
 
@@ -61,8 +89,14 @@ def test_leaked_identifier_is_counted_alerted_and_rendered(people):
         "per_column": {"email": 1, "name": 0},
         "text_scan": {"columns": ["notes"], "documents": 40, "entities": {"EMAIL_ADDRESS": 2}},
     }
-    r = evaluate(train=train, holdout=hold, synthetic=train, schema=None, settings=EvaluateSettings(plots=False),
-                 leaks=leaks)
+    r = evaluate(
+        train=train,
+        holdout=hold,
+        synthetic=train,
+        schema=None,
+        settings=EvaluateSettings(plots=False),
+        leaks=leaks,
+    )
     leak = r.section("leakage")
     assert leak.status == "ok"
     assert r.headline["pii_values_found"] == 1
@@ -73,8 +107,14 @@ def test_leaked_identifier_is_counted_alerted_and_rendered(people):
 
 def test_clean_leak_scan_says_zero_found(people):
     train, hold = people
-    r = evaluate(train=train, holdout=hold, synthetic=train, schema=None, settings=EvaluateSettings(plots=False),
-                 leaks={"per_column": {"email": 0, "phone": 0}})
+    r = evaluate(
+        train=train,
+        holdout=hold,
+        synthetic=train,
+        schema=None,
+        settings=EvaluateSettings(plots=False),
+        leaks={"per_column": {"email": 0, "phone": 0}},
+    )
     leak = r.section("leakage")
     assert leak.metrics["real_values_found"] == 0 and not leak.alerts
     assert "No real identifier value" in leak.message

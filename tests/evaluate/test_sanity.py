@@ -21,7 +21,9 @@ def test_copy_of_training_rows_gives_dcr_share_near_one_and_attack_auc_near_one(
     # Equal-sized train and holdout: the DCR share sees every copied row.
     frame = make_people(800, seed=5)
     train, hold = frame.head(400), frame.tail(400)
-    r = evaluate(train=train, holdout=hold, synthetic=train, schema=None, settings=EvaluateSettings(plots=False))
+    r = evaluate(
+        train=train, holdout=hold, synthetic=train, schema=None, settings=EvaluateSettings(plots=False)
+    )
     priv = r.section("privacy")
     assert priv.status == "ok"
     assert priv.metrics["dcr_share_closer_to_train"] >= 0.95
@@ -33,7 +35,9 @@ def test_copy_of_training_rows_gives_dcr_share_near_one_and_attack_auc_near_one(
 
 def test_copy_is_flagged_by_full_dcr_share_with_default_holdout(people):
     train, hold = people  # 800 / 200 rows
-    r = evaluate(train=train, holdout=hold, synthetic=train, schema=None, settings=EvaluateSettings(plots=False))
+    r = evaluate(
+        train=train, holdout=hold, synthetic=train, schema=None, settings=EvaluateSettings(plots=False)
+    )
     m = r.section("privacy").metrics
     assert m["dcr_share_full_train"] >= 0.95
     assert m["dcr_share_full_train_expected"] == 0.8
@@ -45,7 +49,9 @@ def test_copy_is_flagged_by_full_dcr_share_with_default_holdout(people):
 def test_fresh_sample_from_the_same_distribution_shows_no_memorisation(people):
     train, hold = people
     fresh = make_people(800, seed=99)
-    r = evaluate(train=train, holdout=hold, synthetic=fresh, schema=None, settings=EvaluateSettings(plots=False))
+    r = evaluate(
+        train=train, holdout=hold, synthetic=fresh, schema=None, settings=EvaluateSettings(plots=False)
+    )
     m = r.section("privacy").metrics
     assert 0.4 <= m["dcr_share_closer_to_train"] <= 0.6
     assert abs(m["dcr_share_full_train"] - m["dcr_share_full_train_expected"]) < 0.08
@@ -77,7 +83,11 @@ def test_utility_tstr_matches_trtr_on_same_distribution_and_collapses_on_shuffle
 def test_regression_target_reports_r2_and_mae(people):
     train, hold = people
     r = evaluate(
-        train=train, holdout=hold, synthetic=train, schema=None, settings=EvaluateSettings(target="z", plots=False)
+        train=train,
+        holdout=hold,
+        synthetic=train,
+        schema=None,
+        settings=EvaluateSettings(target="z", plots=False),
     )
     u = r.section("utility")
     assert u.metrics["task"] == "regression"
@@ -88,7 +98,11 @@ def test_regression_target_reports_r2_and_mae(people):
 def test_multiclass_target_reports_macro_scores(people):
     train, hold = people
     r = evaluate(
-        train=train, holdout=hold, synthetic=train, schema=None, settings=EvaluateSettings(target="colour", plots=False)
+        train=train,
+        holdout=hold,
+        synthetic=train,
+        schema=None,
+        settings=EvaluateSettings(target="colour", plots=False),
     )
     u = r.section("utility")
     assert u.status == "ok"
@@ -112,7 +126,11 @@ def test_bias_reports_subgroup_shares_and_flags_a_shifted_share(people, fast):
 def test_privacy_guarantee_from_ledger_appears_beside_empirical_metrics(people, fast):
     train, hold = people
     r = evaluate(
-        train=train, holdout=hold, synthetic=train, schema=None, settings=fast,
+        train=train,
+        holdout=hold,
+        synthetic=train,
+        schema=None,
+        settings=fast,
         privacy={"dp": True, "epsilon": 2.5, "delta": 1e-6},
     )
     assert r.headline["epsilon"] == 2.5 and r.headline["delta"] == 1e-6 and r.headline["dp"] is True

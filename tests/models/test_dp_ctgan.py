@@ -55,16 +55,24 @@ SCHEMA = TableSchema(
 )
 
 
-def _synth(*, dp: bool = True, epsilon: float = 3.0, epochs: int = 2, batch: int = 100, **cfg: object) -> DPCTGAN:
+def _synth(
+    *,
+    dp: bool = True,
+    epsilon: float = 3.0,
+    epochs: int = 2,
+    batch: int = 100,
+    accountant: str = "rdp",
+    **cfg: object,
+) -> DPCTGAN:
     model = ModelSettings(kind="dp_ctgan", epochs=epochs, batch_size=batch, device="cpu", numeric_bins=5)
-    privacy = PrivacySettings(dp=dp, epsilon=epsilon, delta=1e-5)
+    privacy = PrivacySettings(dp=dp, epsilon=epsilon, delta=1e-5, accountant=accountant)  # type: ignore[arg-type]
     config = CTGANConfig(**{**SMALL.to_json(), "generator_dims": (32,), "discriminator_dims": (32,), **cfg})
     return DPCTGAN(schema=SCHEMA, model=model, privacy=privacy, config=config)
 
 
 @pytest.fixture(scope="module")
 def fitted_dp() -> DPCTGAN:
-    return _synth(dp=True, epochs=2).fit(_frame())
+    return _synth(dp=True, epochs=2, accountant="prv").fit(_frame())
 
 
 # -- P4: pac ------------------------------------------------------------------------------
@@ -148,7 +156,7 @@ def test_generator_step_leaves_the_discriminator_and_accountant_untouched() -> N
     critic = make_discriminator(4, (8,), 0.5)
     twin = copy.deepcopy(critic).requires_grad_(False)
     engine = PrivacyEngine(accountant="rdp")
-    d_module, d_opt, _, _ = engine.make_private(
+    d_module, _opt, _, _ = engine.make_private(
         module=critic,
         optimizer=torch.optim.Adam(critic.parameters()),
         criterion=torch.nn.BCEWithLogitsLoss(),
@@ -190,7 +198,16 @@ def test_empty_poisson_batch_still_releases_a_charged_noise_step() -> None:
     )
     before = [p.detach().clone() for p in d_module.parameters()]
     loss = mod._discriminator_step(
-        torch.zeros(0, 2), Generator(4 + 2, (8,), 2), d_module, d_opt, cond, blocks, config, 1, True, torch.device("cpu")
+        torch.zeros(0, 2),
+        Generator(4 + 2, (8,), 2),
+        d_module,
+        d_opt,
+        cond,
+        blocks,
+        config,
+        1,
+        True,
+        torch.device("cpu"),
     )
     assert loss == 0.0
     assert engine.accountant.history == [(1.0, 0.5, 1)]
@@ -200,7 +217,9 @@ def test_empty_poisson_batch_still_releases_a_charged_noise_step() -> None:
 # -- P4/P5: conditional vectors from DP counts, Poisson sampling ------------------------------
 
 
-def test_conditional_vectors_come_from_dp_counts_charged_to_the_accountant(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_conditional_vectors_come_from_dp_counts_charged_to_the_accountant(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     calls: list[list[list[float]]] = []
     real_dp = mod.dp_frequencies
 
@@ -228,7 +247,9 @@ def test_dp_frequencies_add_calibrated_gaussian_noise() -> None:
     data = F.one_hot(torch.tensor([0] * 5000 + [1] * 5000), 2).float()
     blocks = [Block(0, 2, "softmax")]
     draws = [
-        mod.dp_frequencies(data, blocks, noise_multiplier=100.0, generator=torch.Generator().manual_seed(i))[0][0]
+        mod.dp_frequencies(data, blocks, noise_multiplier=100.0, generator=torch.Generator().manual_seed(i))[
+            0
+        ][0]
         for i in range(200)
     ]
     # sigma = 100 on a count of 5000 out of ~10000: the frequency's sd is about 0.01.
@@ -291,7 +312,12 @@ def test_calibration_with_the_count_release_stays_under_target(accountant: str) 
 def test_calibration_refuses_a_budget_the_counts_alone_exceed() -> None:
     with pytest.raises(PrivacyError, match="category counts"):
         calibrate_with_prior(
-            target_epsilon=0.01, delta=1e-5, sample_rate=0.1, steps=10, prior=[(1.0, 1.0, 1)], accountant="rdp"
+            target_epsilon=0.01,
+            delta=1e-5,
+            sample_rate=0.1,
+            steps=10,
+            prior=[(1.0, 1.0, 1)],
+            accountant="rdp",
         )
 
 

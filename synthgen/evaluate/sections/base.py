@@ -37,7 +37,11 @@ class Table:
     rows: list[list[Any]]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"title": self.title, "columns": self.columns, "rows": [[_jsonable(v) for v in r] for r in self.rows]}
+        return {
+            "title": self.title,
+            "columns": self.columns,
+            "rows": [[_jsonable(v) for v in r] for r in self.rows],
+        }
 
 
 @dataclass

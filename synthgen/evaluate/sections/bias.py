@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from synthgen.evaluate import plots
-from synthgen.evaluate.encoding import fit_binning
+from synthgen.evaluate.encoding import Binning, fit_binning
 from synthgen.evaluate.sections.base import (
     EvaluationContext,
     Figure,
@@ -54,13 +54,13 @@ class BiasSection(Section):
     def compute(self, ctx: EvaluationContext, out: SectionResult) -> None:
         data, st = ctx.data, ctx.settings
         if not st.sensitive:
-            raise SectionSkipped("no sensitive attributes named: set evaluate.sensitive (for example [sex, race])")
+            raise SectionSkipped(
+                "no sensitive attributes named: set evaluate.sensitive (for example [sex, race])"
+            )
         missing = [a for a in st.sensitive if a not in data.kinds]
         usable = [a for a in st.sensitive if a in data.kinds]
         if missing:
-            reasons = [
-                f"{a} ({data.excluded.get(a, 'not in the real data')})" for a in missing
-            ]
+            reasons = [f"{a} ({data.excluded.get(a, 'not in the real data')})" for a in missing]
             out.note("Not evaluated: " + "; ".join(reasons) + ".")
         if not usable:
             raise SectionError(f"none of the sensitive attributes can be compared: {out.message}")
@@ -72,9 +72,7 @@ class BiasSection(Section):
 
         worst_share_gap = 0.0
         for attr in usable:
-            binning = fit_binning(
-                data.train[attr], data.kinds[attr], bins=4, max_categories=MAX_GROUPS
-            )
+            binning = fit_binning(data.train[attr], data.kinds[attr], bins=4, max_categories=MAX_GROUPS)
             codes_r = binning.codes(data.train[attr])
             codes_s = binning.codes(data.synthetic[attr])
             share_r = np.bincount(codes_r, minlength=binning.n_levels) / codes_r.size
@@ -90,7 +88,9 @@ class BiasSection(Section):
             worst_share_gap = max(worst_share_gap, gap)
             out.metrics[f"{attr}_share_tvd"] = rounded(float(0.5 * np.abs(share_s - share_r).sum()))
             out.metrics[f"{attr}_max_share_gap"] = rounded(gap)
-            out.tables.append(Table(f"{attr}: subgroup shares", ["group", "real", "synthetic", "difference"], rows))
+            out.tables.append(
+                Table(f"{attr}: subgroup shares", ["group", "real", "synthetic", "difference"], rows)
+            )
             if st.plots:
                 out.figures.append(
                     Figure(
@@ -110,14 +110,17 @@ class BiasSection(Section):
                 self._group_utility(ctx, attr, binning, outcome, out)
         out.headline["bias_max_share_gap"] = rounded(worst_share_gap)
 
-    def _group_utility(self, ctx: EvaluationContext, attr: str, binning, outcome: UtilityOutcome, out: SectionResult) -> None:  # type: ignore[no-untyped-def]
+    def _group_utility(
+        self, ctx: EvaluationContext, attr: str, binning: Binning, outcome: UtilityOutcome, out: SectionResult
+    ) -> None:
         st = ctx.settings
         trtr = outcome.predictions.get(("hgb", "trtr"))
         tstr = outcome.predictions.get(("hgb", "tstr"))
         if trtr is None:
             return
         codes = binning.codes(ctx.data.holdout[attr])[outcome.rows]
-        rows, values = [], {"trtr": [], "tstr": []}
+        rows: list[list[object]] = []
+        values: dict[str, list[float]] = {"trtr": [], "tstr": []}
         small = []
         for level, label in enumerate(binning.labels):
             mask = codes == level
@@ -135,7 +138,10 @@ class BiasSection(Section):
             if syn_score is not None:
                 values["tstr"].append(syn_score)
         if small:
-            out.note(f"{attr}: {len(small)} subgroup(s) under {st.min_subgroup_rows} holdout rows get no utility score.")
+            out.note(
+                f"{attr}: {len(small)} subgroup(s) under {st.min_subgroup_rows} holdout rows"
+                " get no utility score."
+            )
         if not rows:
             return
         out.tables.append(

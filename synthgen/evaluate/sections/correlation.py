@@ -68,7 +68,11 @@ def association_matrix(
 ) -> np.ndarray:
     """Pairwise association matrix (diagonal 1) for the columns of ``kinds``, in order."""
     names = list(kinds)
-    numeric = {c: frame[c].cast(pl.Float64).fill_null(float("nan")).to_numpy() for c in names if kinds[c] == "numeric"}
+    numeric = {
+        c: frame[c].cast(pl.Float64).fill_null(float("nan")).to_numpy()
+        for c in names
+        if kinds[c] == "numeric"
+    }
     m = np.eye(len(names))
     for i, a in enumerate(names):
         for j in range(i + 1, len(names)):
@@ -91,14 +95,14 @@ class CorrelationSection(Section):
     def compute(self, ctx: EvaluationContext, out: SectionResult) -> None:
         data, st = ctx.data, ctx.settings
         if len(data.kinds) < 2:
-            raise SectionSkipped(
-                f"needs at least two comparable columns; the data has {len(data.kinds)}"
-            )
+            raise SectionSkipped(f"needs at least two comparable columns; the data has {len(data.kinds)}")
         if data.synthetic.height == 0 or data.train.height == 0:
             raise SectionSkipped("no rows to correlate (see the schema check)")
         kinds: dict[str, str] = dict(data.kinds)
         if len(kinds) > st.max_report_columns:
-            keep = sorted(random.Random(st.seed).sample(list(kinds), st.max_report_columns), key=list(kinds).index)
+            keep = sorted(
+                random.Random(st.seed).sample(list(kinds), st.max_report_columns), key=list(kinds).index
+            )
             kinds = {c: kinds[c] for c in keep}
             out.note(f"Matrix on {st.max_report_columns} of {len(data.kinds)} columns, sampled.")
         real = sample_rows(data.train, st.max_rows, st.seed)
@@ -108,8 +112,12 @@ class CorrelationSection(Section):
             for c, k in kinds.items()
             if k == "categorical"
         }
-        real_m = association_matrix(real, kinds, {c: (b.codes(real[c]), b.n_levels) for c, b in binnings.items()})
-        syn_m = association_matrix(syn, kinds, {c: (b.codes(syn[c]), b.n_levels) for c, b in binnings.items()})
+        real_m = association_matrix(
+            real, kinds, {c: (b.codes(real[c]), b.n_levels) for c, b in binnings.items()}
+        )
+        syn_m = association_matrix(
+            syn, kinds, {c: (b.codes(syn[c]), b.n_levels) for c, b in binnings.items()}
+        )
         diff = np.abs(real_m - syn_m)
         upper = diff[np.triu_indices(len(kinds), k=1)]
         finite = upper[np.isfinite(upper)]
@@ -130,27 +138,38 @@ class CorrelationSection(Section):
             out.note("One numeric column: no Pearson pairs; η and Cramér's V only.")
         if out.metrics["undefined_pairs"]:
             out.note(
-                f"{out.metrics['undefined_pairs']} pair(s) undefined (a constant column) and left out of the mean."
+                f"{out.metrics['undefined_pairs']} pair(s) undefined (a constant column)"
+                " and left out of the mean."
             )
 
         names = list(kinds)
-        pairs = [
-            [names[i], names[j], rounded(real_m[i, j]), rounded(syn_m[i, j]), rounded(diff[i, j])]
-            for i in range(len(names))
-            for j in range(i + 1, len(names))
-        ]
-        pairs.sort(key=lambda r: -(r[4] if r[4] is not None else -1))
+        order = sorted(
+            ((i, j) for i in range(len(names)) for j in range(i + 1, len(names))),
+            key=lambda ij: -np.nan_to_num(diff[ij], nan=-1.0),
+        )
         out.tables.append(
-            Table("Largest association differences", ["column 1", "column 2", "real", "synthetic", "|diff|"], pairs[:10])
+            Table(
+                "Largest association differences",
+                ["column 1", "column 2", "real", "synthetic", "|diff|"],
+                [
+                    [names[i], names[j], rounded(real_m[i, j]), rounded(syn_m[i, j]), rounded(diff[i, j])]
+                    for i, j in order[:10]
+                ],
+            )
         )
         if st.plots:
             out.figures.append(
                 Figure(
                     "Association matrices: real, synthetic, |difference|",
                     plots.heatmaps(
-                        [("real", real_m, (-1.0, 1.0)), ("synthetic", syn_m, (-1.0, 1.0)), ("|difference|", diff, (0.0, 1.0))],
+                        [
+                            ("real", real_m, (-1.0, 1.0)),
+                            ("synthetic", syn_m, (-1.0, 1.0)),
+                            ("|difference|", diff, (0.0, 1.0)),
+                        ],
                         names,
                     ),
-                    "Pearson's r (numeric pairs), Cramér's V (categorical pairs), correlation ratio η (mixed).",
+                    "Pearson's r (numeric pairs), Cramér's V (categorical pairs),"
+                    " correlation ratio η (mixed).",
                 )
             )

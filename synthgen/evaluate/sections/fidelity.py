@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import random
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -37,7 +38,7 @@ def total_variation(a: np.ndarray, b: np.ndarray, n_levels: int) -> float:
     return float(0.5 * np.abs(p - q).sum())
 
 
-def _sdmetrics_quality(real: pl.DataFrame, synthetic: pl.DataFrame, kinds: dict[str, str]) -> Any:
+def _sdmetrics_quality(real: pl.DataFrame, synthetic: pl.DataFrame, kinds: Mapping[str, str]) -> Any:
     from sdmetrics.reports import QualityReport
 
     metadata = {
@@ -53,7 +54,9 @@ def _sdmetrics_quality(real: pl.DataFrame, synthetic: pl.DataFrame, kinds: dict[
     with warnings.catch_warnings():
         # SDMetrics warns about constant columns and NaN correlations; the scores say enough.
         warnings.simplefilter("ignore")
-        report.generate({"table": real.to_pandas()}, {"table": synthetic.to_pandas()}, metadata, verbose=False)
+        report.generate(
+            {"table": real.to_pandas()}, {"table": synthetic.to_pandas()}, metadata, verbose=False
+        )
     return report
 
 
@@ -91,7 +94,9 @@ class FidelitySection(Section):
                 )
             )
 
-    def _sdmetrics(self, ctx: EvaluationContext, real: pl.DataFrame, syn: pl.DataFrame, out: SectionResult) -> None:
+    def _sdmetrics(
+        self, ctx: EvaluationContext, real: pl.DataFrame, syn: pl.DataFrame, out: SectionResult
+    ) -> None:
         kinds = dict(ctx.data.kinds)
         limit = ctx.settings.max_report_columns
         if len(kinds) > limit:
@@ -99,7 +104,8 @@ class FidelitySection(Section):
             kinds = {c: kinds[c] for c in keep}
             out.note(f"SDMetrics scores use {limit} of {len(ctx.data.kinds)} columns, sampled.")
         report = _sdmetrics_quality(real.select(list(kinds)), syn.select(list(kinds)), kinds)
-        props = dict(zip(*report.get_properties()[["Property", "Score"]].to_dict("list").values(), strict=True))
+        table = report.get_properties()
+        props = dict(zip(table["Property"], table["Score"], strict=True))
         shapes = rounded(props.get("Column Shapes"))
         pairs = rounded(props.get("Column Pair Trends")) if len(kinds) > 1 else None
         valid = [v for v in (shapes, pairs) if v is not None]
@@ -136,10 +142,13 @@ class FidelitySection(Section):
                 )
             )
 
-    def _marginals(self, ctx: EvaluationContext, real: pl.DataFrame, syn: pl.DataFrame, out: SectionResult) -> None:
+    def _marginals(
+        self, ctx: EvaluationContext, real: pl.DataFrame, syn: pl.DataFrame, out: SectionResult
+    ) -> None:
         st = ctx.settings
         binnings = {
-            c: fit_binning(real[c], k, bins=st.bins, max_categories=st.max_categories) for c, k in ctx.data.kinds.items()
+            c: fit_binning(real[c], k, bins=st.bins, max_categories=st.max_categories)
+            for c, k in ctx.data.kinds.items()
         }
         codes_r = {c: b.codes(real[c]) for c, b in binnings.items()}
         codes_s = {c: b.codes(syn[c]) for c, b in binnings.items()}
@@ -150,7 +159,10 @@ class FidelitySection(Section):
             Table(
                 "1-way marginal total variation distance (0 = identical)",
                 ["column", "bins", "tvd"],
-                [[c, binnings[c].n_levels, rounded(v)] for c, v in sorted(one_way.items(), key=lambda kv: -kv[1])],
+                [
+                    [c, binnings[c].n_levels, rounded(v)]
+                    for c, v in sorted(one_way.items(), key=lambda kv: -kv[1])
+                ],
             )
         )
 

@@ -48,7 +48,9 @@ class LeakageSection(Section):
     def compute(self, ctx: EvaluationContext, out: SectionResult) -> None:
         leaks = ctx.leaks
         if leaks is None:
-            raise SectionSkipped("no leak-scan result was passed in: run the anonymization leak scan on the output")
+            raise SectionSkipped(
+                "no leak-scan result was passed in: run the anonymization leak scan on the output"
+            )
         if not isinstance(leaks, dict):
             raise SectionError(f"leak-scan result must be a dict, got {type(leaks).__name__}")
         used: set[str] = set()
@@ -56,7 +58,11 @@ class LeakageSection(Section):
         if isinstance(per_column, dict):
             used.add(col_key or "")
             out.tables.append(
-                Table("Real identifier values found, per column", ["column", "values found"], sorted(per_column.items()))
+                Table(
+                    "Real identifier values found, per column",
+                    ["column", "values found"],
+                    [[k, v] for k, v in sorted(per_column.items())],
+                )
             )
         total_key, total = _first(leaks, _TOTAL_KEYS)
         if total_key is not None:
@@ -73,9 +79,15 @@ class LeakageSection(Section):
             entities = text.get("entities")
             if isinstance(entities, dict):
                 out.tables.append(
-                    Table("Presidio scan of synthetic text: entities found", ["entity", "count"], sorted(entities.items()))
+                    Table(
+                        "Presidio scan of synthetic text: entities found",
+                        ["entity", "count"],
+                        [[k, v] for k, v in sorted(entities.items())],
+                    )
                 )
-                out.metrics["text_entities_found"] = int(sum(v for v in entities.values() if isinstance(v, int | float)))
+                out.metrics["text_entities_found"] = int(
+                    sum(v for v in entities.values() if isinstance(v, int | float))
+                )
             for k, v in text.items():
                 if k != "entities" and isinstance(v, int | float | str | bool | type(None)):
                     out.metrics[f"text_{k}"] = v

@@ -96,11 +96,15 @@ class PrivacySection(Section):
         out.metrics.update(guarantee)
         out.headline.update(guarantee)
         if guarantee["dp"] is False:
-            out.alerts.append("trained without differential privacy: no formal guarantee (P7: not shareable by default)")
+            out.alerts.append(
+                "trained without differential privacy: no formal guarantee (P7: not shareable by default)"
+            )
         if not data.kinds:
             raise SectionError("no comparable columns (see the schema check)")
         if data.holdout.height == 0:
-            raise SectionError("no holdout rows: the privacy metrics need them as baseline; set evaluate.holdout above 0")
+            raise SectionError(
+                "no holdout rows: the privacy metrics need them as baseline; set evaluate.holdout above 0"
+            )
         if data.synthetic.height == 0 or data.train.height == 0:
             raise SectionError("no synthetic or training rows to compare")
 
@@ -109,7 +113,9 @@ class PrivacySection(Section):
         non_members = sample_rows(data.holdout, m, st.seed + 11)
         queries = sample_rows(data.synthetic, st.privacy_rows, st.seed + 12)
         reference = sample_rows(data.synthetic, st.privacy_reference_rows, st.seed + 13)
-        enc = DistanceEncoder(data.kinds, max_categories=st.max_categories).fit(pl.concat([data.train, data.holdout]))
+        enc = DistanceEncoder(data.kinds, max_categories=st.max_categories).fit(
+            pl.concat([data.train, data.holdout])
+        )
         x_mem, x_non = enc.transform(members), enc.transform(non_members)
         x_q, x_ref = enc.transform(queries), enc.transform(reference)
 
@@ -162,14 +168,26 @@ class PrivacySection(Section):
         out.metrics["attack_auc"] = rounded(auc)
         out.metrics["attack_advantage"] = rounded(float(np.max(tpr - fpr)))
         out.metrics.update(
-            {"members": m, "non_members": m, "synthetic_queries": queries.height, "synthetic_reference": reference.height}
+            {
+                "members": m,
+                "non_members": m,
+                "synthetic_queries": queries.height,
+                "synthetic_reference": reference.height,
+            }
         )
         out.headline.update(
-            {"dcr_share": out.metrics["dcr_share_closer_to_train"], "dcr_share_full": rounded(share_full), "attack_auc": rounded(auc), "exact_match_rate": rounded(em_all)}
+            {
+                "dcr_share": out.metrics["dcr_share_closer_to_train"],
+                "dcr_share_full": rounded(share_full),
+                "attack_auc": rounded(auc),
+                "exact_match_rate": rounded(em_all),
+            }
         )
 
         if share > DCR_SHARE_ALERT:
-            out.alerts.append(f"synthetic rows sit closer to training rows than to holdout rows (DCR share {share:.2f})")
+            out.alerts.append(
+                f"synthetic rows sit closer to training rows than to holdout rows (DCR share {share:.2f})"
+            )
         elif share_full > expected_full + (1 - expected_full) * (2 * DCR_SHARE_ALERT - 1):
             # The same margin above chance as DCR_SHARE_ALERT, on the full-training scale.
             out.alerts.append(
@@ -188,7 +206,12 @@ class PrivacySection(Section):
                 "Privacy risk at a glance (holdout = rows the model never saw)",
                 ["measure", "vs training rows", "vs holdout rows", "no-memorisation expectation"],
                 [
-                    ["median DCR", out.metrics["dcr_train_median"], out.metrics["dcr_holdout_median"], "about equal"],
+                    [
+                        "median DCR",
+                        out.metrics["dcr_train_median"],
+                        out.metrics["dcr_holdout_median"],
+                        "about equal",
+                    ],
                     ["DCR share closer to training (equal sizes)", rounded(share), None, "about 0.5"],
                     [
                         f"DCR share closer to all {full_train.height} training rows",
@@ -196,7 +219,12 @@ class PrivacySection(Section):
                         None,
                         f"about {expected_full:.2f}",
                     ],
-                    ["median NNDR", out.metrics["nndr_train_median"], out.metrics["nndr_holdout_median"], "about equal"],
+                    [
+                        "median NNDR",
+                        out.metrics["nndr_train_median"],
+                        out.metrics["nndr_holdout_median"],
+                        "about equal",
+                    ],
                     ["exact-match rate (equal-sized sets)", rounded(em_mem), rounded(em_non), "about equal"],
                     ["membership attack AUC", rounded(auc), None, "about 0.5"],
                 ],

@@ -14,8 +14,19 @@ class SchemaSection(Section):
         rows = []
         for col, (ctype, real_dtype, syn_dtype) in data.column_info.items():
             used = data.kinds.get(col)
-            rows.append([col, ctype, real_dtype, syn_dtype or "(missing)", used or "not compared", data.excluded.get(col, "")])
-        out.tables.append(Table("Columns", ["column", "type", "real dtype", "synthetic dtype", "compared as", "note"], rows))
+            rows.append(
+                [
+                    col,
+                    ctype,
+                    real_dtype,
+                    syn_dtype or "(missing)",
+                    used or "not compared",
+                    data.excluded.get(col, ""),
+                ]
+            )
+        out.tables.append(
+            Table("Columns", ["column", "type", "real dtype", "synthetic dtype", "compared as", "note"], rows)
+        )
         out.metrics.update(
             {
                 "columns_real": len(data.column_info),

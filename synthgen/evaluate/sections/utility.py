@@ -103,11 +103,19 @@ def _model(kind: str, task: Task, cats: list[str], nums: list[str], seed: int, m
     else:
         if cats:
             parts.append(
-                ("cat", OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=max_categories), cats)
+                (
+                    "cat",
+                    OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=max_categories),
+                    cats,
+                )
             )
         if nums:
             parts.append(
-                ("num", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), nums)
+                (
+                    "num",
+                    Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
+                    nums,
+                )
             )
         est = LogisticRegression(max_iter=500) if task == "classification" else Ridge(alpha=1.0)
     return Pipeline([("prep", ColumnTransformer(parts, sparse_threshold=0.3)), ("model", est)])
@@ -145,7 +153,9 @@ def classification_scores(
                 auc = float(roc_auc_score(y_true == present[1], p[:, 1]))
             else:
                 auc = float(roc_auc_score(y_true, p, multi_class="ovr", average="macro", labels=present))
-        scores["f1"] = float(f1_score(y_true, pred.predicted, labels=present, average="macro", zero_division=0))
+        scores["f1"] = float(
+            f1_score(y_true, pred.predicted, labels=present, average="macro", zero_division=0)
+        )
     scores["roc_auc"] = auc
     return scores
 
@@ -172,7 +182,9 @@ class UtilitySection(Section):
             raise SectionSkipped("no target column set: set evaluate.target to a column to predict")
         if target not in data.column_info:
             names = ", ".join(list(data.column_info)[:12])
-            raise SectionError(f"target column {target!r} is not in the real data; set evaluate.target to one of: {names}")
+            raise SectionError(
+                f"target column {target!r} is not in the real data; set evaluate.target to one of: {names}"
+            )
         if target not in data.kinds:
             why = data.excluded.get(target, "not comparable")
             raise SectionError(f"target column {target!r} cannot be used: {why}")
@@ -180,7 +192,9 @@ class UtilitySection(Section):
             raise SectionError("no holdout rows to test on: set evaluate.holdout above 0")
         features = [c for c in data.kinds if c != target]
         if not features:
-            raise SectionError(f"no feature columns besides the target {target!r}: utility needs at least one")
+            raise SectionError(
+                f"no feature columns besides the target {target!r}: utility needs at least one"
+            )
         cats = [c for c in features if data.kinds[c] == "categorical"]
         nums = [c for c in features if data.kinds[c] == "numeric"]
 
@@ -225,6 +239,7 @@ class UtilitySection(Section):
                 outcome.positive = str(counts[target][0])  # the rarer class in the real training rows
         x_test = _frame(holdout, cats, nums)
 
+        order = ["roc_auc", "accuracy", "f1"] if task == "classification" else ["r2", "mae"]
         rows = []
         for regime, frame in (("trtr", train), ("tstr", syn)):
             y_fit = y[regime]
@@ -245,8 +260,12 @@ class UtilitySection(Section):
                     model.fit(x_fit, y_fit.to_numpy())
                     predicted = model.predict(x_test)
                     pred = Predictions(
-                        predicted=np.asarray(predicted).astype(str) if task == "classification" else predicted,
-                        proba=_aligned_proba(model, x_test, outcome.labels) if task == "classification" else None,
+                        predicted=np.asarray(predicted).astype(str)
+                        if task == "classification"
+                        else predicted,
+                        proba=_aligned_proba(model, x_test, outcome.labels)
+                        if task == "classification"
+                        else None,
                     )
                 outcome.predictions[(kind, regime)] = pred
                 scores = (
@@ -254,16 +273,14 @@ class UtilitySection(Section):
                     if task == "classification"
                     else regression_scores(y_true.astype(float), pred)
                 )
-                rows.append([MODEL_NAMES[kind], regime.upper(), *(rounded(v) for v in scores.values())])
+                rows.append([MODEL_NAMES[kind], regime.upper(), *(rounded(scores[k]) for k in order)])
                 for metric, value in scores.items():
                     out.metrics[f"{kind}_{regime}_{metric}"] = rounded(value)
         ctx.shared["utility"] = outcome
-        metric_names = ["roc_auc", "accuracy", "f1"] if task == "classification" else ["r2", "mae"]
-        # Keep table columns in the order the score dicts produce them.
-        first = next(iter(rows), None)
-        order = ["accuracy", "f1", "roc_auc"] if task == "classification" else ["r2", "mae"]
-        if first is not None:
-            out.tables.append(Table(f"Scores on {holdout.height} holdout rows", ["model", "regime", *order], rows))
+        if rows:
+            out.tables.append(
+                Table(f"Scores on {holdout.height} holdout rows", ["model", "regime", *order], rows)
+            )
         out.metrics.update({"task": task, "target": target, "test_rows": holdout.height})
         if outcome.positive is not None:
             out.metrics["positive_class"] = outcome.positive
@@ -276,7 +293,7 @@ class UtilitySection(Section):
             out.headline["utility_ratio"] = out.metrics["hgb_ratio"]
         out.note(
             f"{task.capitalize()} of {target!r}; models trained on {train.height} real / {syn.height}"
-            f" synthetic rows, tested on the holdout. Metrics: {', '.join(metric_names)}."
+            f" synthetic rows, tested on the holdout. Metrics: {', '.join(order)}."
         )
         if task == "classification" and st.plots and outcome.predictions:
             self._roc(outcome, out)
@@ -303,5 +320,8 @@ class UtilitySection(Section):
         if curves:
             what = f"positive class {outcome.positive!r}" if outcome.positive is not None else "micro-average"
             out.figures.append(
-                Figure(f"ROC curves on the holdout ({what})", plots.roc_curves(curves, title=f"ROC: {outcome.target}"))
+                Figure(
+                    f"ROC curves on the holdout ({what})",
+                    plots.roc_curves(curves, title=f"ROC: {outcome.target}"),
+                )
             )

@@ -253,7 +253,6 @@ class DPTextModel:
             dp_criterion = None
         # Average over the public expected batch size, not one derived from the exact count.
         dp_optimizer.expected_batch_size = expected_batch
-        self._dp_loader = dp_loader  # kept for tests to check the sampling in use
         try:
             with warnings.catch_warnings():
                 # Opacus's hooks fire on module outputs (our inputs are token ids): expected.

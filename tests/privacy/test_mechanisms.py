@@ -1,0 +1,145 @@
+"""Privacy units for the preprocessing mechanisms, the delta rule, the budget split and the accountant."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+from pydantic import ValidationError
+
+from synthgen.errors import PrivacyError
+from synthgen.privacy.accountant import (
+    calibrate_noise,
+    planned_epsilon,
+    resolve_delta,
+    spent_epsilon,
+    split_budget,
+)
+from synthgen.privacy.mechanisms import (
+    count_upper_bound,
+    discovery_threshold,
+    dp_categories,
+    dp_category_counts,
+    dp_quantiles,
+    laplace_count,
+    noise_rng,
+    signed_log_grid,
+)
+from synthgen.privacy.record import MechanismEntry, PrivacyRecord, compose
+from synthgen.privacy.settings import PrivacySettings
+
+
+def test_delta_rule_defaults_to_one_over_ten_n() -> None:
+    assert resolve_delta(PrivacySettings(), 1000.0) == pytest.approx(1e-4)
+
+
+def test_delta_rule_caps_a_larger_spec_delta_at_one_over_ten_n() -> None:
+    assert resolve_delta(PrivacySettings(delta=0.01), 1000.0) == pytest.approx(1e-4)
+    assert resolve_delta(PrivacySettings(delta=1e-6), 1000.0) == pytest.approx(1e-6)
+
+
+def test_count_upper_bound_covers_the_true_count() -> None:
+    rng = np.random.default_rng(1)
+    misses = 0
+    for _ in range(2000):
+        noisy, _ = laplace_count(500, epsilon=0.1, rng=rng)
+        misses += count_upper_bound(noisy, 0.1, failure=1e-3) < 500
+    # Expected 2 misses at failure 1e-3; 20 would mean the bound is wrong.
+    assert misses < 20
+
+
+def test_epsilon_must_be_positive() -> None:
+    with pytest.raises(ValidationError):
+        PrivacySettings(epsilon=0)
+    with pytest.raises(ValidationError):
+        PrivacySettings(epsilon=-1)
+    with pytest.raises(PrivacyError, match="epsilon"):
+        laplace_count(10, epsilon=0.0, rng=noise_rng())
+    with pytest.raises(PrivacyError, match="epsilon"):
+        calibrate_noise(epsilon=0.0, delta=1e-5, sample_rate=0.01, steps=100, accountant="rdp")
+
+
+def test_noise_generators_are_not_reproducible() -> None:
+    assert noise_rng().random() != noise_rng().random()
+
+
+def test_dp_quantiles_are_noisy_and_charge_epsilon() -> None:
+    rng = np.random.default_rng(0)
+    values = rng.normal(50, 10, size=20_000).round()
+    grid = signed_log_grid(integer=True, lower=0, upper=200)
+    q, entry = dp_quantiles(values, grid=grid, quantiles=[0.0, 0.5, 1.0], epsilon=0.5, rng=noise_rng(), column="x")
+    assert entry.epsilon == 0.5 and entry.step == "preprocessing" and entry.column == "x"
+    assert abs(q[1] - 50) < 3  # useful
+    assert q[0] <= q[1] <= q[2]
+
+
+def test_dp_quantile_grid_does_not_depend_on_the_data() -> None:
+    a = signed_log_grid(integer=False)
+    b = signed_log_grid(integer=False)
+    assert np.array_equal(a, b)
+    assert a[0] < -1e14 and a[-1] > 1e14
+
+
+def test_dp_category_discovery_hides_a_single_rare_value() -> None:
+    values = pl.Series(["common"] * 5000 + ["canary-value-1234"])
+    cats, entry = dp_categories(values, epsilon=1.0, delta=1e-6, rng=noise_rng(), column="c", max_categories=10)
+    assert cats == ["common"]
+    assert entry.delta == 1e-6 and entry.epsilon == 1.0
+
+
+def test_discovery_threshold_releases_a_single_row_key_with_probability_delta() -> None:
+    eps, delta = 1.0, 1e-3
+    t = discovery_threshold(eps, delta)
+    rng = np.random.default_rng(2)
+    released = np.mean(1.0 + rng.laplace(0.0, 1.0 / eps, size=400_000) > t)
+    assert released < 3 * delta
+
+
+def test_dp_category_counts_noise_every_category() -> None:
+    codes = np.zeros(1000, dtype=np.int64)
+    noisy, entry = dp_category_counts(codes, n_categories=3, epsilon=1.0, rng=noise_rng(), column="c")
+    assert noisy.shape == (3,) and (noisy >= 0).all()
+    assert noisy[0] != 1000.0
+    assert entry.mechanism == "dp_counts"
+
+
+def test_composition_adds_epsilons_and_deltas() -> None:
+    entries = [
+        MechanismEntry(step="preprocessing", mechanism="laplace_count", epsilon=0.1, delta=0.0),
+        MechanismEntry(step="preprocessing", mechanism="dp_categories", column="c", epsilon=0.2, delta=1e-7),
+        MechanismEntry(step="training", mechanism="dp_sgd_prv", epsilon=2.7, delta=9e-6),
+    ]
+    eps, delta = compose(entries)
+    assert eps == pytest.approx(3.0) and delta == pytest.approx(9.1e-6)
+    rec = PrivacyRecord(dp=True, mechanisms=entries)
+    assert rec.preprocessing_epsilon == pytest.approx(0.3) and rec.training_epsilon == pytest.approx(2.7)
+
+
+def test_budget_split_never_exceeds_the_target() -> None:
+    p = PrivacySettings(epsilon=2.0, preprocessing_share=0.2)
+    s = split_budget(p, total_delta=1e-5, dp_columns=5, discovery_columns=2)
+    total_eps = s.count_epsilon + 5 * s.column_epsilon + s.training_epsilon
+    total_delta = 2 * s.discovery_delta + s.training_delta
+    assert total_eps == pytest.approx(2.0) and total_eps <= 2.0 + 1e-12
+    assert total_delta <= 1e-5 * (1 + 1e-12)
+
+
+def test_budget_split_needs_a_preprocessing_share() -> None:
+    with pytest.raises(PrivacyError, match="preprocessing_share"):
+        split_budget(PrivacySettings(preprocessing_share=0.0), total_delta=1e-5, dp_columns=1, discovery_columns=0)
+
+
+@pytest.mark.parametrize("accountant", ["prv", "rdp"])
+def test_calibrated_noise_spends_at_most_the_target(accountant: str) -> None:
+    sigma = calibrate_noise(epsilon=1.5, delta=1e-5, sample_rate=0.05, steps=200, accountant=accountant)
+    spent = spent_epsilon(noise_multiplier=sigma, sample_rate=0.05, steps=200, delta=1e-5, accountant=accountant)
+    assert spent <= 1.5
+    assert spent > 1.3  # not wastefully noisy
+
+
+def test_planned_epsilon_is_the_target_under_dp_and_zero_without() -> None:
+    assert planned_epsilon(PrivacySettings(epsilon=2.5)) == 2.5
+    assert planned_epsilon(PrivacySettings(dp=False)) == 0.0
+    assert math.isfinite(planned_epsilon(PrivacySettings()))
