@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from synthgen.errors import SynthgenError
+from synthgen.errors import SpecError, SynthgenError
 
 # Typer >= 0.29 vendors click; older releases raise click's own exceptions.
 _CLICK_ERRORS: tuple[type[Exception], ...] = (typer.BadParameter.__mro__[2],)  # ClickException
@@ -38,10 +38,17 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+from synthgen.access_cli import audit_app, keys_app, policy_app, read_cmd, report_cmd  # noqa: E402
+
 spec_app = typer.Typer(help="Validate and inspect pipeline specs.", no_args_is_help=True)
 catalog_app = typer.Typer(help="List what the catalog records.", no_args_is_help=True)
 app.add_typer(spec_app, name="spec")
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(keys_app, name="keys")
+app.add_typer(policy_app, name="policy")
+app.add_typer(audit_app, name="audit")
+app.command("read")(read_cmd)
+app.command("report")(report_cmd)
 
 out = Console()
 err = Console(stderr=True)
@@ -270,7 +277,7 @@ def publish(spec: SpecArg, set_: SetOpt = None) -> None:
             shard_ids = [
                 r.dataset_id for r in pipeline.generate_all(s, ctx, model_id=model.id, run_id=run_id)
             ]
-        report = pipeline.latest(ctx, s.name, "report")
+        report = pipeline.latest(ctx, s.synthetic_name, "report")
         r = pipeline.publish(
             s,
             ctx,
@@ -292,6 +299,48 @@ def run(spec: SpecArg, set_: SetOpt = None) -> None:
         ctx = _context(cb)
         results = pipeline.run_pipeline(s, ctx)
     _print_summary(pipeline.summarize(s, ctx, results))
+
+
+@app.command("scan-pii")
+def scan_pii(
+    file: Annotated[Path, typer.Argument(help="A CSV, Parquet or JSON Lines file.", show_default=False)],
+    limit: Annotated[int, typer.Option(min=1, help="Non-empty values analysed per column.")] = 1000,
+    config: Annotated[str | None, typer.Option(help="Presidio analyzer config (YAML).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the PII entities Presidio finds in each column of a file."""
+    import polars as pl
+
+    from synthgen.anonymize import scan_pii as scan
+    from synthgen.errors import SourceError
+
+    if not file.is_file():
+        raise SourceError(f"file not found: {file}")
+    readers = {
+        ".csv": pl.read_csv,
+        ".parquet": pl.read_parquet,
+        ".jsonl": pl.read_ndjson,
+        ".ndjson": pl.read_ndjson,
+    }
+    reader = readers.get(file.suffix.lower())
+    if reader is None:
+        raise SpecError(f"{file}: unsupported file type {file.suffix!r}; use .csv, .parquet or .jsonl")
+    try:
+        frame = (
+            reader(file, n_rows=limit * 4)
+            if file.suffix.lower() != ".parquet"
+            else reader(file).head(limit * 4)
+        )
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
+        raise SourceError(f"cannot read {file}: {str(exc).strip().splitlines()[0]}") from None
+    found = scan(frame, config=config, limit=limit)
+    if as_json:
+        sys.stdout.write(json.dumps(found, indent=2) + "\n")
+        return
+    table = Table("column", "entities found", title=f"PII in {file} (first {limit:,} values per column)")
+    for col, ents in found.items():
+        table.add_row(col, ", ".join(f"{k}: {v}" for k, v in ents.items()) or "-")
+    out.print(table)
 
 
 # -- budget -------------------------------------------------------------------
@@ -460,8 +509,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(code) from None
     except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
         if isinstance(exc, _CLICK_ERRORS):
-            exc.show()
-            raise SystemExit(exc.exit_code) from None
+            exc.show()  # type: ignore[attr-defined]
+            raise SystemExit(exc.exit_code) from None  # type: ignore[attr-defined]
         if debug:
             raise
         err.print(

@@ -203,24 +203,34 @@ def anonymize(spec: PipelineSpec, ctx: Context, *, snapshot_id: str) -> StageRes
     settings = _anonymize_settings(spec)
     secret = pipeline_secret(spec)
     anon_id = "anon-" + settings_hash(
-        snapshot_id, settings.model_dump(mode="json"), schema_to_json(schema), hashlib.sha256(secret).hexdigest()
+        snapshot_id,
+        settings.model_dump(mode="json"),
+        schema_to_json(schema),
+        hashlib.sha256(secret).hexdigest(),
     )
     rel = f"anonymized/{spec.name}/{anon_id}"
     existing = ctx.catalog.get_dataset(anon_id)
     if existing is not None and Path(existing.path).exists():
-        return StageResult("anonymize", anon_id, existing.path, existing.rows, reused=True, extra=existing.extra)
+        return StageResult(
+            "anonymize", anon_id, existing.path, existing.rows, reused=True, extra=existing.extra
+        )
 
     ctx.report("anonymize", 0, snap.rows)
     zone = ctx.zones.real
     with zone.atomic_dir(rel) as tmpdir:
         if settings.enabled:
             result = anonymize_table(
-                pl.scan_parquet(snap.path), schema=schema, settings=settings, secret=secret,
+                pl.scan_parquet(snap.path),
+                schema=schema,
+                settings=settings,
+                secret=secret,
                 sink=tmpdir / "data.parquet",
             )
             result.leak_index.save(tmpdir / "leak_index.parquet")
             report = result.report
-            dropped = {n for n, d in result.decisions.items() if d.role == "identifier" and d.operator == "drop"}
+            dropped = {
+                n for n, d in result.decisions.items() if d.role == "identifier" and d.operator == "drop"
+            }
         else:
             # Anonymization off: only columns typed `id` are dropped (they carry no signal to model).
             from synthgen.schema import ColumnType
@@ -245,10 +255,20 @@ def anonymize(spec: PipelineSpec, ctx: Context, *, snapshot_id: str) -> StageRes
     }
     ctx.catalog.add_dataset(
         Dataset(
-            id=anon_id, name=spec.name, zone="real", kind="anonymized", format="parquet",
-            path=str(path / "data.parquet"), rows=rows, schema_json=schema_to_json(out_schema),
-            content_hash=file_sha256(path / "data.parquet"), classification="restricted", dp=None,
-            tags={"ledger_source": source_key(spec)}, extra=extra, created_by=ctx.user,
+            id=anon_id,
+            name=spec.name,
+            zone="real",
+            kind="anonymized",
+            format="parquet",
+            path=str(path / "data.parquet"),
+            rows=rows,
+            schema_json=schema_to_json(out_schema),
+            content_hash=file_sha256(path / "data.parquet"),
+            classification="restricted",
+            dp=None,
+            tags={"ledger_source": source_key(spec)},
+            extra=extra,
+            created_by=ctx.user,
         ),
         parents=[snapshot_id],
     )
@@ -262,7 +282,9 @@ def _anonymize_summary(report: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "config_hash": report.get("config_hash"),
         "identifier_columns": {
-            n: c.get("operator") for n, c in cols.items() if isinstance(c, dict) and c.get("role") == "identifier"
+            n: c.get("operator")
+            for n, c in cols.items()
+            if isinstance(c, dict) and c.get("role") == "identifier"
         },
         "text_columns": [n for n, c in cols.items() if isinstance(c, dict) and c.get("role") == "text"],
         "entities_replaced": report.get("entities") or {},
@@ -771,7 +793,7 @@ def evaluate(
     ctx.catalog.add_dataset(
         Dataset(
             id=report_id,
-            name=spec.name,
+            name=spec.synthetic_name,
             zone="real",
             kind="report",
             format="html",

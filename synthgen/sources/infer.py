@@ -37,7 +37,8 @@ def _infer_type(name: str, s: pl.Series) -> ColumnType:
     if dt in (pl.String, pl.Categorical, pl.Enum):
         strs = non_null.cast(pl.String)
         uniq = strs.n_unique() / n
-        mean_len = float(strs.str.len_chars().mean() or 0.0)
+        mean = strs.str.len_chars().mean()
+        mean_len = float(mean) if isinstance(mean, int | float) else 0.0
         if mean_len >= _TEXT_MEAN_CHARS and uniq > 0.5:
             return ColumnType.text
         if _ID_NAME.search(name) and uniq == 1.0 and n > 1:

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from synthgen.schema import ColumnSchema, TableSchema
+
+
+@pytest.fixture
+def small_frame() -> pl.DataFrame:
+    """2,000 rows: ``y`` copies ``x`` 95% of the time, ``v`` depends on ``x``; some nulls."""
+    rng = np.random.default_rng(7)
+    n = 2000
+    x = rng.choice(["a", "b", "c"], size=n, p=[0.5, 0.3, 0.2])
+    flip = rng.random(n) < 0.05
+    y = np.where(flip, rng.choice(["a", "b", "c"], size=n), x)
+    v = np.where(x == "a", rng.normal(20, 2, n), rng.normal(60, 5, n)).round()
+    age = pl.Series("age", v.astype(np.int64)).scatter(list(range(0, n, 50)), None)
+    when = pl.datetime_range(
+        pl.datetime(2020, 1, 1), pl.datetime(2020, 1, 1) + pl.duration(hours=n - 1), "1h", eager=True
+    ).alias("when")
+    return pl.DataFrame(
+        [pl.Series("x", x), pl.Series("y", y), age, pl.Series("flag", rng.random(n) < 0.3), when,
+         pl.Series("score", rng.random(n) * 10)]
+    )
+
+
+@pytest.fixture
+def small_schema() -> TableSchema:
+    return TableSchema(
+        columns=[
+            ColumnSchema(name="x", type="categorical"),
+            ColumnSchema(name="y", type="categorical", categories=["a", "b", "c"]),
+            ColumnSchema(name="age", type="numeric", integer=True),
+            ColumnSchema(name="flag", type="boolean"),
+            ColumnSchema(name="when", type="datetime"),
+            ColumnSchema(name="score", type="numeric", bounds=(0.0, 10.0)),
+        ]
+    )

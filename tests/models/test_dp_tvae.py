@@ -1,0 +1,216 @@
+"""DP-TVAE: privacy units (Poisson sampling, spent <= target, no rows in artifacts), function, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from synthgen.errors import ModelError, PrivacyError, SpecError
+from synthgen.models import Progress, Synthesizer, make_synthesizer, resolve_device
+from synthgen.models import encoding as encoding_module
+from synthgen.models.settings import ModelSettings
+from synthgen.privacy.settings import PrivacySettings
+from synthgen.schema import ColumnSchema, TableSchema
+
+FAST = {"epochs": 3, "batch_size": 256, "hidden_dim": 32, "latent_dim": 4, "learning_rate": 1e-2}
+
+
+def _fit(frame, schema, *, privacy: PrivacySettings, **model: object) -> Synthesizer:
+    settings = ModelSettings(**{**FAST, **model})  # type: ignore[arg-type]
+    return make_synthesizer("dp_tvae", schema=schema, model=settings, privacy=privacy).fit(frame)
+
+
+@pytest.fixture(scope="module")
+def fitted_dp(request) -> Synthesizer:
+    # Module-scoped: one DP fit shared by the read-only tests below.
+    from tests.models.conftest import small_frame, small_schema  # noqa: F401
+
+    frame = request.getfixturevalue("small_frame")
+    schema = request.getfixturevalue("small_schema")
+    return _fit(frame, schema, privacy=PrivacySettings(epsilon=2.0, delta=1e-5, accountant="rdp"))
+
+
+@pytest.fixture(scope="module")
+def small_frame() -> pl.DataFrame:
+    from tests.models import conftest
+
+    return conftest.small_frame.__wrapped__()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def small_schema() -> TableSchema:
+    from tests.models import conftest
+
+    return conftest.small_schema.__wrapped__()  # type: ignore[attr-defined]
+
+
+def test_spent_epsilon_is_at_most_the_target_and_split_is_recorded(fitted_dp) -> None:
+    rec = fitted_dp.privacy_record_
+    assert rec.dp is True
+    assert rec.spent_epsilon <= rec.target_epsilon
+    assert rec.spent_epsilon == pytest.approx(sum(m.epsilon for m in rec.mechanisms))
+    assert rec.preprocessing_epsilon > 0 and rec.training_epsilon > 0
+    steps = {m.step for m in rec.mechanisms}
+    assert steps == {"preprocessing", "training"}
+    assert rec.spent_delta <= rec.target_delta * (1 + 1e-9)
+    assert rec.target_delta <= 1e-5
+    assert rec.noise_multiplier is not None and rec.noise_multiplier > 0
+
+
+def test_delta_follows_the_one_over_ten_n_rule_by_default(small_frame, small_schema) -> None:
+    s = _fit(small_frame, small_schema, privacy=PrivacySettings(epsilon=2.0, accountant="rdp"), epochs=1)
+    # n = 2000: the rule gives 1/(10 n) = 5e-5; the DP count's upper bound makes it a little smaller.
+    assert s.privacy_record_.target_delta < 5e-5
+    assert s.privacy_record_.target_delta > 2e-5
+
+
+def test_training_uses_opacus_poisson_sampling(small_frame, small_schema, monkeypatch) -> None:
+    import opacus.data_loader
+
+    seen: list[float] = []
+    original = opacus.data_loader.DPDataLoader.__init__
+
+    def spy(self, dataset, *, sample_rate, **kw):  # type: ignore[no-untyped-def]
+        seen.append(sample_rate)
+        original(self, dataset, sample_rate=sample_rate, **kw)
+
+    monkeypatch.setattr(opacus.data_loader.DPDataLoader, "__init__", spy)
+    s = _fit(small_frame, small_schema, privacy=PrivacySettings(epsilon=2.0, accountant="rdp"), epochs=1)
+    assert len(seen) == 1 and 0.1 < seen[0] < 0.15  # 256 / ~2000
+    # The accountant is charged at 1/int(1/q) >= q.
+    assert s.privacy_record_.sample_rate >= seen[0]
+
+
+def test_dp_fit_reads_no_raw_statistic(small_frame, small_schema, monkeypatch) -> None:
+    def spy(*_a: object, **_k: object) -> None:
+        raise AssertionError("raw statistic requested in DP mode")
+
+    monkeypatch.setattr(encoding_module, "_raw_quantiles", spy)
+    monkeypatch.setattr(encoding_module, "_raw_categories", spy)
+    s = _fit(small_frame, small_schema, privacy=PrivacySettings(epsilon=2.0, accountant="rdp"), epochs=1)
+    assert s.privacy_record_.dp
+
+
+def test_saved_artifacts_hold_no_training_row(small_frame, small_schema, tmp_path: Path) -> None:
+    canary_cat = "CANARY-7f3a9c"
+    canary_num = 987654.321
+    frame = small_frame.with_columns(
+        pl.when(pl.int_range(pl.len()) == 5).then(pl.lit(canary_cat)).otherwise(pl.col("x")).alias("x"),
+        pl.when(pl.int_range(pl.len()) == 5).then(pl.lit(canary_num)).otherwise(pl.col("score")).alias("score"),
+    )
+    schema = TableSchema(
+        columns=[c if c.name != "score" else ColumnSchema(name="score", type="numeric") for c in small_schema.columns]
+    )
+    s = _fit(frame, schema, privacy=PrivacySettings(epsilon=2.0, accountant="rdp"), epochs=1)
+    s.save(tmp_path)
+    blob = b"".join(p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file())
+    assert canary_cat.encode() not in blob
+    assert b"987654" not in blob
+    assert not list(tmp_path.glob("*.pkl"))
+
+
+def test_save_and_load_round_trip_gives_the_same_samples(fitted_dp, tmp_path: Path) -> None:
+    fitted_dp.save(tmp_path / "m")
+    loaded = Synthesizer.load(tmp_path / "m")
+    assert loaded.privacy_record_ == fitted_dp.privacy_record_
+    assert loaded.sample(300, seed=4).equals(fitted_dp.sample(300, seed=4))
+
+
+def test_same_seed_same_rows_and_other_seed_other_rows(fitted_dp) -> None:
+    a = fitted_dp.sample(500, seed=11)
+    assert a.equals(fitted_dp.sample(500, seed=11))
+    assert not a.equals(fitted_dp.sample(500, seed=12))
+    assert a.columns == ["x", "y", "age", "flag", "when", "score"]
+    assert a.schema["flag"] == pl.Boolean and a.schema["age"] == pl.Int64 and a.schema["when"] == pl.Datetime("us")
+
+
+def test_sample_batches_bound_the_batch_size(fitted_dp) -> None:
+    sizes = [f.height for f in fitted_dp.sample_batches(1050, seed=1, batch_rows=400)]
+    assert sizes == [400, 400, 250]
+
+
+def test_correlation_is_recovered_at_large_epsilon(small_frame, small_schema) -> None:
+    s = _fit(
+        small_frame,
+        small_schema,
+        privacy=PrivacySettings(epsilon=200.0, accountant="rdp"),
+        epochs=15,
+        batch_size=200,
+    )
+    syn = s.sample(3000, seed=0)
+    agree = (syn["x"] == syn["y"]).mean()
+    assert agree is not None and agree > 0.75  # independent columns would give ~0.38
+    means = syn.group_by("x").agg(pl.col("age").mean()).sort("x")
+    a = means.filter(pl.col("x") == "a")["age"][0]
+    b = means.filter(pl.col("x") == "b")["age"][0]
+    assert a < b - 15  # age depends on x (20 vs 60)
+
+
+def test_non_dp_mode_trains_the_same_model_and_says_dp_false(small_frame, small_schema) -> None:
+    progress: list[Progress] = []
+    settings = ModelSettings(**{**FAST, "epochs": 2})  # type: ignore[arg-type]
+    s = make_synthesizer("dp_tvae", schema=small_schema, model=settings, privacy=PrivacySettings(dp=False))
+    s.fit(small_frame, progress=progress.append)
+    assert s.privacy_record_.dp is False and s.privacy_record_.mechanisms == []
+    assert [p.epoch for p in progress] == [1, 2] and all(p.epsilon is None for p in progress)
+    assert s.sample(10, seed=0).height == 10
+
+
+def test_progress_reports_growing_epsilon(small_frame, small_schema) -> None:
+    progress: list[Progress] = []
+    settings = ModelSettings(**{**FAST, "epochs": 2})  # type: ignore[arg-type]
+    s = make_synthesizer(
+        "dp_tvae", schema=small_schema, model=settings, privacy=PrivacySettings(epsilon=2.0, accountant="rdp")
+    )
+    s.fit(small_frame, progress=progress.append)
+    eps = [p.epsilon for p in progress]
+    assert eps[0] is not None and eps[1] is not None and 0 < eps[0] < eps[1] <= 2.0
+
+
+def test_duplicates_are_counted_and_optionally_dropped(small_frame, small_schema) -> None:
+    frame = pl.concat([small_frame, small_frame.head(30)])
+    s = _fit(frame, small_schema, privacy=PrivacySettings(dp=False), epochs=1, drop_duplicates=True)
+    assert s.duplicates_ == 30
+
+
+def test_dataset_smaller_than_the_batch_is_refused(small_frame, small_schema) -> None:
+    with pytest.raises(ModelError, match="batch_size"):
+        _fit(small_frame.head(100), small_schema, privacy=PrivacySettings(epsilon=2.0), batch_size=1000)
+
+
+def test_entity_key_is_refused_under_record_level_dp(small_frame, small_schema) -> None:
+    with pytest.raises(PrivacyError, match="entity_key"):
+        _fit(small_frame, small_schema, privacy=PrivacySettings(entity_key="x"))
+
+
+def test_unknown_device_and_missing_cuda_are_clear_errors() -> None:
+    with pytest.raises(ModelError, match="unknown device"):
+        resolve_device("tpu")
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelError, match="CUDA is not available"):
+            resolve_device("cuda:0")
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") in ("cpu", "cuda")
+
+
+def test_unknown_model_kind_is_a_spec_error(small_schema) -> None:
+    with pytest.raises(SpecError, match="unknown model kind"):
+        make_synthesizer("gan9000", schema=small_schema, model=ModelSettings(), privacy=PrivacySettings())
+
+
+def test_constant_column_is_refused_by_fit(small_frame, small_schema) -> None:
+    frame = small_frame.with_columns(pl.lit("k").alias("x"))
+    with pytest.raises(ModelError, match="constant"):
+        _fit(frame, small_schema, privacy=PrivacySettings(epsilon=2.0))
+
+
+def test_sampled_values_stay_inside_public_bounds(fitted_dp) -> None:
+    syn = fitted_dp.sample(2000, seed=3)
+    assert syn["score"].min() >= 0.0 and syn["score"].max() <= 10.0
+    assert set(syn["y"].drop_nulls().unique().to_list()) <= {"a", "b", "c", "other"}
+    assert np.isfinite(syn["score"].drop_nulls().to_numpy()).all()

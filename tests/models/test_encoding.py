@@ -1,0 +1,102 @@
+"""Encoding: round trips, layout, and no raw statistics in DP mode (P2, P5)."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from synthgen.errors import ModelError
+from synthgen.models import encoding
+from synthgen.models.encoding import TableEncoder, validate_frame
+from synthgen.privacy.mechanisms import noise_rng
+from synthgen.schema import ColumnSchema, TableSchema
+
+
+def test_non_dp_encoding_round_trips_categories_booleans_and_nulls(small_frame, small_schema) -> None:
+    enc, entries = TableEncoder.fit(small_frame, small_schema, dp=False)
+    assert entries == []
+    codes, offsets = enc.encode(small_frame, small_schema)
+    back = enc.decode(codes, offsets=offsets, rng=np.random.default_rng(0))
+    for name in ("x", "y", "flag"):
+        assert back[name].to_list() == small_frame[name].to_list()
+    assert back["age"].null_count() == small_frame["age"].null_count()
+    # Integer values sit at their within-bin offsets: exact round trip.
+    assert back["age"].to_list() == small_frame["age"].to_list()
+    assert back["when"].dtype == pl.Datetime("us")
+    diff = (back["when"] - small_frame["when"]).dt.total_seconds().abs().max()
+    assert diff is not None and diff < 5
+
+
+def test_matrix_layout_follows_the_spans(small_frame, small_schema) -> None:
+    enc, _ = TableEncoder.fit(small_frame, small_schema, dp=False)
+    m = enc.transform(small_frame, small_schema)
+    assert m.shape == (small_frame.height, enc.width)
+    for span in enc.spans:
+        block = m[:, span.start : span.end]
+        if span.activation == "softmax":
+            assert np.allclose(block.sum(axis=1), 1.0)
+        else:
+            assert span.end - span.start == 1 and block.min() >= 0 and block.max() <= 1
+    back = enc.inverse_transform(m, rng=np.random.default_rng(0))
+    assert back["x"].to_list() == small_frame["x"].to_list()
+
+
+def test_dp_encoding_never_computes_raw_statistics(small_frame, small_schema, monkeypatch) -> None:
+    def spy(*_a: object, **_k: object) -> None:
+        raise AssertionError("raw statistic requested in DP mode")
+
+    monkeypatch.setattr(encoding, "_raw_quantiles", spy)
+    monkeypatch.setattr(encoding, "_raw_categories", spy)
+    enc, entries = TableEncoder.fit(
+        small_frame, small_schema, dp=True, column_epsilon=1.0, discovery_delta=1e-6, rng=noise_rng()
+    )
+    # x (discovery), age, when, score (quantile bins): one mechanism each; y is public, flag is boolean.
+    assert sorted(e.column or "" for e in entries) == ["age", "score", "when", "x"]
+    assert all(e.epsilon == 1.0 for e in entries)
+
+
+def test_dp_bins_are_not_the_exact_min_and_max() -> None:
+    rng = np.random.default_rng(3)
+    frame = pl.DataFrame({"v": rng.normal(1000.0, 100.0, 5000)})
+    schema = TableSchema(columns=[ColumnSchema(name="v", type="numeric", nullable=False)])
+    exact = (frame["v"].min(), frame["v"].max())
+    for _ in range(5):
+        enc, _ = TableEncoder.fit(frame, schema, dp=True, column_epsilon=1.0, rng=noise_rng())
+        edges = enc.columns[0].edges  # type: ignore[union-attr]
+        assert edges[0] != exact[0] and edges[-1] != exact[1]
+        assert 500 < edges[len(edges) // 2] < 1500
+
+
+def test_dp_categories_are_not_exact_frequency_order_of_rare_values() -> None:
+    frame = pl.DataFrame({"c": ["a"] * 3000 + ["b"] * 2000 + ["rare-canary"] * 2})
+    schema = TableSchema(columns=[ColumnSchema(name="c", type="categorical", nullable=False)])
+    enc, _ = TableEncoder.fit(frame, schema, dp=True, column_epsilon=1.0, discovery_delta=1e-6, rng=noise_rng())
+    col = enc.columns[0]
+    assert "rare-canary" not in col.categories  # type: ignore[union-attr]
+    codes, _ = enc.encode(frame, schema)
+    # The rare value maps to the "other" token.
+    assert codes[-1, 0] == len(col.categories)  # type: ignore[union-attr]
+
+
+def test_encoder_json_round_trip_holds_no_rows(small_frame, small_schema) -> None:
+    enc, _ = TableEncoder.fit(
+        small_frame, small_schema, dp=True, column_epsilon=1.0, discovery_delta=1e-6, rng=noise_rng()
+    )
+    again = TableEncoder.from_json(enc.to_json())
+    assert again.cardinalities == enc.cardinalities
+    assert len(enc.to_json()) < 20_000
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (pl.DataFrame({"c": ["same"] * 10}), "constant"),
+        (pl.DataFrame({"c": pl.Series([None] * 10, dtype=pl.String)}), "entirely null"),
+        (pl.DataFrame({"c": [f"v{i}" for i in range(20_000)]}), "more than 1000 distinct"),
+    ],
+)
+def test_unusable_columns_are_refused_with_a_clear_error(frame: pl.DataFrame, message: str) -> None:
+    schema = TableSchema(columns=[ColumnSchema(name="c", type="categorical")])
+    with pytest.raises(ModelError, match=message):
+        validate_frame(frame, schema, max_categories=1000)
