@@ -99,7 +99,7 @@ def machine_info() -> dict[str, Any]:
 
 def _discover() -> None:
     for f in sorted(BENCH_DIR.glob("*.py")):
-        if f.stem in {"__init__", "__main__", "harness"} or f.stem.startswith("_"):
+        if f.stem in {"__init__", "__main__", "harness", "render"} or f.stem.startswith("_"):
             continue
         importlib.import_module(f"bench.{f.stem}")
 

@@ -87,6 +87,8 @@ CONFIG_KEYS = (
 )
 #: The master secret of surrogates, hashes and the leak index (every stage may need it).
 PIPELINE_SECRET = "SYNTHGEN_PIPELINE_SECRET"
+#: Celery queue of the train and generate tasks of pipelines whose spec asks for CUDA.
+GPU_QUEUE = os.environ.get("SYNTHGEN_GPU_QUEUE", "gpu")
 #: Who the tasks act as, for the policy and the audit log, unless SYNTHGEN_USER says otherwise.
 PIPELINE_USER = "synthgen-pipeline"
 _START = datetime(2024, 1, 1, tzinfo=timezone.utc)
@@ -317,6 +319,9 @@ def build_dag(spec_file: Path, spec: PipelineSpec) -> DAG:
     path = str(spec_file)
     inlet = source_asset(spec)
     outlet = published_asset(spec)
+    # With the CeleryExecutor, GPU work goes to workers listening on the GPU queue; other
+    # executors ignore queues. `auto` cannot be decided at parse time: default queue.
+    on_gpu: dict[str, Any] = {"queue": GPU_QUEUE} if spec.model.device.startswith("cuda") else {}
 
     @dag(
         dag_id=DAG_PREFIX + spec.name,
@@ -345,7 +350,7 @@ def build_dag(spec_file: Path, spec: PipelineSpec) -> DAG:
                 r = pl.anonymize(spec, ctx, snapshot_id=snapshot["id"])
             return {"id": r.dataset_id, "path": r.path}
 
-        @task
+        @task(**on_gpu)
         def train(anonymized: dict[str, str]) -> list[dict[str, Any]]:
             """Train the model; returns the generate jobs, one per shard (model id and shard index)."""
             with _stage(path) as (pl, spec, ctx, run_id):
@@ -353,7 +358,7 @@ def build_dag(spec_file: Path, spec: PipelineSpec) -> DAG:
                 n_shards = pl.plan_shards(spec)
             return [{"model_id": r.dataset_id, "shard": i, "n_shards": n_shards} for i in range(n_shards)]
 
-        @task(map_index_template="shard {{ task.op_kwargs['shard'] }}")
+        @task(**on_gpu, map_index_template="shard {{ task.op_kwargs['shard'] }}")
         def generate(model_id: str, shard: int, n_shards: int) -> dict[str, str]:
             with _stage(path) as (pl, spec, ctx, run_id):
                 r = pl.generate(spec, ctx, model_id=model_id, run_id=run_id, shard=shard, n_shards=n_shards)

@@ -107,7 +107,8 @@ def _decide(svc: Services, user: str, action: str, resource: Resource, label: st
     return decision
 
 
-def _resource_of(ds: Dataset) -> Resource:
+def dataset_resource(ds: Dataset) -> Resource:
+    """The policy view of a catalogued dataset (zone, name, classification, kind, dp, epsilon)."""
     eps = (ds.extra or {}).get("epsilon")
     return Resource(
         zone=ds.zone,
@@ -389,7 +390,7 @@ def _decrypted_parquet(svc: Services, user: str, name: str, workdir: Path | None
     segment verified and the manifest names this dataset.
     """
     ds = _find(svc, name)
-    resource = _resource_of(ds)
+    resource = dataset_resource(ds)
     _decide(svc, user, "read", resource, f"{ds.zone}:{ds.name}")
     if ds.format != ENVELOPE_FORMAT:
         if ds.zone == "real" and ds.format == "parquet":
@@ -661,7 +662,7 @@ def revoke_role(
     ds = _find(svc, name)
     if ds.format != ENVELOPE_FORMAT:
         raise SpecError(f"dataset {ds.name} is not encrypted; nothing to revoke")
-    _decide(svc, user, "admin", _resource_of(ds), f"{ds.zone}:{ds.name}")
+    _decide(svc, user, "admin", dataset_resource(ds), f"{ds.zone}:{ds.name}")
     ring_file = _keyring_path(svc.zones.synthetic.resolve(ds.path))
     ring = Keyring.from_bytes(ring_file.read_bytes(), where=str(ring_file))
     removed = ring.revoke(role)

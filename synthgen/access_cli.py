@@ -125,7 +125,7 @@ def policy_check(
 
     A what-if query: it is not an access, so it is not audited.
     """
-    from synthgen.access import _resource_of
+    from synthgen.access import dataset_resource
     from synthgen.catalog import Catalog
     from synthgen.errors import SpecError
     from synthgen.policy import Policy
@@ -134,7 +134,7 @@ def policy_check(
     ds = catalog.find_dataset(dataset, zone="synthetic") or catalog.find_dataset(dataset)
     if ds is None:
         raise SpecError(f"dataset {dataset!r} is not in the catalog")
-    decision = Policy.load().check(user, action, _resource_of(ds))
+    decision = Policy.load().check(user, action, dataset_resource(ds))
     out.print(decision.explain(), highlight=False, soft_wrap=True)
     if not decision.allowed:
         raise typer.Exit(AccessDenied.exit_code)

@@ -36,6 +36,8 @@ _TOKEN = re.compile(r"\w+")
 MAX_NGRAM = 8
 #: Values shorter than this (normalised) are not indexed: they would match everywhere.
 MIN_CHARS = 4
+# Entity label of the first-word hashes in a saved index (see ``LeakIndex._first``).
+_FIRST_TOKEN = "\x00first-token"
 
 
 def tokens(text: str) -> list[str]:
@@ -87,7 +89,11 @@ class LeakIndex:
     def __init__(self, secret: bytes) -> None:
         self._key = derive_key(secret, "leak-index")
         self._parts: list[tuple[np.ndarray, str]] = []
+        self._first_parts: list[np.ndarray] = []
         self._hashes = np.empty(0, dtype=np.uint64)
+        # Hashes of the first word of every indexed value: a text position is only tried as the
+        # start of a match when its word is one of these (most positions are not).
+        self._first = np.empty(0, dtype=np.uint64)
         self._entities: list[str] = []
         self._entity_idx = np.empty(0, dtype=np.int32)
         self.max_ngram = 1
@@ -103,6 +109,7 @@ class LeakIndex:
     def add(self, values: Iterable[object], entity: str) -> int:
         """Index ``values`` (nulls and too-short values skipped). Returns how many were indexed."""
         hs: list[int] = []
+        firsts: list[int] = []
         for v in values:
             if v is None:
                 continue
@@ -115,8 +122,10 @@ class LeakIndex:
             self.max_ngram = max(self.max_ngram, len(toks))
             self.min_ngram = min(self.min_ngram, len(toks))
             hs.append(self._h(toks))
+            firsts.append(self._h(toks[:1]))
         if hs:
             self._parts.append((np.asarray(hs, dtype=np.uint64), entity))
+            self._first_parts.append(np.asarray(firsts, dtype=np.uint64))
             self._dirty = True
         return len(hs)
 
@@ -133,70 +142,62 @@ class LeakIndex:
             return
         ents = sorted({e for _, e in self._parts} | set(self._entities))
         pos = {e: i for i, e in enumerate(ents)}
+        remap = np.asarray([pos[e] for e in self._entities], dtype=np.int32)
         hs = [self._hashes] + [h for h, _ in self._parts]
-        es = [np.asarray([pos[self._entities[i]] for i in self._entity_idx], dtype=np.int32)] + [
+        es = [remap[self._entity_idx] if len(remap) else self._entity_idx] + [
             np.full(len(h), pos[e], dtype=np.int32) for h, e in self._parts
         ]
         allh, alle = np.concatenate(hs), np.concatenate(es)
         uniq, first = np.unique(allh, return_index=True)
         self._hashes, self._entity_idx, self._entities = uniq, alle[first], ents
-        self._parts = []
+        self._first = np.unique(np.concatenate([self._first, *self._first_parts]))
+        self._parts, self._first_parts = [], []
         self._dirty = False
 
     def __len__(self) -> int:
         self._compact()
         return len(self._hashes)
 
+    def _lookup(self, h: int) -> int:
+        """Position of hash ``h`` in the index, or -1."""
+        j = int(np.searchsorted(self._hashes, np.uint64(h)))
+        return j if j < len(self._hashes) and int(self._hashes[j]) == h else -1
+
+    def _matches(self, toks: list[str]) -> list[tuple[int, int, str]]:
+        """``(first token, token count, entity)`` of every run of ``toks`` that is an indexed value."""
+        self._compact()
+        if not toks or not len(self._hashes):
+            return []
+        firsts = np.fromiter((self._h([t]) for t in toks), dtype=np.uint64, count=len(toks))
+        pos = np.minimum(np.searchsorted(self._first, firsts), len(self._first) - 1)
+        out: list[tuple[int, int, str]] = []
+        for i in np.nonzero(self._first[pos] == firsts)[0].tolist():
+            for n in range(self.min_ngram, min(self.max_ngram, len(toks) - i) + 1):
+                j = self._lookup(self._h(toks[i : i + n]))
+                if j >= 0:
+                    out.append((i, n, self._entities[int(self._entity_idx[j])]))
+        return out
+
     def contains(self, value: str) -> bool:
         """Whether ``value`` (normalised) is an indexed identifier."""
         self._compact()
         toks = tokens(value)[:MAX_NGRAM]
-        if not toks or not len(self._hashes):
-            return False
-        h = np.uint64(self._h(toks))
-        i = int(np.searchsorted(self._hashes, h))
-        return i < len(self._hashes) and self._hashes[i] == h
+        return bool(toks) and len(self._hashes) > 0 and self._lookup(self._h(toks)) >= 0
 
     def occurs_in(self, text: str) -> bool:
         """Whether any indexed value occurs in ``text`` (as a whole or as a run of its tokens)."""
-        self._compact()
-        if not len(self._hashes):
-            return False
-        toks = tokens(text)
-        for n in range(self.min_ngram, min(self.max_ngram, len(toks)) + 1):
-            for i in range(len(toks) - n + 1):
-                h = np.uint64(self._h(toks[i : i + n]))
-                j = int(np.searchsorted(self._hashes, h))
-                if j < len(self._hashes) and self._hashes[j] == h:
-                    return True
-        return False
+        return bool(self._matches(tokens(text)))
 
     def find_spans(self, text: str) -> list[tuple[int, int, str]]:
         """Character spans ``(start, end, entity)`` of indexed values occurring in ``text``."""
-        self._compact()
-        if not len(self._hashes) or not text:
-            return []
         folded = unicodedata.normalize("NFKC", text).casefold()
         if len(folded) != len(text):  # offsets would not map back (rare: ligatures, "ß")
             return []
-        matches = list(_TOKEN.finditer(folded))
-        toks = [m.group(0) for m in matches]
-        cand: list[int] = []
-        where: list[tuple[int, int]] = []
-        for n in range(self.min_ngram, min(self.max_ngram, len(toks)) + 1):
-            for i in range(len(toks) - n + 1):
-                cand.append(self._h(toks[i : i + n]))
-                where.append((i, n))
-        if not cand:
-            return []
-        arr = np.asarray(cand, dtype=np.uint64)
-        pos = np.minimum(np.searchsorted(self._hashes, arr), len(self._hashes) - 1)
-        out: list[tuple[int, int, str]] = []
-        for j in np.nonzero(self._hashes[pos] == arr)[0]:
-            i, n = where[int(j)]
-            entity = self._entities[int(self._entity_idx[pos[j]])]
-            out.append((matches[i].start(), matches[i + n - 1].end(), entity))
-        return out
+        found = list(_TOKEN.finditer(folded))
+        return [
+            (found[i].start(), found[i + n - 1].end(), ent)
+            for i, n, ent in self._matches([m.group(0) for m in found])
+        ]
 
     # -- persistence -----------------------------------------------------------------------
 
@@ -208,10 +209,11 @@ class LeakIndex:
         self._compact()
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
+        entities = [self._entities[i] for i in self._entity_idx] + [_FIRST_TOKEN] * len(self._first)
         table = pa.table(
             {
-                "hash": pa.array(self._hashes, type=pa.uint64()),
-                "entity": pa.array([self._entities[i] for i in self._entity_idx], type=pa.string()),
+                "hash": pa.array(np.concatenate([self._hashes, self._first]), type=pa.uint64()),
+                "entity": pa.array(entities, type=pa.string()),
             }
         )
         meta = {"max_ngram": self.max_ngram, "min_ngram": self.min_ngram, "key": self._fingerprint()}
@@ -236,11 +238,13 @@ class LeakIndex:
         if meta["key"] != idx._fingerprint():
             raise AnonymizeError(f"{p}: built with another pipeline secret; use the pipeline's own secret")
         hashes = table.column("hash").to_numpy().astype(np.uint64)
-        ents = table.column("entity").to_pylist()
-        idx._entities = sorted(set(ents))
+        ents = np.asarray(table.column("entity").to_pylist(), dtype=object)
+        is_first = ents == _FIRST_TOKEN
+        idx._first = np.unique(hashes[is_first])
+        idx._entities = sorted(set(ents[~is_first].tolist()))
         pos = {e: i for i, e in enumerate(idx._entities)}
-        idx._hashes = hashes
-        idx._entity_idx = np.asarray([pos[e] for e in ents], dtype=np.int32)
+        idx._hashes = hashes[~is_first]
+        idx._entity_idx = np.asarray([pos[e] for e in ents[~is_first].tolist()], dtype=np.int32)
         idx.max_ngram, idx.min_ngram = int(meta["max_ngram"]), int(meta["min_ngram"])
         return idx
 
@@ -258,9 +262,7 @@ class LeakIndex:
         report = LeakReport(rows_scanned=frame.height)
         if not len(self._hashes):
             return report
-        cols = columns if columns is not None else frame.columns
-        lo, hi = self.min_ngram, self.max_ngram
-        for col in cols:
+        for col in columns if columns is not None else frame.columns:
             s = frame[col]
             if s.dtype != pl.String:
                 try:
@@ -268,24 +270,10 @@ class LeakIndex:
                 except pl.exceptions.InvalidOperationError:
                     continue
             for off in range(0, len(s), chunk):
-                cand: list[int] = []
-                where: list[tuple[int, list[str], int, int]] = []
                 for r, cell in enumerate(s.slice(off, chunk).to_list()):
                     if not cell:
                         continue
                     toks = tokens(cell)
-                    for n in range(lo, min(hi, len(toks)) + 1):
-                        for i in range(len(toks) - n + 1):
-                            cand.append(self._h(toks[i : i + n]))
-                            where.append((off + r, toks, i, n))
-                if not cand:
-                    continue
-                arr = np.asarray(cand, dtype=np.uint64)
-                pos = np.searchsorted(self._hashes, arr)
-                pos_c = np.minimum(pos, len(self._hashes) - 1)
-                found = np.nonzero(self._hashes[pos_c] == arr)[0]
-                for j in found:
-                    row, toks, i, n = where[int(j)]
-                    entity = self._entities[int(self._entity_idx[pos_c[j]])]
-                    report.hits.append(LeakHit(col, row, entity, " ".join(toks[i : i + n])))
+                    for i, n, entity in self._matches(toks):
+                        report.hits.append(LeakHit(col, off + r, entity, " ".join(toks[i : i + n])))
         return report

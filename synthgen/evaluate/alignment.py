@@ -113,8 +113,11 @@ def _normalise(frame: pl.DataFrame, kinds: dict[str, Kind]) -> pl.DataFrame:
     exprs = []
     for name, kind in kinds.items():
         dtype = frame.schema[name]
-        conv = _as_numeric if kind == "numeric" else _as_category
-        exprs.append(conv(pl.col(name), dtype).alias(name))
+        if kind == "numeric":
+            # NaN and null both mean "missing" from here on; metrics then need one check, not two.
+            exprs.append(_as_numeric(pl.col(name), dtype).fill_nan(None).alias(name))
+        else:
+            exprs.append(_as_category(pl.col(name), dtype).alias(name))
     return frame.select(exprs) if exprs else frame.select([])
 
 

@@ -35,23 +35,25 @@ def _clean(d2: np.ndarray) -> np.ndarray:
     return np.sqrt(d2)
 
 
-def nearest_two(queries: np.ndarray, references: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Euclidean distance of each query row to its nearest and second-nearest reference row.
+def nearest_two(queries: np.ndarray, references: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distances of each query row to its nearest and second-nearest reference row, and the nearest's index.
 
-    With a single reference row the second distance is ``inf``.
+    Euclidean distances; with a single reference row the second distance is ``inf``.
     """
     if references.shape[0] == 0:
         raise ValueError("no reference rows")
     first = np.empty(queries.shape[0], dtype=np.float64)
+    index = np.empty(queries.shape[0], dtype=np.int64)
     second = np.full(queries.shape[0], np.inf, dtype=np.float64)
     for where, d2 in _squared_blocks(queries, references):
         idx = np.argmin(d2, axis=1)
         rows = np.arange(d2.shape[0])
         first[where] = d2[rows, idx]
+        index[where] = idx
         if d2.shape[1] >= 2:
             d2[rows, idx] = np.inf
             second[where] = d2.min(axis=1)
-    return _clean(first), _clean(second)
+    return _clean(first), _clean(second), index
 
 
 def nearest(queries: np.ndarray, references: np.ndarray) -> np.ndarray:

@@ -132,6 +132,10 @@ class CTGANConfig:
     count_noise_multiplier: float = DEFAULT_COUNT_NOISE_MULTIPLIER
     #: Discriminator dropout (no parameters, so compatible with ghost clipping).
     dropout: float = 0.5
+    #: Weight of the generator's marginal loss: KL from the (DP) category frequencies to
+    #: the batch's mean generated distribution, per one-hot block. Generated rows and
+    #: DP outputs only, so it is post-processing and costs no budget.
+    marginal_weight: float = 1.0
     #: ghost (fast, Linear layers only) | hooks (Opacus per-sample gradients).
     grad_sample_mode: Literal["ghost", "hooks"] = "ghost"
 
@@ -439,6 +443,16 @@ def _cond_loss(raw: Tensor, cond: CondSampler, which: Tensor, cat: Tensor) -> Te
     return total / raw.shape[0]
 
 
+def _marginal_loss(raw: Tensor, cond: CondSampler) -> Tensor:
+    """Sum over one-hot blocks of KL(frequencies || mean generated distribution): generated rows only."""
+    total = raw.new_zeros(())
+    for b, f in zip(cond.blocks, cond._probs, strict=True):
+        target = f.to(raw.device)
+        mean = torch.softmax(raw[:, b.start : b.start + b.width], dim=1).mean(0)
+        total = total + (target * (torch.log(target + 1e-8) - torch.log(mean + 1e-8))).sum()
+    return total
+
+
 def _os_generator(device: torch.device | str = "cpu") -> torch.Generator:
     """A generator seeded from OS entropy: for privacy noise and sampling, never from the spec's seed."""
     return torch.Generator(device=device).manual_seed(secrets.randbits(63))
@@ -686,6 +700,8 @@ def _generator_step(
     fake, raw, which, cat = _fake(generator, cond, blocks, n, config, device)
     logits = functional_call(twin, critic_params, (fake.reshape(n // pac, -1),)).squeeze(-1)
     loss = F.softplus(-logits).mean() + _cond_loss(raw, cond, which, cat)
+    if config.marginal_weight:
+        loss = loss + config.marginal_weight * _marginal_loss(raw, cond)
     loss.backward()
     g_opt.step()
     return float(loss.detach())

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import product
 from pathlib import Path
 from typing import Any
 
@@ -197,26 +198,10 @@ class Policy:
             dp = "*" if rule.conditions.dp is None else str(rule.conditions.dp).lower()
             eps = "*" if rule.conditions.max_epsilon is None else repr(float(rule.conditions.max_epsilon))
             res = rule.resources
-            for role in roles:
-                for zone in res.zone:
-                    for name in res.name:
-                        for cls_ in res.classification:
-                            for kind in res.kind:
-                                for act in rule.actions:
-                                    lines.append(
-                                        [
-                                            _ROLE + role,
-                                            zone,
-                                            name,
-                                            cls_,
-                                            kind,
-                                            dp,
-                                            eps,
-                                            act,
-                                            rule.effect,
-                                            rule.id,
-                                        ]
-                                    )
+            for role, zone, name, cls_, kind, act in product(
+                roles, res.zone, res.name, res.classification, res.kind, rule.actions
+            ):
+                lines.append([_ROLE + role, zone, name, cls_, kind, dp, eps, act, rule.effect, rule.id])
         if lines:
             enforcer.add_policies(lines)
         links = [[user, _ROLE + r] for user, roles in self.users.items() for r in roles]

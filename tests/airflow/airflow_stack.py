@@ -121,7 +121,8 @@ def write_test_pipelines(folder: Path, extras: bool = True) -> Path:
     )
     if extras:
         (folder / "nightly.yaml").write_text(
-            "name: nightly\nsource: {kind: csv, path: nightly.csv}\nschedule: '0 3 * * *'\n"
+            "name: nightly\nsource: {kind: csv, path: nightly.csv}\n"
+            "model: {device: cuda}\nschedule: '0 3 * * *'\n"
         )
         (folder / "warehouse.yaml").write_text(
             "name: warehouse\nsource: {kind: sql, url_env: WAREHOUSE_URL, table: visits}\n"

@@ -33,6 +33,7 @@ for dag_id, dag in bag.dags.items():
         "schedule": getattr(dag.timetable, "expression", None) or type(dag.timetable).__name__,
         "max_active_runs": dag.max_active_runs,
         "tags": sorted(dag.tags),
+        "queues": {t.task_id: t.queue for t in dag.tasks},
     }
 print(json.dumps({
     "import_errors": {str(k): v for k, v in bag.import_errors.items()},
@@ -108,3 +109,10 @@ def test_params_are_json_schema_with_bounds(dagbag: dict[str, Any]) -> None:
 
 def test_parsing_imports_no_training_or_nlp_library(dagbag: dict[str, Any]) -> None:
     assert dagbag["heavy"] == [], f"the DAG file pulled {dagbag['heavy']} in at parse time"
+
+
+def test_gpu_pipelines_send_train_and_generate_to_the_gpu_queue(dagbag: dict[str, Any]) -> None:
+    gpu = dagbag["dags"]["synthgen__nightly"]["queues"]  # model.device: cuda
+    cpu = dagbag["dags"][DEMO_DAG]["queues"]  # model.device: auto
+    assert gpu["train"] == gpu["generate"] == "gpu"
+    assert gpu["ingest"] == cpu["train"] == cpu["generate"] == "default"

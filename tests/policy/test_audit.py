@@ -101,3 +101,18 @@ def test_appends_continue_the_chain_across_logger_instances(trail) -> None:  # t
     AuditLog(catalog, path).record(actor="z", action="publish", resource="synthetic:x", decision="allow")
     report = verify_audit(catalog, path)
     assert report.ok and report.entries == 6
+
+
+@pytest.mark.postgres
+def test_audit_chain_on_postgresql_catalog(pg_database: str, tmp_path: Path) -> None:
+    catalog = Catalog(pg_database)
+    try:
+        log = AuditLog(catalog, tmp_path / "audit.jsonl")
+        for i in range(3):
+            log.record(actor="u", action="read", resource=f"synthetic:{i}", decision="allow", detail={"n": i})
+        assert verify_audit(catalog, log.path).ok
+        with catalog.session() as s:
+            s.execute(update(AccessLog).where(AccessLog.seq == 2).values(resource="synthetic:other"))
+        assert not verify_audit(catalog, log.path).ok
+    finally:
+        catalog.dispose()

@@ -36,7 +36,13 @@ def trained(notes):
     mp.setattr(DPTextModel, "_loop", spy)
     try:
         model = DPTextModel(
-            settings=tiny_settings(), epsilon=EPS, delta=DELTA, dp=True, device="cpu", categories={"dx": CATEGORIES}
+            settings=tiny_settings(),
+            epsilon=EPS,
+            delta=DELTA,
+            dp=True,
+            device="cpu",
+            categories={"dx": CATEGORIES},
+            accountant="rdp",
         ).fit(texts, cond)
     finally:
         mp.undo()
@@ -61,7 +67,7 @@ def test_dp_training_spends_at_most_the_target_and_records_it(trained) -> None:
     record = model.privacy_record_
     assert record.dp and record.row_count_source == "exact"
     (entry,) = record.entries
-    assert entry.step == "text_training" and entry.accountant == "prv"
+    assert entry.step == "text_training" and entry.accountant == "rdp"
     assert 0 < entry.epsilon <= EPS and entry.delta == DELTA
     ledger = record.to_privacy_record("notes")
     assert ledger.spent_epsilon == entry.epsilon and ledger.mechanisms[0].step == "training"
@@ -71,7 +77,12 @@ def test_dp_training_spends_at_most_the_target_and_records_it(trained) -> None:
 def test_public_row_count_sets_the_sampling_rate(notes) -> None:
     texts, cond = notes
     model = DPTextModel(
-        settings=tiny_settings(epochs=1), epsilon=EPS, delta=DELTA, device="cpu", categories={"dx": CATEGORIES}
+        settings=tiny_settings(epochs=1),
+        epsilon=EPS,
+        delta=DELTA,
+        device="cpu",
+        categories={"dx": CATEGORIES},
+        accountant="rdp",
     ).fit(texts, cond, n_public=1000)
     record = model.privacy_record_
     assert record.row_count_source == "public"
@@ -83,16 +94,31 @@ def test_empty_poisson_batches_still_take_noisy_steps() -> None:
     texts, cond = make_notes(10, seed=3)
     steps: list[int] = []
     model = DPTextModel(
-        settings=tiny_settings(batch_size=1, epochs=1), epsilon=EPS, delta=DELTA, device="cpu",
+        settings=tiny_settings(batch_size=1, epochs=1),
+        epsilon=EPS,
+        delta=DELTA,
+        device="cpu",
         categories={"dx": CATEGORIES},
+        accountant="rdp",
     ).fit(texts, cond, progress=lambda done, total, loss: steps.append(done))
     assert steps == list(range(1, 11))  # q = 0.1: ten steps, empty batches included
     assert all(torch.isfinite(p).all() for p in model.network_.parameters())
 
 
-def test_too_small_epsilon_is_refused_before_training() -> None:
-    with pytest.raises(PrivacyError, match="text model"):
-        calibrate_noise(target_epsilon=1e-9, target_delta=1e-5, sample_rate=0.5, steps=1000, accountant="rdp")
+def test_invalid_budget_is_refused_before_training(notes) -> None:
+    with pytest.raises(PrivacyError, match="epsilon"):
+        calibrate_noise(target_epsilon=0.0, target_delta=1e-5, sample_rate=0.5, steps=10, accountant="rdp")
+    with pytest.raises(PrivacyError, match="delta"):
+        calibrate_noise(target_epsilon=1.0, target_delta=1.0, sample_rate=0.5, steps=10, accountant="rdp")
+    with pytest.raises(PrivacyError, match="epsilon and delta"):
+        DPTextModel(settings=tiny_settings(), epsilon=None, delta=None, dp=True)
+
+
+def test_prv_calibration_keeps_spent_epsilon_under_target() -> None:
+    sigma, spent = calibrate_noise(
+        target_epsilon=1.0, target_delta=1e-5, sample_rate=0.0256, steps=117, accountant="prv"
+    )
+    assert sigma > 0 and 0.9 < spent <= 1.0
 
 
 def test_save_load_round_trip_gives_the_same_model(trained, tmp_path) -> None:
@@ -158,19 +184,23 @@ def test_generate_checks_its_arguments_and_caps_length(trained) -> None:
 
 def test_generated_text_is_valid_utf8_without_replacement_characters() -> None:
     texts = pl.Series(["café é ü ok"] * 60 + ["naïve ñ"] * 60)
-    model = DPTextModel(
-        settings=tiny_settings(condition_on=[], epochs=2), epsilon=None, delta=None, dp=False, device="cpu"
-    ).fit(texts)
-    out = model.generate(None, 50, seed=0, temperature=1.5)
+    settings = tiny_settings(condition_on=[], epochs=15, batch_size=32, max_length=16)
+    model = DPTextModel(settings=settings, epsilon=None, delta=None, dp=False, device="cpu").fit(texts)
+    out = model.generate(None, 50, seed=0)
     assert not out.str.contains("\ufffd", literal=True).any()
-    assert out.str.contains("é|ü|ï|ñ").any()  # multi-byte characters do come out
+    assert out.str.contains("é|ü|ï|ñ").mean() > 0.5  # learned multi-byte characters come out whole
 
 
 @pytest.mark.slow
 def test_conditioning_makes_text_follow_the_category_at_large_epsilon() -> None:
     texts, cond = make_notes(600, seed=1)
     model = DPTextModel(
-        settings=tiny_settings(epochs=4), epsilon=50.0, delta=DELTA, device="cpu", categories={"dx": CATEGORIES}
+        settings=tiny_settings(epochs=4),
+        epsilon=50.0,
+        delta=DELTA,
+        device="cpu",
+        categories={"dx": CATEGORIES},
+        accountant="rdp",
     ).fit(texts, cond)
     rows = pl.DataFrame({"dx": [c for c in CATEGORIES for _ in range(40)]})
     out = model.generate(rows, seed=0, temperature=0.5)

@@ -7,7 +7,16 @@ import pytest
 
 from synthgen.errors import ModelError, PrivacyError
 from synthgen.models.text.model import DPTextModel
-from synthgen.models.text.tokenizer import BOS, EOS, IGNORE, PAD, ByteTokenizer, strip_partial_tail, truncate_utf8
+from synthgen.models.text.tokenizer import (
+    BOS,
+    EOS,
+    IGNORE,
+    PAD,
+    ByteTokenizer,
+    strip_partial_tail,
+    truncate_utf8,
+)
+
 from ._data import CATEGORIES, tiny_settings
 
 
@@ -17,7 +26,9 @@ def _tok(max_length: int = 16) -> ByteTokenizer:
 
 def test_vocabulary_does_not_depend_on_training_text() -> None:
     a, b = _tok(), _tok()
-    _, _, _ = a.encode_training(pl.Series(["zyzzyva quux"]), pl.DataFrame({"dx": ["renal"]}), skip_empty=False)
+    _, _, _ = a.encode_training(
+        pl.Series(["zyzzyva quux"]), pl.DataFrame({"dx": ["renal"]}), skip_empty=False
+    )
     _, _, _ = b.encode_training(pl.Series(["hello"]), pl.DataFrame({"dx": ["cardiac"]}), skip_empty=False)
     # 256 bytes + PAD/BOS/EOS + 3 public categories + <other>: nothing learned from text.
     assert a.vocab_size == b.vocab_size == 256 + 3 + len(CATEGORIES) + 1
@@ -75,7 +86,9 @@ def test_empty_and_null_text_are_modelled_or_skipped_and_counted() -> None:
 def test_non_utf8_bytes_are_replaced_and_counted() -> None:
     tok = _tok()
     texts = pl.Series([b"ok \xff\xfe end", b"fine"], dtype=pl.Binary)
-    inputs, targets, stats = tok.encode_training(texts, pl.DataFrame({"dx": ["renal", "renal"]}), skip_empty=False)
+    inputs, targets, stats = tok.encode_training(
+        texts, pl.DataFrame({"dx": ["renal", "renal"]}), skip_empty=False
+    )
     assert stats.invalid_utf8 == 1
     body = bytes(t for t in targets[0] if 0 <= t < 256)
     assert body.decode("utf-8") == "ok \ufffd\ufffd end"

@@ -103,7 +103,13 @@ class FidelitySection(Section):
             keep = sorted(random.Random(ctx.settings.seed).sample(list(kinds), limit), key=list(kinds).index)
             kinds = {c: kinds[c] for c in keep}
             out.note(f"SDMetrics scores use {limit} of {len(ctx.data.kinds)} columns, sampled.")
-        report = _sdmetrics_quality(real.select(list(kinds)), syn.select(list(kinds)), kinds)
+        try:
+            report = _sdmetrics_quality(real.select(list(kinds)), syn.select(list(kinds)), kinds)
+        except Exception as exc:  # noqa: BLE001 - the distances below still stand without SDMetrics
+            out.note(f"SDMetrics QualityReport failed ({type(exc).__name__}: {exc}); its scores are null.")
+            out.metrics.update({"quality_score": None, "column_shapes": None, "column_pair_trends": None})
+            out.headline.update(out.metrics)
+            return
         table = report.get_properties()
         props = dict(zip(table["Property"], table["Score"], strict=True))
         shapes = rounded(props.get("Column Shapes"))

@@ -25,6 +25,7 @@ import numpy as np
 import polars as pl
 
 from synthgen.errors import ModelError
+from synthgen.models.text.accounting import AccountantName
 from synthgen.models.text.model import DPTextModel
 from synthgen.models.text.settings import TextModelSettings
 
@@ -116,6 +117,7 @@ def canary_exposure(
     n_generate: int = 200,
     seed: int = 0,
     device: str = "auto",
+    accountant: AccountantName = "prv",
 ) -> dict[str, Any]:
     """Plant a canary ``k`` times, train with and without it, and report exposure and reproduction.
 
@@ -161,6 +163,7 @@ def canary_exposure(
             dp=dp,
             device=device,
             categories=categories,
+            accountant=accountant,
             seed=seed,
         ).fit(train_text, train_cond)
         side: dict[str, Any] = exposure(

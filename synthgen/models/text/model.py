@@ -40,7 +40,7 @@ from synthgen.models.text.accounting import (
     calibrate_noise,
 )
 from synthgen.models.text.network import TextTransformer
-from synthgen.models.text.sampling import byte_masks, continuation_bytes, sample_next
+from synthgen.models.text.sampling import Utf8State, sample_next, state_masks
 from synthgen.models.text.settings import TextModelSettings
 from synthgen.models.text.tokenizer import EOS, IGNORE, ByteTokenizer, InputStats
 
@@ -409,11 +409,11 @@ class DPTextModel:
         prefix = torch.from_numpy(ids.astype(np.int64)).to(self.device)
         gen = torch.Generator(device=self.device)
         gen.manual_seed(secrets.randbits(63) if seed is None else seed)
-        start_ok, cont_ok = byte_masks(tok.vocab_size, self.device)
+        masks = state_masks(tok.vocab_size, self.device)
         out: list[str] = []
         for i in range(0, n, batch_size):
             texts = self._generate_batch(
-                prefix[i : i + batch_size], limit, start_ok, cont_ok, gen, temperature, top_k, top_p
+                prefix[i : i + batch_size], limit, masks, gen, temperature, top_k, top_p
             )
             out.extend(prompt + t for t in texts)
         return pl.Series(name, out, dtype=pl.String)
@@ -422,8 +422,7 @@ class DPTextModel:
         self,
         prefix: torch.Tensor,
         limit: int,
-        start_ok: torch.Tensor,
-        cont_ok: torch.Tensor,
+        masks: torch.Tensor,
         gen: torch.Generator,
         temperature: float,
         top_k: int,
@@ -433,14 +432,14 @@ class DPTextModel:
         logits, cache = self.network_.step(prefix, None)
         last = logits[:, -1]
         produced = torch.full((b, limit), EOS, dtype=torch.long, device=self.device)
-        pending = torch.zeros(b, dtype=torch.long, device=self.device)  # continuation bytes owed
+        utf8 = Utf8State(b, self.device)
         finished = torch.zeros(b, dtype=torch.bool, device=self.device)
         for t in range(limit):
-            allowed = torch.where((pending > 0).unsqueeze(1), cont_ok, start_ok)
+            allowed = masks[utf8.state]
             nxt = sample_next(last, allowed, temperature=temperature, top_k=top_k, top_p=top_p, generator=gen)
             nxt = torch.where(finished, EOS, nxt)
             produced[:, t] = nxt
-            pending = torch.where(pending > 0, pending - 1, continuation_bytes(nxt))
+            utf8.advance(nxt)
             finished |= nxt == EOS
             if bool(finished.all()) or t == limit - 1:
                 break

@@ -1,0 +1,64 @@
+"""Render bench/results/*.json into docs/benchmarks.md (one table per benchmark).
+
+``python -m bench.render`` — run after ``python -m bench``; the figures are the JSON's, unedited.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bench.harness import BENCH_DIR, RESULTS_DIR
+
+DOC = BENCH_DIR.parent / "docs" / "benchmarks.md"
+
+
+def _flatten(prefix: str, value: Any, out: list[tuple[str, str]]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    elif isinstance(value, list) and value and all(isinstance(v, int | float) for v in value):
+        out.append((prefix, ", ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in value)))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _flatten(f"{prefix}[{i}]", v, out)
+    elif isinstance(value, float):
+        out.append((prefix, f"{value:.4g}"))
+    else:
+        out.append((prefix, str(value)))
+
+
+def render() -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        "Measured on the CI machine kind (2 CPU cores, 24 GB, no GPU) unless a result says otherwise.",
+        "Each benchmark measures its named baseline in the same run. Regenerate with",
+        "`python -m bench NAME` then `python -m bench.render`; the raw JSON is in `bench/results/`.",
+        "",
+    ]
+    for path in sorted(RESULTS_DIR.glob("*.json")):
+        if path.stem.endswith("-quick"):
+            continue
+        data = json.loads(path.read_text())
+        machine = data.get("machine", {})
+        lines += [
+            f"## {data.get('benchmark', path.stem)}",
+            "",
+            f"Run {data.get('when', '?')} on {machine.get('cpu_count', '?')} cores, "
+            f"Python {machine.get('python', '?')}; wall {data.get('wall_s', '?')} s. Raw: `{path.relative_to(BENCH_DIR.parent)}`.",
+            "",
+            "| figure | value |",
+            "|---|---|",
+        ]
+        rows: list[tuple[str, str]] = []
+        _flatten("", data.get("results", {}), rows)
+        lines += [f"| {k} | {v.replace('|', '/')} |" for k, v in rows]
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    DOC.write_text(render())
+    print(f"wrote {DOC}")

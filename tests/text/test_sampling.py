@@ -1,0 +1,46 @@
+"""The sampler's UTF-8 grammar and its top-k / top-p filters."""
+
+from __future__ import annotations
+
+import torch
+
+from synthgen.models.text.sampling import Utf8State, sample_next, state_masks
+from synthgen.models.text.tokenizer import EOS, strip_partial_tail
+
+
+def test_sampling_from_uniform_logits_always_yields_valid_utf8() -> None:
+    vocab, batch = 263, 400
+    masks = state_masks(vocab, torch.device("cpu"))
+    gen = torch.Generator().manual_seed(0)
+    state = Utf8State(batch, torch.device("cpu"))
+    rows: list[list[int]] = [[] for _ in range(batch)]
+    for _ in range(40):
+        nxt = sample_next(
+            torch.zeros(batch, vocab), masks[state.state], temperature=1.0, top_k=0, top_p=1.0, generator=gen
+        )
+        assert (nxt < 256).logical_or(nxt == EOS).all()
+        state.advance(nxt)
+        for r, t in zip(rows, nxt.tolist()):
+            r.append(t)
+    n_multibyte = 0
+    for r in rows:
+        body = bytes(t for t in r if t < 256)  # EOS dropped; only complete characters may end a row
+        text = strip_partial_tail(body).decode("utf-8")  # strict: raises on any invalid sequence
+        n_multibyte += sum(ord(c) > 0x7F for c in text)
+    assert n_multibyte > 100  # the grammar allowed many multi-byte characters, all valid
+
+
+def test_top_k_one_is_greedy_and_top_p_keeps_the_nucleus() -> None:
+    logits = torch.tensor([[0.0, 5.0, 4.9, -1.0]])
+    allowed = torch.ones(1, 4, dtype=torch.bool)
+    gen = torch.Generator().manual_seed(0)
+    picks = {
+        int(sample_next(logits, allowed, temperature=1.0, top_k=1, top_p=1.0, generator=gen))
+        for _ in range(50)
+    }
+    assert picks == {1}
+    picks = {
+        int(sample_next(logits, allowed, temperature=1.0, top_k=0, top_p=0.9, generator=gen))
+        for _ in range(200)
+    }
+    assert picks == {1, 2}
