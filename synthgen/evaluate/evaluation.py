@@ -61,6 +61,19 @@ class EvaluationResult:
         return {k: _jsonable(v) for k, v in merged.items()}
 
     @property
+    def scores(self) -> dict[str, float]:
+        """The numeric headline scores only (for catalog score rows and the shareable manifest).
+
+        Aggregates such as these are still computed from real rows; the issue's design lets
+        the manifest carry them, while the full summary and the HTML stay restricted.
+        """
+        return {
+            k: float(v)
+            for k, v in self.headline.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        }
+
+    @property
     def alerts(self) -> list[str]:
         return [f"{s.title}: {a}" for s in self.sections for a in s.alerts]
 

@@ -138,6 +138,14 @@ def write_demo_source(synthgen_home: Path, rows: int = DEMO_ROWS) -> Path:
     return Path(csv)
 
 
+def init_keys(env: dict[str, str], steward: str = "alice") -> None:
+    """Create the role KEKs in the environment's synthgen home, as a data steward (a one-time set-up)."""
+    proc = subprocess.run(
+        [SYNTHGEN, "keys", "init", "--user", steward], env=env, cwd=str(REPO), capture_output=True, text=True
+    )
+    assert proc.returncode == 0, f"synthgen keys init failed: {proc.stdout}{proc.stderr}"
+
+
 # -- the real stack ------------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ from airflow_stack import (
     SYNTHGEN,
     TINY_CONF,
     Stack,
+    init_keys,
     start_stack,
     write_demo_source,
     write_test_pipelines,
@@ -39,8 +40,7 @@ def run_demo(stack: Stack) -> tuple[str, dict[str, str]]:
     """Trigger the demo DAG with tiny settings and wait for it; the run id and the task states."""
     home = Path(stack.synthgen_env["SYNTHGEN_HOME"])
     write_demo_source(home)
-    keys = synthgen(stack, "keys", "init", "--user", STEWARD)
-    assert keys.returncode == 0, keys.stderr
+    init_keys(stack.synthgen_env, STEWARD)
     stack.wait_dag(DEMO_DAG)
     status, body = stack.trigger(DEMO_DAG, TINY_CONF)
     assert status == 200, body

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow_stack import DEMO_DAG, REPO, TINY_CONF, last_json, write_demo_source
+from airflow_stack import DEMO_DAG, REPO, TINY_CONF, clean_env, init_keys, last_json, write_demo_source
 
 pytestmark = pytest.mark.slow
 
@@ -79,6 +79,7 @@ def test_demo_dag_runs_end_to_end_and_publishes_an_asset_event(
     sqlite_airflow: dict[str, str], tmp_path: Path
 ) -> None:
     write_demo_source(tmp_path)
+    init_keys(clean_env(SYNTHGEN_HOME=str(tmp_path)))
     result = dag_test(sqlite_airflow, tmp_path, TINY_CONF)
     assert result["state"] == "success", f"{result['tasks']}\n{result['log'][-4000:]}"
     tasks = result["tasks"]

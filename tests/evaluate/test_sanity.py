@@ -138,3 +138,38 @@ def test_privacy_guarantee_from_ledger_appears_beside_empirical_metrics(people, 
         train=train, holdout=hold, synthetic=train, schema=None, settings=fast, privacy={"dp": False}
     )
     assert any("without differential privacy" in a for a in nondp.section("privacy").alerts)
+
+
+def test_mode_collapse_is_named_instead_of_read_as_memorisation(people):
+    train, hold = people
+    # Every synthetic row is the same typical row: no copy of any one person, but the DCR
+    # shares then hinge on the few real rows nearest to it.
+    typical = train.head(1).with_columns(pl.lit(0.01).alias("x"), pl.lit(0.03).alias("z"))
+    r = evaluate(
+        train=train,
+        holdout=hold,
+        synthetic=pl.concat([typical] * 300),
+        schema=None,
+        settings=EvaluateSettings(plots=False),
+    )
+    priv = r.section("privacy")
+    assert priv.metrics["dcr_distinct_nearest_share"] < 0.05
+    assert "crowd around few real records" in priv.message
+
+
+def test_scores_are_numeric_headline_values_only(people, fast):
+    train, hold = people
+    r = evaluate(
+        train=train,
+        holdout=hold,
+        synthetic=train,
+        schema=None,
+        settings=fast,
+        privacy={"dp": True, "epsilon": 1.0, "delta": 1e-6, "accountant": "prv", "cap": 10.0},
+    )
+    scores = r.scores
+    assert scores["quality_score"] == 1.0 and "attack_auc" in scores
+    assert all(isinstance(v, float) for v in scores.values())
+    assert "utility_metric" not in scores and "dp" not in scores and "schema_matches" not in scores
+    assert r.section("privacy").metrics["ledger_accountant"] == "prv"
+    assert r.section("privacy").metrics["ledger_cap"] == 10.0

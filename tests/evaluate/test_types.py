@@ -18,7 +18,9 @@ def _mixed(n: int, seed: int) -> pl.DataFrame:
             "flag": rng.random(n) < 0.3,
             "code": rng.integers(1, 4, n),
             "amount": np.where(rng.random(n) < 0.1, np.nan, x * 100),
-            "kind": [None if r < 0.05 else ("a" if v > 0 else "b") for r, v in zip(rng.random(n), x, strict=True)],
+            "kind": [
+                None if r < 0.05 else ("a" if v > 0 else "b") for r, v in zip(rng.random(n), x, strict=True)
+            ],
         }
     )
 

@@ -369,7 +369,7 @@ def test_non_dp_mode_records_dp_false_and_is_reproducible() -> None:
 
 @pytest.mark.slow
 def test_a_strong_correlation_is_recovered_without_dp() -> None:
-    s = _synth(dp=False, epochs=60, batch=200).fit(_frame(n=2000))
+    s = _synth(dp=False, epochs=30, batch=200).fit(_frame(n=2000))
     out = s.sample(2000, seed=0)
     # In the data, b == "b_" + a for 90% of rows; independent columns would give about 37%.
     agree = (out.get_column("b") == ("b_" + out.get_column("a"))).mean()

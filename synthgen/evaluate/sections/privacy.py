@@ -97,6 +97,10 @@ class PrivacySection(Section):
         guarantee = formal_guarantee(ctx.privacy)
         out.metrics.update(guarantee)
         out.headline.update(guarantee)
+        for key, value in (ctx.privacy or {}).items():
+            # Whatever else the ledger summary carries (accountant, cumulative spend, cap) is shown as is.
+            if key not in ("dp", "epsilon", "eps", "delta") and isinstance(value, int | float | str | bool):
+                out.metrics[f"ledger_{key}"] = value
         if guarantee["dp"] is False:
             out.alerts.append(
                 "trained without differential privacy: no formal guarantee (P7: not shareable by default)"
