@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -70,7 +71,7 @@ def _plain_default_analyzer() -> Any:
     return AnalyzerEngine(nlp_engine=nlp)
 
 
-def text_figures(n_docs: int, n_recall: int) -> dict[str, Any]:
+def text_figures(n_docs: int, n_recall: int, rounds: int) -> dict[str, Any]:
     from synthgen.anonymize.engine import get_analyzer
     from synthgen.anonymize.operators import OperatorContext, make_operator
     from synthgen.anonymize.surrogates import Surrogates, derive_key
@@ -96,33 +97,39 @@ def text_figures(n_docs: int, n_recall: int) -> dict[str, Any]:
 
     out: dict[str, Any] = {"docs": n_docs, "mean_note_chars": round(sum(map(len, notes)) / len(notes), 1)}
     sub = notes[:n_docs]
-
-    # Baseline 1: Presidio defaults, plain loop.
     plain = _plain_default_analyzer()
     plain.analyze(sub[0], language="en")
-    t0 = time.perf_counter()
-    plain_results = [plain.analyze(t, language="en") for t in sub]
-    out["baseline_plain_default_docs_per_s"] = round(n_docs / (time.perf_counter() - t0), 1)
 
-    # Baseline 2: synthgen's analyzer (lean spaCy, tuned recognizers), plain loop.
-    t0 = time.perf_counter()
-    for t in sub:
-        analyzer.analyze(t, language="en", entities=cfg.text_entities, score_threshold=cfg.threshold)
-    out["baseline_plain_synthgen_config_docs_per_s"] = round(n_docs / (time.perf_counter() - t0), 1)
+    def plain_default() -> list[Any]:
+        # Baseline 1: Presidio's defaults, plain loop.
+        return [plain.analyze(t, language="en") for t in sub]
 
-    # synthgen: batched analysis + replacement with surrogates, 1 and 2 spaCy processes.
+    def plain_same_config() -> None:
+        # Baseline 2: synthgen's analyzer (lean spaCy, tuned recognizers), plain loop.
+        for t in sub:
+            analyzer.analyze(t, language="en", entities=cfg.text_entities, score_threshold=cfg.threshold)
+
     series = pl.Series("notes", sub)
-    for n_process in (1, 2):
-        t0 = time.perf_counter()
-        texter(n_process).anonymize(series)
-        out[f"synthgen_anonymize_n_process_{n_process}_docs_per_s"] = round(
-            n_docs / (time.perf_counter() - t0), 1
-        )
-    best = max(
-        out["synthgen_anonymize_n_process_1_docs_per_s"], out["synthgen_anonymize_n_process_2_docs_per_s"]
-    )
-    out["speedup_vs_plain_default"] = round(best / out["baseline_plain_default_docs_per_s"], 2)
-    out["speedup_vs_plain_same_config"] = round(best / out["baseline_plain_synthgen_config_docs_per_s"], 2)
+    methods = {
+        "baseline_plain_default": plain_default,
+        "baseline_plain_synthgen_config": plain_same_config,
+        "synthgen_anonymize_n_process_1": lambda: texter(1).anonymize(series),
+        "synthgen_anonymize_n_process_2": lambda: texter(2).anonymize(series),
+    }
+    # Interleaved rounds, median per method: the machine is shared, and load drifts over minutes.
+    times: dict[str, list[float]] = {k: [] for k in methods}
+    for _ in range(rounds):
+        for name, fn in methods.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    for name, ts in times.items():
+        out[f"{name}_docs_per_s"] = round(n_docs / statistics.median(ts), 1)
+        out[f"{name}_runs_s"] = [round(t, 2) for t in ts]
+    ours = out["synthgen_anonymize_n_process_1_docs_per_s"]
+    out["speedup_vs_plain_default"] = round(ours / out["baseline_plain_default_docs_per_s"], 2)
+    out["speedup_vs_plain_same_config"] = round(ours / out["baseline_plain_synthgen_config_docs_per_s"], 2)
+    plain_results = plain_default()
 
     # Recall on the generator's ground truth.
     rec_vis = visits.head(n_recall)
@@ -247,7 +254,9 @@ def memory_figures(rows_tiled: int, rows_distinct: int) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     quick = bool(args.quick)
     return {
-        "text": text_figures(n_docs=300 if quick else 1_000, n_recall=1_000 if quick else 3_000),
+        "text": text_figures(
+            n_docs=300 if quick else 1_000, n_recall=1_000 if quick else 3_000, rounds=args.repeats
+        ),
         "columns": column_figures(args.data, n_demo=500 if quick else 2_000),
         "memory": memory_figures(
             rows_tiled=100_000 if quick else 1_000_000, rows_distinct=5_000 if quick else 20_000

@@ -128,15 +128,18 @@ def _config_from_variables() -> dict[str, str]:
         raise ValueError(
             f"Airflow Variable synthgen_config: unknown keys {unknown}; allowed: {list(CONFIG_KEYS)}"
         )
-    return {k: str(v) for k, v in raw.items() if v is not None}
+    config = {k: str(v) for k, v in raw.items() if v is not None}
+    if "@" in config.get("SYNTHGEN_CATALOG_URL", ""):  # a URL with credentials
+        _masked({"SYNTHGEN_CATALOG_URL": config["SYNTHGEN_CATALOG_URL"]})
+    return config
 
 
 def _source_secrets(spec: PipelineSpec, params: Mapping[str, Any]) -> dict[str, str]:
     """The SQL source's credentials, as the environment variables its spec names.
 
     From the Connection ``source_conn_id`` if it exists, otherwise from Variables named
-    like the environment variables. Values never pass through XCom or the logs (Airflow
-    masks connection passwords and Variables it hands out).
+    like the environment variables. Values never pass through XCom, and are registered
+    with Airflow's log masker.
     """
     src = spec.source
     wanted = [n for n in (src.url_env, src.password_env) if n and n not in os.environ]
@@ -158,6 +161,7 @@ def _source_secrets(spec: PipelineSpec, params: Mapping[str, Any]) -> dict[str, 
             out[src.url_env] = _sqlalchemy_url(conn)
         if src.password_env and src.password_env in wanted and conn.password:
             out[src.password_env] = conn.password
+        _masked(out)
     return out | _variables([n for n in wanted if n not in out])
 
 
@@ -182,13 +186,22 @@ def _sqlalchemy_url(conn: Any) -> str:
     return url.render_as_string(hide_password=False)
 
 
+def _masked(values: dict[str, str]) -> dict[str, str]:
+    """Register secret values with Airflow's log masker (it masks only well-known key names itself)."""
+    from airflow.sdk.log import mask_secret
+
+    for name, value in values.items():
+        mask_secret(value, name)
+    return values
+
+
 def _variables(names: list[str]) -> dict[str, str]:
     """Secrets from Airflow Variables of the same name, for those not already in the environment."""
     out: dict[str, str] = {}
     for name in names:
         if name not in os.environ and (value := _variable(name)) is not None:
             out[name] = str(value)
-    return out
+    return _masked(out)
 
 
 def _kek_variables(spec: PipelineSpec) -> dict[str, str]:

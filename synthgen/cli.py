@@ -260,6 +260,8 @@ def evaluate(spec: SpecArg, set_: SetOpt = None) -> None:
     out.print(f"report {r.dataset_id} (restricted, real zone) -> {r.path}")
     for k, v in r.extra.get("headline", {}).items():
         out.print(f"  {k}: {_fmt(v)}")
+    for alert in r.extra.get("alerts", []):
+        out.print(f"  [yellow]alert:[/yellow] {alert}")
 
 
 @app.command()

@@ -353,6 +353,7 @@ def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) 
         spec.model.model_dump(mode="json"),
         spec.privacy.model_dump(mode="json"),
         spec.evaluate.holdout,
+        spec.evaluate.seed,
         run_id,
     )
     existing = ctx.catalog.get_dataset(model_id)
@@ -363,7 +364,7 @@ def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) 
     check_budget(ctx.catalog, source, planned, spec.privacy.budget_cap)
 
     frame = pl.read_parquet(anon.path)
-    train_frame, holdout = split_holdout(frame, spec.evaluate.holdout, seed=spec.model.seed)
+    train_frame, holdout = split_holdout(frame, spec.evaluate.holdout, seed=spec.evaluate.seed)
     holdout_rel = f"holdout/{spec.name}/{model_id}.parquet"
     with ctx.zones.real.atomic_path(holdout_rel) as tmp:
         holdout.write_parquet(tmp)
@@ -406,6 +407,8 @@ def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) 
         "text": text_info,
         "holdout_path": str(holdout_path),
         "holdout_rows": holdout.height,
+        "holdout_fraction": spec.evaluate.holdout,
+        "holdout_seed": spec.evaluate.seed,
         "train_rows_note": "exact counts are real-derived: restricted",
         "duplicates": synth.duplicates_,
         "ledger_source": source,
@@ -721,8 +724,11 @@ def _training_split(
 
     anon_id = next(p for p in ctx.catalog.parents(model.id))
     anon = _require(ctx, anon_id, "anonymized")
+    # The split the model was trained with (recorded at training time), not today's spec.
+    fraction = float(model.extra.get("holdout_fraction", spec.evaluate.holdout))
+    seed = int(model.extra.get("holdout_seed", spec.evaluate.seed))
     train_frame, holdout = split_holdout(
-        pl.read_parquet(anon.path), spec.evaluate.holdout, seed=spec.model.seed
+        pl.read_parquet(anon.path), fraction, seed=seed
     )
     return anon, train_frame, holdout
 
@@ -804,13 +810,18 @@ def evaluate(
             classification="restricted",
             dp=False,
             tags={"run_id": run_id},
-            extra={"headline": headline, "summary_path": str(path.with_name("summary.json"))},
+            extra={
+                "headline": headline,
+                "alerts": [str(a) for a in summary.get("alerts", [])],
+                "summary_path": str(path.with_name("summary.json")),
+            },
             created_by=ctx.user,
         ),
         parents=[model_id],
     )
     ctx.catalog.add_scores(report_id, headline)
-    return StageResult("evaluate", report_id, str(path), extra={"headline": headline})
+    alerts = [str(a) for a in summary.get("alerts", [])]
+    return StageResult("evaluate", report_id, str(path), extra={"headline": headline, "alerts": alerts})
 
 
 def _headline(summary: dict[str, Any]) -> dict[str, float | None]:
@@ -938,5 +949,7 @@ def summarize(spec: PipelineSpec, ctx: Context, results: dict[str, Any]) -> dict
     if ev is not None:
         out.update({k: v for k, v in ev.extra.get("headline", {}).items()})
         out["report (restricted)"] = ev.path
+        for i, alert in enumerate(ev.extra.get("alerts", []), 1):
+            out[f"alert {i}"] = alert
     out["encrypted dataset"] = pub.path
     return out

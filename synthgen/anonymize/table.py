@@ -17,7 +17,7 @@ from typing import Any
 import polars as pl
 import pyarrow.parquet as pq
 
-from synthgen.anonymize.detect import ColumnDecision, detect_columns
+from synthgen.anonymize.detect import ColumnDecision, detect_columns, name_hint
 from synthgen.anonymize.engine import get_analyzer
 from synthgen.anonymize.leak import LeakIndex
 from synthgen.anonymize.operators import OperatorContext, make_operator
@@ -110,6 +110,10 @@ def anonymize_table(
     )
     col_ops = {}
     for name, d in decisions.items():
+        if d.role == "keep" and name in settings.operators:
+            # Naming an operator for a column says it is an identifier, whatever detection found.
+            d.role, d.source = "identifier", "spec"
+            d.entity = d.entity or name_hint(name) or "ID"
         if d.role == "identifier":
             d.operator = settings.operators.get(name, settings.default_operator)
             col_ops[name] = make_operator(d.operator, ctx)

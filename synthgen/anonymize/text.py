@@ -182,11 +182,13 @@ class TextAnonymizer:
                 pieces.setdefault(doc, []).append((i, 0))
 
         texts = list(pieces)
-        todo = [t for t in texts if t not in self._memo]
-        analysed = dict(zip(todo, self.analyze(todo), strict=True))
+        # Read cached results before remembering new ones (remembering may evict them).
+        analysed = {t: self._memo[t] for t in texts if t in self._memo}
+        todo = [t for t in texts if t not in analysed]
+        analysed.update(zip(todo, self.analyze(todo), strict=True))
         spans: dict[int, list[tuple[int, int, str]]] = {}
         for text in texts:
-            results = analysed[text] if text in analysed else self._memo[text]
+            results = analysed[text]
             self._remember(text, results)
             if self.known_values and self.leak_index is not None:
                 # Defence in depth: identifier values already known (from identifier columns and

@@ -59,7 +59,7 @@ def _dtype_family(dtype: pl.DataType) -> str:
         return "boolean"
     if dtype.is_temporal():
         return "temporal"
-    if dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum | pl.Categorical):
+    if dtype == pl.String or isinstance(dtype, pl.Enum | pl.Categorical):
         return "string"
     return "other"
 

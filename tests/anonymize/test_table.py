@@ -54,6 +54,14 @@ def test_operators_per_column(demo):
     assert out["notes"].str.contains("<").all()
 
 
+def test_an_operator_named_for_a_column_makes_it_an_identifier(demo):
+    visits, _ = demo
+    s = AnonymizeSettings(operators={"zip": "mask"})
+    res = anonymize_table(visits.head(10).drop("notes"), schema=None, settings=s, secret=SECRET)
+    assert res.frame is not None and res.frame["zip"].str.contains(r"^\*+$").all()
+    assert res.decisions["zip"].role == "identifier" and res.report["operators"]["zip"] == "mask"
+
+
 def test_streaming_to_a_sink_matches_the_in_memory_result(demo, tmp_path):
     visits, _ = demo
     s = AnonymizeSettings(default_operator="surrogate", stream_rows=100)

@@ -110,3 +110,15 @@ def test_repeated_documents_are_analysed_once_and_replaced_alike(monkeypatch):
     second, _ = texter.anonymize(pl.Series("notes", [doc]))
     assert calls == [1, 0]
     assert first[0] == first[1] == second[0] and "Maria Lopez" not in first[0]
+
+
+def test_a_cache_smaller_than_the_batch_is_safe():
+    cfg, analyzer = get_analyzer()
+    ctx = OperatorContext(Surrogates(SECRET), derive_key(SECRET, "hash"))
+    texter = TextAnonymizer(
+        analyzer, operator=make_operator("tag", ctx), entities=cfg.text_entities, threshold=0.4, doc_cache=2
+    )
+    docs = [f"Call Anna Berg at 212-66{i}-0101." for i in range(5)]
+    texter.anonymize(pl.Series("n", docs[:3]))
+    out, _ = texter.anonymize(pl.Series("n", docs))
+    assert all("<PHONE_NUMBER>" in t for t in out.to_list())

@@ -7,7 +7,7 @@ import pytest
 from synthgen.schema import ColumnSchema, TableSchema
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def small_frame() -> pl.DataFrame:
     """2,000 rows: ``y`` copies ``x`` 95% of the time, ``v`` depends on ``x``; some nulls."""
     rng = np.random.default_rng(7)
@@ -26,7 +26,7 @@ def small_frame() -> pl.DataFrame:
     )
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def small_schema() -> TableSchema:
     return TableSchema(
         columns=[

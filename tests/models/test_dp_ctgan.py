@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +69,15 @@ def _synth(
     privacy = PrivacySettings(dp=dp, epsilon=epsilon, delta=1e-5, accountant=accountant)  # type: ignore[arg-type]
     config = CTGANConfig(**{**SMALL.to_json(), "generator_dims": (32,), "discriminator_dims": (32,), **cfg})
     return DPCTGAN(schema=SCHEMA, model=model, privacy=privacy, config=config)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    # Tiny networks: one thread is as fast, and far faster on a shared, busy machine.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -368,12 +378,14 @@ def test_non_dp_mode_records_dp_false_and_is_reproducible() -> None:
 
 
 @pytest.mark.slow
-def test_a_strong_correlation_is_recovered_without_dp() -> None:
-    s = _synth(dp=False, epochs=30, batch=200).fit(_frame(n=2000))
+@pytest.mark.parametrize("dp", [False, True])
+def test_a_strong_correlation_is_recovered_at_large_epsilon(dp: bool) -> None:
+    s = _synth(dp=dp, epsilon=1000.0, epochs=30, batch=200).fit(_frame(n=2000))
     out = s.sample(2000, seed=0)
-    # In the data, b == "b_" + a for 90% of rows; independent columns would give about 37%.
+    # In the data, b == "b_" + a for 90% of rows; independent columns with the same
+    # marginals would agree on about 34%.
     agree = (out.get_column("b") == ("b_" + out.get_column("a"))).mean()
-    assert agree is not None and float(agree) > 0.7
+    assert agree is not None and float(agree) > (0.5 if dp else 0.7)
 
 
 # -- bad input --------------------------------------------------------------------------------

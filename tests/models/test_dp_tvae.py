@@ -24,27 +24,9 @@ def _fit(frame, schema, *, privacy: PrivacySettings, **model: object) -> Synthes
 
 
 @pytest.fixture(scope="module")
-def fitted_dp(request) -> Synthesizer:
-    # Module-scoped: one DP fit shared by the read-only tests below.
-    from tests.models.conftest import small_frame, small_schema  # noqa: F401
-
-    frame = request.getfixturevalue("small_frame")
-    schema = request.getfixturevalue("small_schema")
-    return _fit(frame, schema, privacy=PrivacySettings(epsilon=2.0, delta=1e-5, accountant="rdp"))
-
-
-@pytest.fixture(scope="module")
-def small_frame() -> pl.DataFrame:
-    from tests.models import conftest
-
-    return conftest.small_frame.__wrapped__()  # type: ignore[attr-defined]
-
-
-@pytest.fixture(scope="module")
-def small_schema() -> TableSchema:
-    from tests.models import conftest
-
-    return conftest.small_schema.__wrapped__()  # type: ignore[attr-defined]
+def fitted_dp(small_frame, small_schema) -> Synthesizer:
+    """One DP fit shared by the read-only tests below."""
+    return _fit(small_frame, small_schema, privacy=PrivacySettings(epsilon=2.0, delta=1e-5, accountant="rdp"))
 
 
 def test_spent_epsilon_is_at_most_the_target_and_split_is_recorded(fitted_dp) -> None:
