@@ -278,13 +278,16 @@ def default_conn_id(name: str) -> str:
 
 def source_asset(spec: PipelineSpec) -> Asset:
     """The source, as the ingest task's inlet (a producer DAG can list it as an outlet)."""
-    return Asset(name=f"synthgen-source-{spec.name}", uri=f"synthgen://source/{spec.name}")
+    return Asset(f"synthgen://source/{spec.name}")
 
 
 def published_asset(spec: PipelineSpec) -> Asset:
-    """The published synthetic dataset; each event's extra holds the dataset id and the ε spent."""
-    name = spec.synthetic_name
-    return Asset(name=f"synthgen-synthetic-{name}", uri=f"synthgen://synthetic/{name}")
+    """The published synthetic dataset; each event's extra holds the dataset id and the ε spent.
+
+    Named by its URI alone, so a consumer DAG declares ``schedule=[Asset("synthgen://synthetic/<name>")]``
+    and gets the same asset (Airflow keeps names and URIs unique).
+    """
+    return Asset(f"synthgen://synthetic/{spec.synthetic_name}")
 
 
 def _params(spec: PipelineSpec) -> dict[str, Param]:

@@ -60,7 +60,9 @@ def resolve_device(device: str) -> str:
         return "cpu"
     if d == "cuda" or (d.startswith("cuda:") and d[5:].isdigit()):
         if not torch.cuda.is_available():
-            raise ModelError(f"device {device!r} requested but CUDA is not available here; use device: auto or cpu")
+            raise ModelError(
+                f"device {device!r} requested but CUDA is not available here; use device: auto or cpu"
+            )
         if ":" in d and int(d[5:]) >= torch.cuda.device_count():
             raise ModelError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) here")
         return d
@@ -133,8 +135,8 @@ class Synthesizer(ABC):
         """
         if self.privacy.dp and self.privacy.entity_key is not None:
             raise PrivacyError(
-                "privacy.entity_key is set but the tabular models give record-level DP only: aggregate to one row "
-                "per person first, or remove entity_key"
+                "privacy.entity_key is set but the tabular models give record-level DP only: "
+                "aggregate to one row per person first, or remove entity_key"
             )
         if self.privacy.dp and not (self.privacy.epsilon > 0 and math.isfinite(self.privacy.epsilon)):
             raise SpecError(f"privacy.epsilon must be > 0, got {self.privacy.epsilon}")
@@ -175,7 +177,9 @@ class Synthesizer(ABC):
         discovery = sum(1 for c in dp_cols if c.type == ColumnType.categorical)
         # The delta rule needs n before the split; a preliminary split fixes the count's epsilon
         # (it does not depend on delta), then the delta is resolved from the DP count.
-        pre_split = split_budget(self.privacy, total_delta=0.5, dp_columns=len(dp_cols), discovery_columns=discovery)
+        pre_split = split_budget(
+            self.privacy, total_delta=0.5, dp_columns=len(dp_cols), discovery_columns=discovery
+        )
         n_noisy, count_entry = laplace_count(frame.height, epsilon=pre_split.count_epsilon, rng=rng)
         n_upper = count_upper_bound(n_noisy, pre_split.count_epsilon)
         total_delta = resolve_delta(self.privacy, n_upper)
@@ -198,7 +202,9 @@ class Synthesizer(ABC):
             max_categories=self.model.max_categories,
         )
         codes, offsets = encoder.encode(frame, schema)
-        return Prepared(encoder, codes, offsets, [count_entry, *entries], split, n_noisy, total_delta, duplicates)
+        return Prepared(
+            encoder, codes, offsets, [count_entry, *entries], split, n_noisy, total_delta, duplicates
+        )
 
     # -- sampling ------------------------------------------------------------------------
 
@@ -241,7 +247,9 @@ class Synthesizer(ABC):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "config.json").write_text(json.dumps(self._config_json(), indent=1), encoding="utf-8")
-        (directory / "privacy.json").write_text(self.privacy_record_.model_dump_json(indent=1), encoding="utf-8")
+        (directory / "privacy.json").write_text(
+            self.privacy_record_.model_dump_json(indent=1), encoding="utf-8"
+        )
         if self.encoder_ is not None:
             self.encoder_.save(directory / "encoding.json")
         self._save_state(directory)
@@ -258,7 +266,9 @@ class Synthesizer(ABC):
         directory = Path(directory)
         cfg_path = directory / "config.json"
         if not cfg_path.is_file():
-            raise ModelError(f"no saved model in {directory} (config.json missing): run `synthgen train` first")
+            raise ModelError(
+                f"no saved model in {directory} (config.json missing): run `synthgen train` first"
+            )
         cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
         if cfg.get("version") != ARTIFACT_VERSION:
             raise ModelError(f"{directory}: model artifact version {cfg.get('version')} is not supported")
@@ -271,7 +281,9 @@ class Synthesizer(ABC):
         )
         if cls is not Synthesizer and not isinstance(synth, cls):
             raise ModelError(f"{directory} holds a {cfg['kind']} model, not {cls.__name__}")
-        synth.privacy_record_ = PrivacyRecord.model_validate_json((directory / "privacy.json").read_text("utf-8"))
+        synth.privacy_record_ = PrivacyRecord.model_validate_json(
+            (directory / "privacy.json").read_text("utf-8")
+        )
         enc = directory / "encoding.json"
         if enc.is_file():
             synth.encoder_ = TableEncoder.load(enc)

@@ -119,10 +119,11 @@ class CTGANConfig:
     embedding_dim: int = 128
     generator_dims: tuple[int, ...] = (256, 256)
     discriminator_dims: tuple[int, ...] = (256, 256)
-    #: Larger than CTGAN's 2e-4: under DP the step count is small (tens of epochs of
-    #: ~30 steps on Adult); measured on Adult, 2e-4 left the generator untrained.
-    generator_lr: float = 1e-3
-    discriminator_lr: float = 1e-3
+    #: Far larger than CTGAN's 2e-4: under DP the step count is small (30 epochs of
+    #: ~32 steps on Adult). Measured on Adult (eps 3, batch 1024, 30 epochs): TSTR AUC
+    #: 0.85 at 1e-3, 0.87-0.88 at 3e-3 and 5e-3; 2e-4 left the generator untrained.
+    generator_lr: float = 3e-3
+    discriminator_lr: float = 3e-3
     #: Per-sample (per real/fake pair) clipping norm of the discriminator gradient.
     max_grad_norm: float = 1.0
     #: Rows packed into one discriminator input. Forced to 1 under DP (P4).
@@ -143,9 +144,11 @@ class CTGANConfig:
 
     @classmethod
     def from_settings(cls, model: ModelSettings) -> CTGANConfig:
-        """Defaults, with the spec's network width, clipping norm and per-sample gradient mode."""
+        """Defaults, with the spec's network width, learning rate, clipping norm and gradient mode."""
         width = 2 * model.hidden_dim
         return cls(
+            generator_lr=model.learning_rate,
+            discriminator_lr=model.learning_rate,
             generator_dims=(width, width),
             discriminator_dims=(width, width),
             max_grad_norm=model.max_grad_norm,
@@ -666,7 +669,11 @@ def _discriminator_step(
         # DP-SGD step, charged by the accountant: release pure noise rather than skip.
         for p in d_module.parameters():
             if p.requires_grad:
-                p.grad = torch.zeros_like(p)
+                if ghost:
+                    p.grad = torch.zeros_like(p)  # the clipped sum the ghost optimizer noises
+                else:
+                    # One zero per-sample gradient: clipping and summing give 0, then noise.
+                    p.grad_sample = torch.zeros((1, *p.shape), dtype=p.dtype, device=p.device)  # type: ignore[attr-defined]
         d_opt.step()
         return 0.0
     with torch.no_grad():

@@ -47,6 +47,10 @@ NULL_TOKEN = "<null>"
 OTHER_TOKEN = "<other>"
 
 #: Column types the tabular encoder models; ``text`` and ``id`` are left to other stages.
+#: Public default range (epoch seconds) of a datetime column the spec gives no bounds:
+#: 1800-01-01 to 2200-01-01. Data-independent, so free under DP (P2).
+DEFAULT_DATETIME_BOUNDS = (-5_364_662_400.0, 7_258_118_400.0)
+
 TABULAR_TYPES = (ColumnType.numeric, ColumnType.datetime, ColumnType.categorical, ColumnType.boolean)
 
 
@@ -71,7 +75,7 @@ class CategoricalCode(BaseModel):
 
 
 class NumericCode(BaseModel):
-    """A numeric or datetime column: token k < K is the bin ``[edges[k], edges[k+1])``, token K is ``<null>``."""
+    """A numeric or datetime column: token k < K is bin ``[edges[k], edges[k+1])``; token K is ``<null>``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -135,19 +139,24 @@ def validate_frame(frame: pl.DataFrame, schema: TableSchema, *, max_categories: 
         if col.type not in TABULAR_TYPES:
             continue
         if col.name not in frame.columns:
-            raise ModelError(f"column {col.name!r} is in the schema but not in the data; fix the spec's columns")
+            raise ModelError(
+                f"column {col.name!r} is in the schema but not in the data; fix the spec's columns"
+            )
         s = frame.get_column(col.name)
         if s.null_count() == len(s):
-            raise ModelError(f"column {col.name!r} is entirely null: drop it from the spec (nothing to learn)")
+            raise ModelError(
+                f"column {col.name!r} is entirely null: drop it from the spec (nothing to learn)"
+            )
         distinct = s.drop_nulls().n_unique()
         if distinct == 1 and len(s) > 1:
             raise ModelError(
-                f"column {col.name!r} is constant (one value): drop it from the spec or add it back after generation"
+                f"column {col.name!r} is constant (one value): drop it from the spec "
+                "or add it back after generation"
             )
         if col.type == ColumnType.categorical and col.categories is None and distinct > max_categories:
             raise ModelError(
-                f"column {col.name!r} has more than {max_categories} distinct values: declare it as type id or "
-                "text, give it a public category list, or raise model.max_categories"
+                f"column {col.name!r} has more than {max_categories} distinct values: "
+                "declare it as type id or text, give it a public category list, or raise model.max_categories"
             )
         if col.categories is not None and len(col.categories) > max_categories:
             raise ModelError(
@@ -178,7 +187,9 @@ def _numeric_values(s: pl.Series, col: ColumnSchema) -> tuple[np.ndarray, str]:
         secs = s.dt.epoch("us").cast(pl.Float64) / 1e6
         return secs.fill_null(float("nan")).to_numpy(), "datetime"
     if not s.dtype.is_numeric():
-        raise ModelError(f"column {col.name!r} is declared numeric but holds {s.dtype}; fix its type in the spec")
+        raise ModelError(
+            f"column {col.name!r} is declared numeric but holds {s.dtype}; fix its type in the spec"
+        )
     integer = col.integer or s.dtype.is_integer()
     vals = s.cast(pl.Float64).fill_null(float("nan")).fill_nan(float("nan")).to_numpy()
     return vals, "int" if integer else "float"
@@ -231,7 +242,9 @@ class TableEncoder:
             null = col.nullable
             if col.type == ColumnType.boolean:
                 codes.append(
-                    CategoricalCode(name=col.name, categories=["false", "true"], other=False, null=null, dtype="bool")
+                    CategoricalCode(
+                        name=col.name, categories=["false", "true"], other=False, null=null, dtype="bool"
+                    )
                 )
             elif col.type == ColumnType.categorical:
                 if col.categories is not None:
@@ -256,6 +269,10 @@ class TableEncoder:
                 if dp:
                     assert rng is not None
                     lo, hi = col.bounds if col.bounds is not None else (None, None)
+                    if lo is None and dtype in ("datetime", "date"):
+                        # Without public bounds a datetime still has a public plausible range; the
+                        # numeric log grid (up to 1e15 s) would let noise pick dates no calendar holds.
+                        lo, hi = DEFAULT_DATETIME_BOUNDS
                     grid = signed_log_grid(integer=integer, lower=lo, upper=hi)
                     q, entry = dp_quantiles(
                         vals, grid=grid, quantiles=qs, epsilon=column_epsilon, rng=rng, column=col.name
@@ -287,7 +304,7 @@ class TableEncoder:
 
     @property
     def spans(self) -> list[Span]:
-        """Layout of :meth:`transform`'s matrix: a softmax span per column, plus a sigmoid offset per numeric."""
+        """Layout of :meth:`transform`'s matrix: a softmax span per column, a sigmoid offset per numeric."""
         out: list[Span] = []
         pos = 0
         for c in self.config.columns:
@@ -308,7 +325,6 @@ class TableEncoder:
     def _encode_column(
         self, c: CategoricalCode | NumericCode, s: pl.Series, col: ColumnSchema
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        n = len(s)
         if isinstance(c, CategoricalCode):
             if c.dtype == "bool":
                 strs = s.cast(pl.Boolean).cast(pl.String).str.to_lowercase()
@@ -387,13 +403,15 @@ class TableEncoder:
     def decode(
         self, codes: np.ndarray, *, offsets: np.ndarray | None = None, rng: np.random.Generator
     ) -> pl.DataFrame:
-        """Rows from token codes. Numeric values sit at ``offsets`` inside their bin, or uniformly when None."""
+        """Rows from token codes; numeric values sit at ``offsets`` in their bin (uniform when None)."""
         cols: dict[str, pl.Series] = {}
         n = codes.shape[0]
         for j, c in enumerate(self.config.columns):
             k = codes[:, j]
             if isinstance(c, CategoricalCode):
-                labels = list(c.categories) + ([c.other_label] if c.other else []) + ([None] if c.null else [])
+                labels = (
+                    list(c.categories) + ([c.other_label] if c.other else []) + ([None] if c.null else [])
+                )
                 lut = pl.Series("lut", labels, dtype=pl.String)
                 s = lut.gather(pl.Series(k, dtype=pl.UInt32)).alias(c.name)
                 if c.dtype == "bool":

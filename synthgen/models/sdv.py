@@ -48,7 +48,9 @@ class _SDVSynthesizer(Synthesizer):
         cls = getattr(st, self._sdv_class)
         kwargs: dict[str, Any] = {"enforce_min_max_values": True}
         if self._sdv_class != "GaussianCopulaSynthesizer":
-            kwargs.update(epochs=self.model.epochs, batch_size=self.model.batch_size, cuda=self.model.device != "cpu")
+            kwargs.update(
+                epochs=self.model.epochs, batch_size=self.model.batch_size, cuda=self.model.device != "cpu"
+            )
         return cls(self._metadata(), **kwargs)
 
     def fit(self, frame: pl.DataFrame, *, progress: ProgressCallback | None = None) -> Self:
@@ -100,8 +102,8 @@ class _SDVSynthesizer(Synthesizer):
     def _load_state(self, directory: Path) -> None:
         if not self.model.sdv_allow_pickle:
             raise ModelError(
-                f"{directory} holds an SDV model, saved with pickle: set model.sdv_allow_pickle: true to load it "
-                "(only for artifacts this installation wrote)"
+                f"{directory} holds an SDV model, saved with pickle: set model.sdv_allow_pickle: true "
+                "to load it (only for artifacts this installation wrote)"
             )
         import sdv.single_table as st
 

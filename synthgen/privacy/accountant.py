@@ -80,7 +80,7 @@ def split_budget(
 def calibrate_noise(
     *, epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str
 ) -> float:
-    """Smallest noise multiplier (Opacus binary search) whose (epsilon, delta) after ``steps`` is <= target."""
+    """Smallest noise multiplier (Opacus binary search) whose epsilon after ``steps`` is <= target."""
     from opacus.accountants.utils import get_noise_multiplier
 
     if epsilon <= 0:
@@ -99,7 +99,9 @@ def calibrate_noise(
     return float(sigma)
 
 
-def spent_epsilon(*, noise_multiplier: float, sample_rate: float, steps: int, delta: float, accountant: str) -> float:
+def spent_epsilon(
+    *, noise_multiplier: float, sample_rate: float, steps: int, delta: float, accountant: str
+) -> float:
     """Epsilon of ``steps`` Poisson-subsampled Gaussian steps, from a fresh Opacus accountant."""
     from opacus.accountants import create_accountant
 

@@ -86,7 +86,7 @@ def dp_quantiles(
     values: np.ndarray,
     *,
     grid: np.ndarray,
-    quantiles: Sequence[float],
+    quantiles: Sequence[float] | np.ndarray,
     epsilon: float,
     rng: np.random.Generator,
     column: str,
@@ -202,5 +202,7 @@ def dp_category_counts(
     _check_eps(epsilon, f"DP counts of {column!r}")
     counts = np.bincount(codes.astype(np.int64), minlength=n_categories)[:n_categories].astype(np.float64)
     noisy = np.maximum(counts + rng.laplace(0.0, 1.0 / epsilon, size=counts.shape), 0.0)
-    entry = MechanismEntry(step="preprocessing", mechanism="dp_counts", column=column, epsilon=epsilon, delta=0.0)
+    entry = MechanismEntry(
+        step="preprocessing", mechanism="dp_counts", column=column, epsilon=epsilon, delta=0.0
+    )
     return noisy, entry

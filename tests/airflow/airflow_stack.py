@@ -63,15 +63,20 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def airflow_env(home: Path, pipelines: Path, synthgen_home: Path, **extra: str) -> dict[str, str]:
+def airflow_env(
+    home: Path, pipelines: Path, synthgen_home: Path, dags: Path = DAGS, **extra: str
+) -> dict[str, str]:
     """Settings shared by every Airflow process of a test (see DESIGN.md section 4)."""
     return clean_env(
         AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__DAGS_FOLDER=str(DAGS),
+        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
         AIRFLOW__CORE__PARALLELISM="4",
         AIRFLOW__CORE__UNIT_TEST_MODE="False",
+        # Retries on, as in production (docker-compose.yaml): bad input must still fail at once.
+        AIRFLOW__CORE__DEFAULT_TASK_RETRIES="2",
+        AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY="2",
         SYNTHGEN_PIPELINES=str(pipelines),
         SYNTHGEN_HOME=str(synthgen_home),
         **extra,
@@ -112,6 +117,10 @@ def write_test_pipelines(folder: Path, extras: bool = True) -> Path:
     demo = yaml.safe_load((REPO / "pipelines" / "demo.yaml").read_text())
     demo.setdefault("model", {}).update(batch_size=64, epochs=1)
     demo.setdefault("output", {})["rows"] = 150
+    # Public date ranges (free under DP). Without them the DP quantiles of a 400-row table
+    # spread bin edges over the whole default grid (edges near 1e20 s, beyond datetime range).
+    demo["columns"].setdefault("date_of_birth", {}).update(type="datetime", bounds=[-1893456000, 1262304000])
+    demo["columns"].setdefault("admission_date", {}).update(type="datetime", bounds=[1577836800, 1798761600])
     # The demo is scheduled daily; the tests trigger their runs themselves.
     demo["schedule"] = None
     (folder / "demo.yaml").write_text(yaml.safe_dump(demo, sort_keys=False))
@@ -269,6 +278,17 @@ class Stack:
             + self.diagnostics()
         )
 
+    def wait_for_run(self, dag_id: str, timeout: float = 120) -> str:
+        """The id of the first run of ``dag_id`` (for DAGs started by an asset event)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            status, body = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns")
+            if status == 200 and body["dag_runs"]:
+                return str(body["dag_runs"][0]["dag_run_id"])
+            time.sleep(2)
+        raise AssertionError(f"no run of {dag_id} within {timeout:.0f} s\n{self.diagnostics()}")
+
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
         status, body = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=100")
         assert status == 200, body
@@ -358,7 +378,9 @@ def _redis_db_url(base: str) -> str:
 
 
 @contextmanager
-def start_stack(tmp: Path, pipelines: Path, executor: str = "LocalExecutor") -> Iterator[Stack]:
+def start_stack(
+    tmp: Path, pipelines: Path, executor: str = "LocalExecutor", dags: Path = DAGS
+) -> Iterator[Stack]:
     """A real Airflow stack on loopback: fresh PostgreSQL DBs, api-server, scheduler, dag-processor.
 
     With ``executor="CeleryExecutor"`` it adds a Redis broker and an ``airflow celery worker``
@@ -417,7 +439,7 @@ def start_stack(tmp: Path, pipelines: Path, executor: str = "LocalExecutor") -> 
                 "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + meta_url,
                 "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
             }
-        env = airflow_env(home, pipelines, synthgen_home, **settings)
+        env = airflow_env(home, pipelines, synthgen_home, dags, **settings)
         migrate = subprocess.run(
             [AIRFLOW, "db", "migrate"], env=env, cwd=str(tmp), capture_output=True, text=True, timeout=300
         )

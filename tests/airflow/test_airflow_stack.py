@@ -9,11 +9,13 @@ policy allows (exit 0) and refuses one it does not (exit 3).
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from airflow_stack import (
+    DAGS,
     DEMO_DAG,
     SYNTHGEN,
     TINY_CONF,
@@ -68,9 +70,33 @@ def check_published_and_readable(stack: Stack, run_id: str, tmp_path: Path) -> N
     assert len(denied.stderr.strip().splitlines()) == 1  # one clear line
 
 
+#: A downstream DAG that runs when the demo publishes: what "other DAGs can react" means.
+CONSUMER = """
+from datetime import datetime
+from airflow.sdk import Asset, dag, task
+
+
+@dag(schedule=[Asset("synthgen://synthetic/demo-patients-synthetic")], start_date=datetime(2024, 1, 1))
+def synthetic_consumer():
+    @task
+    def received(triggering_asset_events=None):
+        [event] = [e for events in triggering_asset_events.values() for e in events]
+        return event.extra["dataset_id"]
+
+    received()
+
+
+synthetic_consumer()
+"""
+
+
 def test_demo_dag_on_local_executor_stack(tmp_path: Path) -> None:
     pipelines = write_test_pipelines(tmp_path / "pipelines", extras=False)
-    with start_stack(tmp_path / "stack", pipelines, executor="LocalExecutor") as stack:
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    shutil.copy(DAGS / "synthgen_dags.py", dags / "synthgen_dags.py")
+    (dags / "consumer.py").write_text(CONSUMER)
+    with start_stack(tmp_path / "stack", pipelines, executor="LocalExecutor", dags=dags) as stack:
         stack.wait_dag(DEMO_DAG)
         # A bad value is refused when the run is triggered: nothing is created.
         status, body = stack.trigger(DEMO_DAG, {"epsilon": 0})
@@ -82,6 +108,17 @@ def test_demo_dag_on_local_executor_stack(tmp_path: Path) -> None:
         run_id, tasks = run_demo(stack)
         assert set(tasks.values()) == {"success"}
         check_published_and_readable(stack, run_id, tmp_path)
+
+        # The asset event started the consumer DAG, which saw the published dataset's id.
+        [event] = stack.asset_events(DEMO_DAG, run_id)
+        consumer_run = stack.wait_for_run("synthetic_consumer", timeout=120)
+        assert stack.wait_run("synthetic_consumer", consumer_run, timeout=120) == "success"
+        status, xcom = stack.request(
+            "GET",
+            f"/api/v2/dags/synthetic_consumer/dagRuns/{consumer_run}/taskInstances/received/xcomEntries/return_value",
+        )
+        assert status == 200, xcom
+        assert xcom["value"] == event["extra"]["dataset_id"]
 
 
 def test_demo_dag_on_celery_executor_stack(tmp_path: Path) -> None:

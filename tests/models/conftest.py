@@ -21,8 +21,14 @@ def small_frame() -> pl.DataFrame:
         pl.datetime(2020, 1, 1), pl.datetime(2020, 1, 1) + pl.duration(hours=n - 1), "1h", eager=True
     ).alias("when")
     return pl.DataFrame(
-        [pl.Series("x", x), pl.Series("y", y), age, pl.Series("flag", rng.random(n) < 0.3), when,
-         pl.Series("score", rng.random(n) * 10)]
+        [
+            pl.Series("x", x),
+            pl.Series("y", y),
+            age,
+            pl.Series("flag", rng.random(n) < 0.3),
+            when,
+            pl.Series("score", rng.random(n) * 10),
+        ]
     )
 
 

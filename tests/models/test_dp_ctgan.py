@@ -19,7 +19,7 @@ from torch.utils.data import TensorDataset
 
 from synthgen.errors import ModelError, PrivacyError
 from synthgen.models import dp_ctgan as mod
-from synthgen.models.base import Synthesizer
+from synthgen.models.base import Progress, Synthesizer
 from synthgen.models.dp_ctgan import (
     DPCTGAN,
     Block,
@@ -80,9 +80,12 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
+PROGRESS: list[Progress] = []
+
+
 @pytest.fixture(scope="module")
 def fitted_dp() -> DPCTGAN:
-    return _synth(dp=True, epochs=2, accountant="prv").fit(_frame())
+    return _synth(dp=True, epochs=2, accountant="prv").fit(_frame(), progress=PROGRESS.append)
 
 
 # -- P4: pac ------------------------------------------------------------------------------
@@ -189,35 +192,32 @@ def test_generator_step_leaves_the_discriminator_and_accountant_untouched() -> N
     assert any(not torch.equal(a, b) for a, b in zip(g_before, generator.parameters(), strict=True))
 
 
-def test_empty_poisson_batch_still_releases_a_charged_noise_step() -> None:
+@pytest.mark.parametrize("mode", ["ghost", "hooks"])
+def test_empty_poisson_batch_still_releases_a_charged_noise_step(mode: str) -> None:
     torch.manual_seed(0)
     blocks = [Block(0, 2, "softmax")]
     cond = CondSampler(blocks, [[0.5, 0.5]])
     config = CTGANConfig(embedding_dim=4, generator_dims=(8,), discriminator_dims=(8,))
     critic = make_discriminator(2, (8,), 0.0)
     engine = PrivacyEngine(accountant="rdp")
-    d_module, d_opt, _, _ = engine.make_private(
+    kwargs = dict(
         module=critic,
         optimizer=torch.optim.SGD(critic.parameters(), lr=1.0),
-        criterion=torch.nn.BCEWithLogitsLoss(),
         data_loader=DPDataLoader(TensorDataset(torch.rand(30, 2)), sample_rate=0.5),
         noise_multiplier=1.0,
         max_grad_norm=1.0,
         poisson_sampling=False,
-        grad_sample_mode="ghost",
+        grad_sample_mode=mode,
     )
+    if mode == "ghost":
+        d_module, d_opt, _, _ = engine.make_private(criterion=torch.nn.BCEWithLogitsLoss(), **kwargs)
+    else:
+        d_module, d_opt, _ = engine.make_private(**kwargs)
     before = [p.detach().clone() for p in d_module.parameters()]
+    generator = Generator(4 + 2, (8,), 2)
+    cpu = torch.device("cpu")
     loss = mod._discriminator_step(
-        torch.zeros(0, 2),
-        Generator(4 + 2, (8,), 2),
-        d_module,
-        d_opt,
-        cond,
-        blocks,
-        config,
-        1,
-        True,
-        torch.device("cpu"),
+        torch.zeros(0, 2), generator, d_module, d_opt, cond, blocks, config, 1, mode == "ghost", cpu
     )
     assert loss == 0.0
     assert engine.accountant.history == [(1.0, 0.5, 1)]
@@ -302,6 +302,15 @@ def test_spent_epsilon_never_exceeds_the_target(fitted_dp: DPCTGAN) -> None:
     assert len(training) == 1 and training[0].epsilon > 0
     assert record.noise_multiplier is not None and record.noise_multiplier > 0
     assert record.steps == 2 * int(1 / record.sample_rate)
+
+
+def test_progress_reports_the_epsilon_spent_so_far(fitted_dp: DPCTGAN) -> None:
+    assert [p.epoch for p in PROGRESS] == [1, 2]
+    eps = [p.epsilon for p in PROGRESS]
+    assert None not in eps
+    assert 0 < eps[0] < eps[1]  # type: ignore[operator]
+    record = fitted_dp.privacy_record_
+    assert record is not None and eps[1] == pytest.approx(record.spent_epsilon)
 
 
 @pytest.mark.parametrize("accountant", ["rdp", "prv"])

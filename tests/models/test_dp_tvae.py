@@ -81,10 +81,16 @@ def test_saved_artifacts_hold_no_training_row(small_frame, small_schema, tmp_pat
     canary_num = 987654.321
     frame = small_frame.with_columns(
         pl.when(pl.int_range(pl.len()) == 5).then(pl.lit(canary_cat)).otherwise(pl.col("x")).alias("x"),
-        pl.when(pl.int_range(pl.len()) == 5).then(pl.lit(canary_num)).otherwise(pl.col("score")).alias("score"),
+        pl.when(pl.int_range(pl.len()) == 5)
+        .then(pl.lit(canary_num))
+        .otherwise(pl.col("score"))
+        .alias("score"),
     )
     schema = TableSchema(
-        columns=[c if c.name != "score" else ColumnSchema(name="score", type="numeric") for c in small_schema.columns]
+        columns=[
+            c if c.name != "score" else ColumnSchema(name="score", type="numeric")
+            for c in small_schema.columns
+        ]
     )
     s = _fit(frame, schema, privacy=PrivacySettings(epsilon=2.0, accountant="rdp"), epochs=1)
     s.save(tmp_path)
@@ -106,7 +112,11 @@ def test_same_seed_same_rows_and_other_seed_other_rows(fitted_dp) -> None:
     assert a.equals(fitted_dp.sample(500, seed=11))
     assert not a.equals(fitted_dp.sample(500, seed=12))
     assert a.columns == ["x", "y", "age", "flag", "when", "score"]
-    assert a.schema["flag"] == pl.Boolean and a.schema["age"] == pl.Int64 and a.schema["when"] == pl.Datetime("us")
+    assert (
+        a.schema["flag"] == pl.Boolean
+        and a.schema["age"] == pl.Int64
+        and a.schema["when"] == pl.Datetime("us")
+    )
 
 
 def test_sample_batches_bound_the_batch_size(fitted_dp) -> None:
@@ -114,6 +124,7 @@ def test_sample_batches_bound_the_batch_size(fitted_dp) -> None:
     assert sizes == [400, 400, 250]
 
 
+@pytest.mark.slow
 def test_correlation_is_recovered_at_large_epsilon(small_frame, small_schema) -> None:
     s = _fit(
         small_frame,

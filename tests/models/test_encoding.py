@@ -48,7 +48,7 @@ def test_dp_encoding_never_computes_raw_statistics(small_frame, small_schema, mo
 
     monkeypatch.setattr(encoding, "_raw_quantiles", spy)
     monkeypatch.setattr(encoding, "_raw_categories", spy)
-    enc, entries = TableEncoder.fit(
+    _, entries = TableEncoder.fit(
         small_frame, small_schema, dp=True, column_epsilon=1.0, discovery_delta=1e-6, rng=noise_rng()
     )
     # x (discovery), age, when, score (quantile bins): one mechanism each; y is public, flag is boolean.
@@ -71,7 +71,9 @@ def test_dp_bins_are_not_the_exact_min_and_max() -> None:
 def test_dp_categories_are_not_exact_frequency_order_of_rare_values() -> None:
     frame = pl.DataFrame({"c": ["a"] * 3000 + ["b"] * 2000 + ["rare-canary"] * 2})
     schema = TableSchema(columns=[ColumnSchema(name="c", type="categorical", nullable=False)])
-    enc, _ = TableEncoder.fit(frame, schema, dp=True, column_epsilon=1.0, discovery_delta=1e-6, rng=noise_rng())
+    enc, _ = TableEncoder.fit(
+        frame, schema, dp=True, column_epsilon=1.0, discovery_delta=1e-6, rng=noise_rng()
+    )
     col = enc.columns[0]
     assert "rare-canary" not in col.categories  # type: ignore[union-attr]
     codes, _ = enc.encode(frame, schema)

@@ -69,7 +69,9 @@ def test_dp_quantiles_are_noisy_and_charge_epsilon() -> None:
     rng = np.random.default_rng(0)
     values = rng.normal(50, 10, size=20_000).round()
     grid = signed_log_grid(integer=True, lower=0, upper=200)
-    q, entry = dp_quantiles(values, grid=grid, quantiles=[0.0, 0.5, 1.0], epsilon=0.5, rng=noise_rng(), column="x")
+    q, entry = dp_quantiles(
+        values, grid=grid, quantiles=[0.0, 0.5, 1.0], epsilon=0.5, rng=noise_rng(), column="x"
+    )
     assert entry.epsilon == 0.5 and entry.step == "preprocessing" and entry.column == "x"
     assert abs(q[1] - 50) < 3  # useful
     assert q[0] <= q[1] <= q[2]
@@ -84,7 +86,9 @@ def test_dp_quantile_grid_does_not_depend_on_the_data() -> None:
 
 def test_dp_category_discovery_hides_a_single_rare_value() -> None:
     values = pl.Series(["common"] * 5000 + ["canary-value-1234"])
-    cats, entry = dp_categories(values, epsilon=1.0, delta=1e-6, rng=noise_rng(), column="c", max_categories=10)
+    cats, entry = dp_categories(
+        values, epsilon=1.0, delta=1e-6, rng=noise_rng(), column="c", max_categories=10
+    )
     assert cats == ["common"]
     assert entry.delta == 1e-6 and entry.epsilon == 1.0
 
@@ -128,13 +132,17 @@ def test_budget_split_never_exceeds_the_target() -> None:
 
 def test_budget_split_needs_a_preprocessing_share() -> None:
     with pytest.raises(PrivacyError, match="preprocessing_share"):
-        split_budget(PrivacySettings(preprocessing_share=0.0), total_delta=1e-5, dp_columns=1, discovery_columns=0)
+        split_budget(
+            PrivacySettings(preprocessing_share=0.0), total_delta=1e-5, dp_columns=1, discovery_columns=0
+        )
 
 
 @pytest.mark.parametrize("accountant", ["prv", "rdp"])
 def test_calibrated_noise_spends_at_most_the_target(accountant: str) -> None:
     sigma = calibrate_noise(epsilon=1.5, delta=1e-5, sample_rate=0.05, steps=200, accountant=accountant)
-    spent = spent_epsilon(noise_multiplier=sigma, sample_rate=0.05, steps=200, delta=1e-5, accountant=accountant)
+    spent = spent_epsilon(
+        noise_multiplier=sigma, sample_rate=0.05, steps=200, delta=1e-5, accountant=accountant
+    )
     assert spent <= 1.5
     assert spent > 1.3  # not wastefully noisy
 

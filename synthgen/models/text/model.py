@@ -429,8 +429,8 @@ class DPTextModel:
         top_p: float,
     ) -> list[str]:
         b = prefix.shape[0]
-        logits, cache = self.network_.step(prefix, None)
-        last = logits[:, -1]
+        cache = self.network_.new_cache(b, prefix.shape[1] + limit)
+        last = self.network_.step(prefix, cache)[:, -1]
         produced = torch.full((b, limit), EOS, dtype=torch.long, device=self.device)
         utf8 = Utf8State(b, self.device)
         finished = torch.zeros(b, dtype=torch.bool, device=self.device)
@@ -443,8 +443,7 @@ class DPTextModel:
             finished |= nxt == EOS
             if bool(finished.all()) or t == limit - 1:
                 break
-            logits, cache = self.network_.step(nxt.unsqueeze(1), cache)
-            last = logits[:, -1]
+            last = self.network_.step(nxt.unsqueeze(1), cache)[:, -1]
         return [self.tokenizer_.decode(row) for row in produced.cpu().tolist()]
 
     # -- persistence ------------------------------------------------------------

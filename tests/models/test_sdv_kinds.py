@@ -1,0 +1,27 @@
+"""SDV kinds: non-DP (P7), registered by kind, and their pickled files are not loaded by default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from synthgen.errors import ModelError
+from synthgen.models import Synthesizer, make_synthesizer
+from synthgen.models.settings import ModelSettings
+from synthgen.privacy.settings import PrivacySettings
+
+
+def test_sdv_gaussian_copula_records_dp_false_and_guards_its_pickle(small_frame, small_schema, tmp_path: Path) -> None:
+    s = make_synthesizer(
+        "sdv_gaussian_copula", schema=small_schema, model=ModelSettings(), privacy=PrivacySettings()
+    ).fit(small_frame)
+    assert s.privacy_record_ is not None and s.privacy_record_.dp is False
+    out = s.sample(200, seed=3)
+    assert out.height == 200 and set(out.columns) == set(small_schema.names)
+    assert out.equals(s.sample(200, seed=3))
+    s.save(tmp_path / "m")
+    with pytest.raises(ModelError, match="sdv_allow_pickle"):
+        Synthesizer.load(tmp_path / "m")
+    assert isinstance(small_frame, pl.DataFrame)
