@@ -229,14 +229,16 @@ def memory_figures(rows_tiled: int, rows_distinct: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
+        # Distinct visits: every note goes through spaCy and Presidio.
         distinct, _ = generate_patients(rows_distinct, seed=3)
         d_src = tmp / "distinct.parquet"
         distinct.write_parquet(d_src)
         out["distinct_rows"] = rows_distinct
         out["distinct_streamed"] = _run_child("stream", d_src, tmp / "o1.parquet")
-        out["distinct_in_memory_baseline"] = _run_child("memory", d_src, tmp / "o2.parquet")
         # The large table repeats 10k distinct visits (its text column too): spaCy on 1M distinct
         # notes would take over an hour on 2 cores, so repeated notes hit the document cache.
+        # Every row still goes through the identifier operators, the known-value pass, span
+        # replacement, the leak index and the Parquet writer.
         base, _ = generate_patients(10_000, seed=4)
         big = pl.concat([base] * (rows_tiled // base.height)).with_columns(
             pl.format("{}-{}", pl.col("visit_id"), pl.int_range(pl.len())).alias("visit_id")
@@ -247,6 +249,8 @@ def memory_figures(rows_tiled: int, rows_distinct: int) -> dict[str, Any]:
         out["tiled_rows"] = rows_tiled
         out["tiled_distinct_notes"] = base.height
         out["tiled_streamed"] = _run_child("stream", b_src, tmp / "o3.parquet")
+        # Baseline: the same table read whole, anonymized, then written.
+        out["tiled_in_memory_baseline"] = _run_child("memory", b_src, tmp / "o4.parquet")
     return out
 
 
@@ -259,7 +263,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ),
         "columns": column_figures(args.data, n_demo=500 if quick else 2_000),
         "memory": memory_figures(
-            rows_tiled=100_000 if quick else 1_000_000, rows_distinct=5_000 if quick else 20_000
+            rows_tiled=100_000 if quick else 1_000_000, rows_distinct=2_000 if quick else 20_000
         ),
     }
 

@@ -64,7 +64,7 @@ class _SDVSynthesizer(Synthesizer):
         if self._sdv_class != "GaussianCopulaSynthesizer" and self.model.batch_size % 10:
             raise ModelError("SDV's CTGAN/TVAE need model.batch_size divisible by 10 (pac=10)")
         self.sdv_ = self._make()
-        self.sdv_.fit(frame.to_pandas())
+        self.sdv_.fit({"table": frame.to_pandas()})  # SDV 2 takes {table name: frame}
         self.privacy_record_ = non_dp_record()
         if progress is not None:
             progress(Progress(self.model.epochs, self.model.epochs, float("nan"), None))
@@ -88,7 +88,9 @@ class _SDVSynthesizer(Synthesizer):
             try:
                 while left > 0:
                     m = min(left, batch_rows)
-                    yield pl.from_pandas(self.sdv_.sample(num_rows=m))
+                    out = self.sdv_.sample(num_rows=m)
+                    # SDV 2 returns {table name: frame}.
+                    yield pl.from_pandas(out["table"] if isinstance(out, dict) else out)
                     left -= m
             finally:
                 np.random.set_state(np_state)

@@ -304,9 +304,8 @@ class Stack:
         return json.dumps(body) if status == 200 else f"(no log: {status} {body})"
 
     def asset_events(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        status, body = self.request(
-            "GET", f"/api/v2/assets/events?source_dag_id={dag_id}&source_run_id={run_id}"
-        )
+        query = urllib.parse.urlencode({"source_dag_id": dag_id, "source_run_id": run_id})
+        status, body = self.request("GET", f"/api/v2/assets/events?{query}")
         assert status == 200, body
         return list(body["asset_events"])
 

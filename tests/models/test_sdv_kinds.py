@@ -13,7 +13,9 @@ from synthgen.models.settings import ModelSettings
 from synthgen.privacy.settings import PrivacySettings
 
 
-def test_sdv_gaussian_copula_records_dp_false_and_guards_its_pickle(small_frame, small_schema, tmp_path: Path) -> None:
+def test_sdv_gaussian_copula_records_dp_false_and_guards_its_pickle(
+    small_frame, small_schema, tmp_path: Path
+) -> None:
     s = make_synthesizer(
         "sdv_gaussian_copula", schema=small_schema, model=ModelSettings(), privacy=PrivacySettings()
     ).fit(small_frame)

@@ -16,7 +16,15 @@ spec (or parsing a DAG) must not import torch.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # real names for type checkers; at run time they load on first use
+    from synthgen.models.text.accounting import PrivacyEntry, TextPrivacyRecord, calibrate_noise
+    from synthgen.models.text.canary import canary_exposure, exposure
+    from synthgen.models.text.metrics import distinct_n, text_metrics
+    from synthgen.models.text.model import DPTextModel
+    from synthgen.models.text.settings import TextModelSettings
+    from synthgen.models.text.tokenizer import ByteTokenizer, InputStats, truncate_utf8
 
 _EXPORTS = {
     "ByteTokenizer": "tokenizer",
@@ -33,7 +41,20 @@ _EXPORTS = {
     "TextModelSettings": "settings",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ByteTokenizer",
+    "DPTextModel",
+    "InputStats",
+    "PrivacyEntry",
+    "TextModelSettings",
+    "TextPrivacyRecord",
+    "calibrate_noise",
+    "canary_exposure",
+    "distinct_n",
+    "exposure",
+    "text_metrics",
+    "truncate_utf8",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -184,7 +184,9 @@ class DPTextModel:
                 dataset, batch_size=batch, shuffle=True, generator=torch.Generator().manual_seed(self.seed)
             )
             total = s.epochs * len(loader)
-            loss_history = self._loop(net, optimizer, loader, total, progress, criterion=None)
+            loss_history = self._loop(
+                net, optimizer, loader, total, progress, criterion=None, clip_batch=s.max_grad_norm
+            )
             record = TextPrivacyRecord(dp=False, steps=total, epochs=s.epochs)
 
         net.eval()
@@ -295,6 +297,7 @@ class DPTextModel:
         progress: Progress | None,
         *,
         criterion: Any,
+        clip_batch: float | None = None,
     ) -> list[float]:
         """The training steps, shared by DP and non-DP (the wrappers make the difference)."""
         net.train()
@@ -316,6 +319,9 @@ class DPTextModel:
                 else:
                     loss = _per_sequence_loss(logits, y).mean() if b else logits.sum() * 0.0
                 loss.backward()
+                if clip_batch is not None:
+                    # Non-DP only: the usual global-norm clip for a stable baseline (DP clips per record).
+                    torch.nn.utils.clip_grad_norm_(net.parameters(), clip_batch)
                 optimizer.step()
                 done += 1
                 value = float(loss.item()) if b else float("nan")

@@ -28,9 +28,10 @@ class TextModelSettings(BaseModel):
     #: Expected (Poisson) batch size in records; under DP each record is in a batch with
     #: probability ``batch_size / n``.
     batch_size: int = Field(default=256, ge=1)
-    #: Adam learning rate.
-    learning_rate: float = Field(default=3e-3, gt=0)
-    #: Per-record gradient clipping bound C (DP-SGD sensitivity).
+    #: Adam learning rate (1e-2 gave the lowest holdout perplexity at epsilon 0.9 on the demo notes).
+    learning_rate: float = Field(default=1e-2, gt=0)
+    #: Per-record gradient clipping bound C (DP-SGD sensitivity). Without DP, the bound of the
+    #: usual whole-batch gradient-norm clip.
     max_grad_norm: float = Field(default=1.0, gt=0)
     #: Opacus per-sample gradient mode: "hooks" (per-sample gradients kept in memory) or
     #: "ghost" (ghost clipping: two backward passes, no per-sample gradients stored).
