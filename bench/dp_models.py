@@ -19,7 +19,8 @@ Figures:
   (each goes through ``synthgen.models.make_synthesizer``).
 
 Run: ``python -m bench dp_models`` (``--quick`` for a smoke run). Device from
-``SYNTHGEN_BENCH_DEVICE`` (default cpu), torch threads from ``SYNTHGEN_BENCH_THREADS``.
+``SYNTHGEN_BENCH_DEVICE`` (default cpu), torch threads from ``SYNTHGEN_BENCH_THREADS``,
+parts from ``SYNTHGEN_BENCH_PARTS`` (default ``speed,utility``; speed includes sampling).
 """
 
 from __future__ import annotations
@@ -199,10 +200,32 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "reference": {"real_data_auc": round(tstr_auc(train, test), 4)},
     }
 
-    # Speed and sampling: DP-TVAE (DP and not) vs ctgan's TVAE at the same batch size.
+    parts = set(os.environ.get("SYNTHGEN_BENCH_PARTS", "speed,utility").split(","))
+    if "speed" in parts:
+        out.update(_speed(train, public, batch=batch, device=device, quick=args.quick))
+    if "utility" in parts:
+        out.update(
+            _utility(
+                train,
+                test,
+                public,
+                discovered,
+                kinds,
+                epochs=epochs,
+                batch=batch,
+                device=device,
+                quick=args.quick,
+            )
+        )
+    return out
+
+
+def _speed(train: pl.DataFrame, public: Any, *, batch: int, device: str, quick: bool) -> dict[str, Any]:
+    """Training s/epoch and sampling rows/s: DP-TVAE (DP and not) vs ctgan's TVAE, same batch size."""
     from ctgan import TVAE
 
-    speed_epochs = 3 if args.quick else 5
+    out: dict[str, Any] = {}
+    speed_epochs = 3 if quick else 5
     dp_model, dp_epochs, _ = _fit(
         "dp_tvae", train, public, dp=True, eps=3.0, epochs=speed_epochs, batch=batch, device=device
     )
@@ -229,7 +252,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "ratio_dp_vs_ctgan": round(dp_epoch / ctgan_epoch, 2),
         "goal": "<= 1.5",
     }
-    n = train.height if args.quick else 32_561
+    n = train.height if quick else 32_561
     t0 = time.perf_counter()
     dp_model.sample(n, seed=0)
     ours = n / (time.perf_counter() - t0)
@@ -244,10 +267,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "goal": ">= 2",
     }
 
-    # Utility.
+    return out
+
+
+def _utility(
+    train: pl.DataFrame,
+    test: pl.DataFrame,
+    public: Any,
+    discovered: Any,
+    kinds: list[str],
+    *,
+    epochs: int,
+    batch: int,
+    device: str,
+    quick: bool,
+) -> dict[str, Any]:
+    """TSTR AUC and marginal TVD at eps 1, 3 and without DP (public schema), and eps 3 with DP discovery."""
+    out: dict[str, Any] = {}
     settings = [("nodp", False, 3.0, public), ("eps3", True, 3.0, public), ("eps1", True, 1.0, public)]
     settings.append(("eps3_dp_discovery", True, 3.0, discovered))
-    if args.quick:
+    if quick:
         settings = settings[:2]
     utility: dict[str, Any] = {}
     for kind in kinds:

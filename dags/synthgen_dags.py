@@ -7,9 +7,9 @@ Airflow parses this file only. For every ``*.yaml`` in ``SYNTHGEN_PIPELINES`` (d
 
 Each task calls the stage function of :mod:`synthgen.pipeline` that the CLI also calls;
 this file holds no business logic. Only ids and paths travel over XCom. Heavy imports
-(torch, polars, Presidio) happen inside the tasks, so parsing stays fast; the only
-synthgen module imported at parse time is :mod:`synthgen.spec` (pydantic, no data
-libraries) to validate each spec.
+(torch, Opacus, Presidio, spaCy) happen inside the tasks; the only synthgen module
+imported at parse time is :mod:`synthgen.spec`, to validate each spec. Parse time is
+measured by ``python -m bench dag_parse``.
 
 Parameters (JSON-schema validated, so a bad value is refused when the run is
 triggered): ``epsilon``, ``rows``, ``epochs`` override the spec for one run; ``null``

@@ -20,6 +20,7 @@ def main() -> int:
     from airflow.models.asset import AssetEvent
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
     from airflow.sdk.exceptions import ParamValidationError
     from airflow.utils.session import create_session
     from sqlalchemy import select
@@ -53,11 +54,12 @@ def main() -> int:
         tries = {ti.task_id: ti.try_number for ti in tis if ti.map_index < 0}
         events = session.scalars(select(AssetEvent).where(AssetEvent.source_run_id == run_id)).all()
         out_events = [{"uri": e.asset.uri, "extra": e.extra} for e in events]
-    print(
-        json.dumps(
-            {"run_id": run_id, "state": str(state), "tasks": tasks, "tries": tries, "events": out_events}
-        )
-    )
+        xcoms = session.scalars(
+            select(XComModel).where(XComModel.dag_id == dag_id, XComModel.run_id == run_id)
+        ).all()
+        out_xcoms = [{"task_id": x.task_id, "key": x.key, "value": x.value} for x in xcoms]
+    result = {"run_id": run_id, "state": str(state), "tasks": tasks, "tries": tries, "events": out_events}
+    print(json.dumps(result | {"xcoms": out_xcoms}, default=str))
     return 0
 
 

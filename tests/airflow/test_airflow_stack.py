@@ -98,6 +98,10 @@ def test_demo_dag_on_local_executor_stack(tmp_path: Path) -> None:
     (dags / "consumer.py").write_text(CONSUMER)
     with start_stack(tmp_path / "stack", pipelines, executor="LocalExecutor", dags=dags) as stack:
         stack.wait_dag(DEMO_DAG)
+        # pipelines/ also holds a broken spec: it is logged, not an import error of the file.
+        status, errors = stack.request("GET", "/api/v2/importErrors")
+        assert status == 200 and errors["total_entries"] == 0, errors
+        assert stack.request("GET", "/api/v2/dags/synthgen__broken")[0] == 404
         # A bad value is refused when the run is triggered: nothing is created.
         status, body = stack.trigger(DEMO_DAG, {"epsilon": 0})
         assert status == 400, body

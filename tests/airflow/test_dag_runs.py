@@ -7,8 +7,10 @@ and what the source's privacy ledger already holds.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,24 @@ def dag_test(env: dict[str, str], home: Path, conf: Any, timeout: float = 600) -
     result = last_json(proc.stdout)
     result["log"] = proc.stdout + proc.stderr
     return result
+
+
+#: What an id or a path looks like (catalog ids are ``<kind>-<hex>``).
+ID_OR_PATH = re.compile(r"[a-z]+-[0-9a-f]{8,}|/[\w./-]+")
+
+
+def leaves(value: Any) -> Iterator[Any]:
+    """Every scalar inside a JSON value (XCom values may be stored as JSON strings)."""
+    if isinstance(value, str) and value[:1] in "[{":
+        value = json.loads(value)
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from leaves(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from leaves(v)
+    else:
+        yield value
 
 
 def catalog_datasets(home: Path) -> list[Any]:
@@ -91,6 +111,11 @@ def test_demo_dag_runs_end_to_end_and_publishes_an_asset_event(
     assert event["uri"] == "synthgen://synthetic/demo-patients-synthetic"
     assert event["extra"]["dataset_id"] == dataset.id
     assert 0 < event["extra"]["epsilon"] <= TINY_CONF["epsilon"]
+    # XCom carries ids, paths and shard numbers only: never data, scores or secrets.
+    assert result["xcoms"]
+    for xcom in result["xcoms"]:
+        for leaf in leaves(xcom["value"]):
+            assert isinstance(leaf, int) or ID_OR_PATH.fullmatch(leaf), (xcom["task_id"], leaf)
     # Synthetic output lands in the synthetic zone only (P1).
     assert Path(dataset.path).resolve().is_relative_to((tmp_path / "zones" / "synthetic").resolve())
 

@@ -129,7 +129,7 @@ def test_correlation_is_recovered_at_large_epsilon(small_frame, small_schema) ->
     s = _fit(
         small_frame,
         small_schema,
-        privacy=PrivacySettings(epsilon=200.0, accountant="rdp"),
+        privacy=PrivacySettings(epsilon=20.0, accountant="rdp"),
         epochs=15,
         batch_size=200,
     )

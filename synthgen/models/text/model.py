@@ -310,7 +310,7 @@ class DPTextModel:
                 # one column so Opacus still takes (and charges) a noisy step.
                 valid = (y != IGNORE).any(dim=0).nonzero()
                 width = int(valid.max()) + 1 if len(valid) else 1
-                x, y = x[:, :width], y[:, :width]
+                x, y = x[:, :width].contiguous(), y[:, :width].contiguous()
                 optimizer.zero_grad(set_to_none=True)
                 logits = net(x)
                 b, t, v = logits.shape

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 class TextModelSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    #: Synthesize text columns (False: text columns are left out of the synthetic output).
     enabled: bool = True
     #: Categorical columns the text is conditioned on (one prefix token each). Their category
     #: lists must be public (spec ``columns.<name>.categories``) or DP-discovered under DP.
