@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -494,6 +495,10 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the app, turning synthgen errors into one line and an exit code."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    if not debug:
+        # Library warnings (Opacus, SDV, torch) are for developers; --debug shows them. The one
+        # that matters for privacy (Opacus's non-cryptographic noise RNG) is documented in the README.
+        warnings.filterwarnings("ignore")
     try:
         app(args=args, standalone_mode=False)
     except SynthgenError as exc:

@@ -175,7 +175,10 @@ def _anonymize_settings(spec: PipelineSpec) -> Any:
     for name, col in spec.columns.items():
         if col.operator is not None:
             ops.setdefault(name, col.operator)
-    return spec.anonymize.model_copy(update={"operators": ops})
+    update: dict[str, Any] = {"operators": ops}
+    if spec.anonymize.config and not Path(spec.anonymize.config).is_absolute():
+        update["config"] = str(spec.base_dir / spec.anonymize.config)  # relative to the spec file
+    return spec.anonymize.model_copy(update=update)
 
 
 def _with_declared_identifiers(schema: TableSchema, spec: PipelineSpec) -> TableSchema:
@@ -323,13 +326,50 @@ def _text_columns(schema: TableSchema, spec: PipelineSpec) -> list[str]:
     return [c.name for c in schema.columns if c.type == ColumnType.text]
 
 
-def _split_privacy(spec: PipelineSpec, has_text: bool) -> tuple[Any, float]:
-    """The tabular model's privacy settings, and the share of the run's budget left for text."""
+@dataclass
+class _TextBudget:
+    """How one run's (epsilon, delta) is shared between the tabular model and the text models."""
+
+    tabular: Any  # PrivacySettings for the tabular synthesizer
+    text_epsilon: float = 0.0  # per text column
+    text_delta: float = 0.0  # per text column
+    n_public: float | None = None  # DP row count, for the text models' sampling rate
+    mechanisms: list[dict[str, Any]] = field(default_factory=list)
+
+
+#: Share of the text budget spent on the DP row count that sets the run's delta.
+_COUNT_SHARE = 0.05
+
+
+def _split_privacy(spec: PipelineSpec, frame: pl.DataFrame, text_cols: list[str]) -> _TextBudget:
+    """Split the run's budget so that, together, the models spend at most epsilon and delta.
+
+    With text columns, a DP row count (Laplace, charged) fixes the run's delta
+    ``<= 1/(10 n)`` from an upper bound of n; the tabular model gets ``1 - text_share``
+    of epsilon and delta, each text column an equal part of the rest (sequential
+    composition). Without text columns the tabular model resolves delta itself.
+    """
+    from synthgen.privacy.accountant import resolve_delta
+    from synthgen.privacy.mechanisms import count_upper_bound, laplace_count, noise_rng
+
     privacy = spec.privacy
-    if not (has_text and privacy.dp):
-        return privacy, 0.0
+    if not (text_cols and privacy.dp):
+        return _TextBudget(tabular=privacy, text_epsilon=1.0, text_delta=1e-6)
     share = privacy.text_share
-    return privacy.model_copy(update={"epsilon": privacy.epsilon * (1 - share)}), share
+    if share <= 0:
+        raise SpecError("privacy.text_share must be > 0 when a text column is modelled (or set model.text.enabled=false)")
+    text_eps = privacy.epsilon * share
+    count_eps = text_eps * _COUNT_SHARE
+    n_noisy, entry = laplace_count(frame.height, epsilon=count_eps, rng=noise_rng())
+    delta = resolve_delta(privacy, count_upper_bound(n_noisy, count_eps))
+    tabular = privacy.model_copy(update={"epsilon": privacy.epsilon * (1 - share), "delta": delta * (1 - share)})
+    return _TextBudget(
+        tabular=tabular,
+        text_epsilon=(text_eps - count_eps) / len(text_cols),
+        text_delta=delta * share / len(text_cols),
+        n_public=max(n_noisy, 1.0),
+        mechanisms=[entry.model_dump() | {"accountant": "basic", "column": None}],
+    )
 
 
 def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) -> StageResult:
@@ -371,8 +411,8 @@ def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) 
     holdout_path = ctx.zones.real.resolve(holdout_rel)
 
     text_cols = _text_columns(schema, spec)
-    tab_privacy, text_share = _split_privacy(spec, bool(text_cols))
-    synth = make_synthesizer(spec.model.kind, schema=schema, model=spec.model, privacy=tab_privacy)
+    budget = _split_privacy(spec, train_frame, text_cols)
+    synth = make_synthesizer(spec.model.kind, schema=schema, model=spec.model, privacy=budget.tabular)
 
     def on_epoch(p: Any) -> None:
         info = {"loss": p.loss} | ({"epsilon": p.epsilon} if p.epsilon is not None else {})
@@ -389,8 +429,8 @@ def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) 
     with zone.atomic_dir(rel) as tmpdir:
         synth.save(tmpdir / "tabular")
         if text_cols:
-            text_info = _train_text(spec, ctx, synth, train_frame, text_cols, text_share, tmpdir / "text")
-            mechanisms += text_info.pop("mechanisms")
+            text_info = _train_text(spec, ctx, synth, train_frame, text_cols, budget, tmpdir / "text")
+            mechanisms += budget.mechanisms + text_info.pop("mechanisms")
         (tmpdir / "run.json").write_text(json.dumps({"run_id": run_id, "text_columns": text_cols}))
     path = zone.resolve(rel)
 
@@ -471,7 +511,7 @@ def _train_text(
     synth: Any,
     frame: pl.DataFrame,
     text_cols: list[str],
-    share: float,
+    budget: _TextBudget,
     out: Path,
 ) -> dict[str, Any]:
     """Train one DP text model per text column, conditioned on the spec's categorical columns."""
@@ -479,45 +519,44 @@ def _train_text(
 
     record = synth.privacy_record_
     conds = [c for c in spec.model.text.condition_on if c in frame.columns]
-    per_col_eps = spec.privacy.epsilon * share / len(text_cols) if record.dp else 1.0
-    # The tabular run resolved delta <= 1/(10 n) with a DP upper bound on n; text spends a
-    # further share of it, so the combined delta stays within that rule scaled by the shares.
-    tab_delta = record.target_delta or 1e-6
-    per_col_delta = tab_delta * share / len(text_cols) if record.dp else 1e-6
+    categories = _condition_categories(synth, conds)
     mechanisms: list[dict[str, Any]] = []
     columns: dict[str, Any] = {}
     for col in text_cols:
-        categories = _condition_categories(synth, conds)
         model = DPTextModel(
             settings=spec.model.text,
-            epsilon=per_col_eps,
-            delta=per_col_delta,
+            epsilon=budget.text_epsilon,
+            delta=budget.text_delta,
             dp=record.dp,
             device=spec.model.device,
             categories=categories,
+            seed=spec.model.seed,
         )
 
-        def on_epoch(p: Any, col: str = col) -> None:
-            ctx.report(f"train text {col}", getattr(p, "epoch", 0), getattr(p, "epochs", None))
+        def on_step(done: int, total: int, loss: float, col: str = col) -> None:
+            ctx.report(f"train text {col}", done, total, loss=loss)
 
-        model.fit(frame[col], frame.select(conds) if conds else None, progress=on_epoch)
+        model.fit(
+            frame[col], frame.select(conds) if conds else None, progress=on_step, n_public=budget.n_public
+        )
         model.save(out / col)
-        rec = model.privacy_record_
-        entries = rec["mechanisms"] if isinstance(rec, dict) else [m.model_dump() for m in rec.mechanisms]
-        for e in entries:
-            mechanisms.append(dict(e) | {"column": col})
-        columns[col] = {"condition_on": conds}
+        rec = model.privacy_record_.to_privacy_record(col)
+        for m in rec.mechanisms:
+            mechanisms.append(m.model_dump() | {"accountant": rec.accountant or "basic"})
+        columns[col] = {"condition_on": conds, "epsilon": rec.spent_epsilon, "delta": rec.spent_delta}
     return {"mechanisms": mechanisms, "columns": columns}
 
 
 def _condition_categories(synth: Any, conds: list[str]) -> dict[str, list[str]]:
-    """Category lists of the conditioning columns, as the (DP or public) tabular encoder knows them."""
-    enc = synth.encoder_
+    """Category lists of the conditioning columns as the tabular encoder holds them: public (spec)
+    or DP-discovered, never read from raw rows here."""
+    codes = {c.name: c for c in (synth.encoder_.columns if synth.encoder_ is not None else [])}
     out: dict[str, list[str]] = {}
     for c in conds:
-        cats = enc.categories_of(c) if enc is not None and hasattr(enc, "categories_of") else None
+        code = codes.get(c)
+        cats = getattr(code, "categories", None)
         if cats is None:
-            cats = list(synth.schema[c].categories or [])
+            cats = synth.schema[c].categories or []
         out[c] = [str(x) for x in cats]
     return out
 
@@ -750,13 +789,34 @@ def _leak_scan(spec: PipelineSpec, anon: Dataset, synthetic: pl.DataFrame) -> di
     text_cols = [c.name for c in schema.columns if c.type == ColumnType.text and c.name in synthetic.columns]
     if text_cols:
         docs = synthetic.select(text_cols).head(_TEXT_SCAN_ROWS)
-        found = scan_pii(docs, config=spec.anonymize.config, limit=_TEXT_SCAN_ROWS)
+        found = scan_pii(docs, config=_anonymize_settings(spec).config, limit=_TEXT_SCAN_ROWS)
         entities: dict[str, int] = {}
         for per_col in found.values():
             for ent, n in per_col.items():
                 entities[ent] = entities.get(ent, 0) + n
         result["text_scan"] = {"columns": text_cols, "documents": docs.height, "entities": entities}
     return result or None
+
+
+def _text_metrics(model: Dataset, holdout: pl.DataFrame, synthetic: pl.DataFrame) -> dict[str, Any] | None:
+    """Perplexity on held-out real text, diversity and lengths, per synthesized text column."""
+    columns: dict[str, Any] = model.extra.get("text", {}).get("columns", {})
+    if not columns:
+        return None
+    from synthgen.models.text import DPTextModel, text_metrics
+
+    out: dict[str, Any] = {}
+    for col, info in columns.items():
+        if col not in holdout.columns or col not in synthetic.columns:
+            continue
+        tm = DPTextModel.load(Path(model.path) / "text" / col)
+        conds = [c for c in info.get("condition_on") or [] if c in holdout.columns]
+        sample = holdout.head(_TEXT_SCAN_ROWS)
+        out[col] = text_metrics(
+            sample[col], synthetic[col].head(_TEXT_SCAN_ROWS), tm,
+            holdout_conditions=sample.select(conds) if conds else None,
+        )
+    return out or None
 
 
 #: Synthetic documents per text column given to the Presidio scan in the report.
@@ -779,7 +839,9 @@ def evaluate(
     ctx.report("evaluate", 0, None, section="leak scan")
     leaks = _leak_scan(spec, anon, synthetic)
     privacy = {"dp": bool(model.dp), "epsilon": model.extra.get("epsilon"), "delta": model.extra.get("delta")}
+    text = _text_metrics(model, holdout, synthetic)
     result = evaluate_frames(
+        text=text,
         train=train_frame,
         holdout=holdout,
         synthetic=synthetic,

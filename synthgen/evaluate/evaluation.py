@@ -127,6 +127,7 @@ def evaluate(
     leaks: dict[str, Any] | None = None,
     progress: Progress | None = None,
     sections: list[Section] | None = None,
+    text: dict[str, Any] | None = None,
 ) -> EvaluationResult:
     """Compare synthetic rows with the real rows they were made from, and with held-out rows.
 
@@ -142,6 +143,7 @@ def evaluate(
         privacy: the ledger's view of this output: ``{"dp": bool, "epsilon": float,
             "delta": float}``; shown beside the empirical privacy metrics.
         leaks: the anonymization leak-scan result (see :mod:`.sections.leakage`).
+        text: per text column, metrics of the synthetic text (see :mod:`.sections.text`).
         progress: called as ``progress("evaluate", done, total, section=name)``.
 
     Every section runs even when another fails; bad input (a missing or constant target,
@@ -153,6 +155,8 @@ def evaluate(
     t0 = time.perf_counter()
     data: AlignedData = align(train=train, holdout=holdout, synthetic=synthetic, schema=schema)
     ctx = EvaluationContext(data=data, settings=settings, privacy=privacy, leaks=leaks)
+    if text:
+        ctx.shared["text_metrics"] = text
     todo = sections if sections is not None else default_sections()
     results = []
     from threadpoolctl import threadpool_limits

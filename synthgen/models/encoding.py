@@ -46,11 +46,11 @@ from synthgen.schema import ColumnSchema, ColumnType, TableSchema
 NULL_TOKEN = "<null>"
 OTHER_TOKEN = "<other>"
 
-#: Column types the tabular encoder models; ``text`` and ``id`` are left to other stages.
 #: Public default range (epoch seconds) of a datetime column the spec gives no bounds:
 #: 1800-01-01 to 2200-01-01. Data-independent, so free under DP (P2).
 DEFAULT_DATETIME_BOUNDS = (-5_364_662_400.0, 7_258_118_400.0)
 
+#: Column types the tabular encoder models; ``text`` and ``id`` are left to other stages.
 TABULAR_TYPES = (ColumnType.numeric, ColumnType.datetime, ColumnType.categorical, ColumnType.boolean)
 
 

@@ -124,7 +124,6 @@ def test_sample_batches_bound_the_batch_size(fitted_dp) -> None:
     assert sizes == [400, 400, 250]
 
 
-@pytest.mark.slow
 def test_correlation_is_recovered_at_large_epsilon(small_frame, small_schema) -> None:
     s = _fit(
         small_frame,

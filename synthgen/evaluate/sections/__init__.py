@@ -9,6 +9,7 @@ from synthgen.evaluate.sections.fidelity import FidelitySection
 from synthgen.evaluate.sections.leakage import LeakageSection
 from synthgen.evaluate.sections.privacy import PrivacySection
 from synthgen.evaluate.sections.schema import SchemaSection
+from synthgen.evaluate.sections.text import TextSection
 from synthgen.evaluate.sections.utility import UtilitySection
 
 
@@ -22,4 +23,5 @@ def default_sections() -> list[Section]:
         BiasSection(),
         PrivacySection(),
         LeakageSection(),
+        TextSection(),
     ]

@@ -1,0 +1,43 @@
+"""Synthetic text columns: perplexity on held-out real text, diversity, lengths (issue 8).
+
+The metrics need the fitted text model, so the pipeline computes them (with
+:func:`synthgen.models.text.text_metrics`) and passes them in as ``text``:
+``{column: {"perplexity": ..., "distinct_1": ..., ...}}``. Kept out of this package so
+that evaluation never imports torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from synthgen.evaluate.sections.base import EvaluationContext, Section, SectionResult, SectionSkipped, Table
+
+
+def _flat(prefix: str, value: Any, out: dict[str, Any]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flat(f"{prefix}.{k}" if prefix else str(k), v, out)
+    elif isinstance(value, int | float | str | bool) or value is None:
+        out[prefix] = value
+
+
+class TextSection(Section):
+    name = "text"
+    title = "Synthetic text"
+
+    def compute(self, ctx: EvaluationContext, out: SectionResult) -> None:
+        text = ctx.shared.get("text_metrics")
+        if not text:
+            raise SectionSkipped("no text column was synthesized")
+        for column, metrics in text.items():
+            rows: dict[str, Any] = {}
+            _flat("", metrics, rows)
+            out.tables.append(Table(f"Text column {column}", ["metric", "value"], sorted(rows.items())))
+            for key in ("perplexity", "distinct_2", "length_tvd"):
+                if isinstance(metrics.get(key), int | float):
+                    out.headline[f"text_{key}" if len(text) == 1 else f"{column}_{key}"] = metrics[key]
+            out.metrics[column] = metrics
+        out.note(
+            "Perplexity is per byte on held-out real text (lower is better); distinct-n is the share of "
+            "unique n-grams (diversity); length TVD compares byte-length histograms."
+        )
