@@ -417,11 +417,18 @@ class DPTextModel:
         gen.manual_seed(secrets.randbits(63) if seed is None else seed)
         masks = state_masks(tok.vocab_size, self.device)
         out: list[str] = []
-        for i in range(0, n, batch_size):
-            texts = self._generate_batch(
-                prefix[i : i + batch_size], limit, masks, gen, temperature, top_k, top_p
-            )
-            out.extend(prompt + t for t in texts)
+        # One token at a time through a small network: each op is too small for intra-op
+        # threads to pay, and spinning threads cost ~10x when the cores are shared (measured).
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            for i in range(0, n, batch_size):
+                texts = self._generate_batch(
+                    prefix[i : i + batch_size], limit, masks, gen, temperature, top_k, top_p
+                )
+                out.extend(prompt + t for t in texts)
+        finally:
+            torch.set_num_threads(threads)
         return pl.Series(name, out, dtype=pl.String)
 
     def _generate_batch(
