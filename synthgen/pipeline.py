@@ -357,12 +357,16 @@ def _split_privacy(spec: PipelineSpec, frame: pl.DataFrame, text_cols: list[str]
         return _TextBudget(tabular=privacy, text_epsilon=1.0, text_delta=1e-6)
     share = privacy.text_share
     if share <= 0:
-        raise SpecError("privacy.text_share must be > 0 when a text column is modelled (or set model.text.enabled=false)")
+        raise SpecError(
+            "privacy.text_share must be > 0 when a text column is modelled (or set model.text.enabled=false)"
+        )
     text_eps = privacy.epsilon * share
     count_eps = text_eps * _COUNT_SHARE
     n_noisy, entry = laplace_count(frame.height, epsilon=count_eps, rng=noise_rng())
     delta = resolve_delta(privacy, count_upper_bound(n_noisy, count_eps))
-    tabular = privacy.model_copy(update={"epsilon": privacy.epsilon * (1 - share), "delta": delta * (1 - share)})
+    tabular = privacy.model_copy(
+        update={"epsilon": privacy.epsilon * (1 - share), "delta": delta * (1 - share)}
+    )
     return _TextBudget(
         tabular=tabular,
         text_epsilon=(text_eps - count_eps) / len(text_cols),
@@ -433,6 +437,17 @@ def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) 
             mechanisms += budget.mechanisms + text_info.pop("mechanisms")
         (tmpdir / "run.json").write_text(json.dumps({"run_id": run_id, "text_columns": text_cols}))
     path = zone.resolve(rel)
+    # Exact counts are raw statistics of real rows: they go to the REAL zone beside the
+    # holdout (restricted), never into the model's catalog entry.
+    with ctx.zones.real.atomic_write(f"holdout/{spec.name}/{model_id}.counts.json", "w") as fh:
+        json.dump(
+            {
+                "train_rows": train_frame.height,
+                "holdout_rows": holdout.height,
+                "exact_duplicates": synth.duplicates_,
+            },
+            fh,
+        )
 
     from synthgen.catalog import BudgetEntry
 
@@ -446,11 +461,8 @@ def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) 
         "privacy_record": record.model_dump(mode="json"),
         "text": text_info,
         "holdout_path": str(holdout_path),
-        "holdout_rows": holdout.height,
         "holdout_fraction": spec.evaluate.holdout,
         "holdout_seed": spec.evaluate.seed,
-        "train_rows_note": "exact counts are real-derived: restricted",
-        "duplicates": synth.duplicates_,
         "ledger_source": source,
         "run_id": run_id,
     }
@@ -766,9 +778,7 @@ def _training_split(
     # The split the model was trained with (recorded at training time), not today's spec.
     fraction = float(model.extra.get("holdout_fraction", spec.evaluate.holdout))
     seed = int(model.extra.get("holdout_seed", spec.evaluate.seed))
-    train_frame, holdout = split_holdout(
-        pl.read_parquet(anon.path), fraction, seed=seed
-    )
+    train_frame, holdout = split_holdout(pl.read_parquet(anon.path), fraction, seed=seed)
     return anon, train_frame, holdout
 
 
@@ -813,7 +823,9 @@ def _text_metrics(model: Dataset, holdout: pl.DataFrame, synthetic: pl.DataFrame
         conds = [c for c in info.get("condition_on") or [] if c in holdout.columns]
         sample = holdout.head(_TEXT_SCAN_ROWS)
         out[col] = text_metrics(
-            sample[col], synthetic[col].head(_TEXT_SCAN_ROWS), tm,
+            sample[col],
+            synthetic[col].head(_TEXT_SCAN_ROWS),
+            tm,
             holdout_conditions=sample.select(conds) if conds else None,
         )
     return out or None
