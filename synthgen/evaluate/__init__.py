@@ -3,10 +3,32 @@
 Pure library code over polars frames: :func:`split_holdout` before training, then
 :func:`evaluate` after generation. The result (:class:`EvaluationResult`) has a JSON
 ``summary`` and ``to_html()``; both are real-derived and restricted (P1).
+
+Names load lazily: the pipeline spec imports :mod:`synthgen.evaluate.settings`, and DAG
+files parse the spec, so importing this package must not pull in matplotlib or pandas.
 """
 
-from synthgen.evaluate.evaluation import EvaluationResult, evaluate
-from synthgen.evaluate.holdout import split_holdout
-from synthgen.evaluate.settings import EvaluateSettings
+from __future__ import annotations
 
-__all__ = ["EvaluateSettings", "EvaluationResult", "evaluate", "split_holdout"]
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from synthgen.evaluate.evaluation import EvaluationResult, evaluate
+    from synthgen.evaluate.holdout import split_holdout
+    from synthgen.evaluate.settings import EvaluateSettings
+
+_LAZY = {
+    "EvaluateSettings": "synthgen.evaluate.settings",
+    "EvaluationResult": "synthgen.evaluate.evaluation",
+    "evaluate": "synthgen.evaluate.evaluation",
+    "split_holdout": "synthgen.evaluate.holdout",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(name)
