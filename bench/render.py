@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from bench.harness import BENCH_DIR, RESULTS_DIR
@@ -47,7 +46,8 @@ def render() -> str:
             f"## {data.get('benchmark', path.stem)}",
             "",
             f"Run {data.get('when', '?')} on {machine.get('cpu_count', '?')} cores, "
-            f"Python {machine.get('python', '?')}; wall {data.get('wall_s', '?')} s. Raw: `{path.relative_to(BENCH_DIR.parent)}`.",
+            f"Python {machine.get('python', '?')}; wall {data.get('wall_s', '?')} s. "
+            f"Raw: `{path.relative_to(BENCH_DIR.parent)}`.",
             "",
             "| figure | value |",
             "|---|---|",

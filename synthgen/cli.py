@@ -319,21 +319,16 @@ def scan_pii(
 
     if not file.is_file():
         raise SourceError(f"file not found: {file}")
-    readers = {
-        ".csv": pl.read_csv,
-        ".parquet": pl.read_parquet,
-        ".jsonl": pl.read_ndjson,
-        ".ndjson": pl.read_ndjson,
-    }
-    reader = readers.get(file.suffix.lower())
-    if reader is None:
+    suffix = file.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".jsonl", ".ndjson"):
         raise SpecError(f"{file}: unsupported file type {file.suffix!r}; use .csv, .parquet or .jsonl")
     try:
-        frame = (
-            reader(file, n_rows=limit * 4)
-            if file.suffix.lower() != ".parquet"
-            else reader(file).head(limit * 4)
-        )
+        if suffix == ".csv":
+            frame = pl.read_csv(file, n_rows=limit * 4)
+        elif suffix == ".parquet":
+            frame = pl.scan_parquet(file).head(limit * 4).collect()
+        else:
+            frame = pl.read_ndjson(file, n_rows=limit * 4)
     except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
         raise SourceError(f"cannot read {file}: {str(exc).strip().splitlines()[0]}") from None
     found = scan(frame, config=config, limit=limit)
@@ -514,7 +509,7 @@ def main(argv: list[str] | None = None) -> None:
         if code is None:
             code = exc.code if isinstance(exc, SystemExit) else 0
         raise SystemExit(code) from None
-    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
+    except Exception as exc:
         if isinstance(exc, _CLICK_ERRORS):
             exc.show()  # type: ignore[attr-defined]
             raise SystemExit(exc.exit_code) from None  # type: ignore[attr-defined]

@@ -73,7 +73,6 @@ class ColumnOverride(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-
     #: numeric | categorical | datetime | boolean | text | id (overrides inference).
     type: ColumnType | None = None
     #: Presidio entity the column holds (EMAIL_ADDRESS, PERSON, ...): a direct identifier.

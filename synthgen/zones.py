@@ -65,7 +65,7 @@ class Zone:
     def open(self, rel: str | os.PathLike[str], mode: str = "rb") -> IO[Any]:
         if any(c in mode for c in "wax+"):
             raise ZoneError("open zone files for writing with atomic_write()")
-        return open(self.resolve(rel), mode)  # noqa: SIM115 - caller closes
+        return open(self.resolve(rel), mode)
 
     def remove(self, rel: str | os.PathLike[str]) -> None:
         p = self.resolve(rel)

@@ -26,7 +26,7 @@ def pg_server_url() -> str:
         with engine.connect() as c:
             c.execute(text("select 1"))
         engine.dispose()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         pytest.fail(
             f"PostgreSQL does not answer at {make_url(PG_URL).render_as_string(hide_password=True)}: "
             f"{exc}. Set SYNTHGEN_TEST_PG_URL or start PostgreSQL (README, Services)."
@@ -48,7 +48,8 @@ def pg_database(pg_server_url: str) -> Iterator[str]:
         with admin.connect() as c:
             c.execute(
                 text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :n AND pid <> pg_backend_pid()"
                 ),
                 {"n": name},
             )

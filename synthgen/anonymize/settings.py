@@ -12,6 +12,7 @@ Operator = Literal["drop", "surrogate", "hash", "mask", "redact"]
 class AnonymizeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    #: Run Presidio at all (off: only columns typed `id` are dropped).
     enabled: bool = True
     #: Presidio analyzer config (YAML); None = the config shipped with synthgen
     #: (synthgen/anonymize/presidio.yaml: spaCy model, labels_to_ignore, threshold, recognizers).

@@ -28,13 +28,13 @@ from synthgen.catalog.models import (
 from synthgen.errors import CatalogError
 
 __all__ = [
+    "SCHEMA_VERSION",
     "AccessLog",
     "BudgetEntry",
     "Catalog",
     "Dataset",
     "Lineage",
     "Score",
-    "SCHEMA_VERSION",
 ]
 
 

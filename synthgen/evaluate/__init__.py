@@ -25,7 +25,7 @@ _LAZY = {
     "split_holdout": "synthgen.evaluate.holdout",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = ["EvaluateSettings", "EvaluationResult", "evaluate", "split_holdout"]
 
 
 def __getattr__(name: str) -> Any:

@@ -31,7 +31,16 @@ _LAZY = {
     "TableEncoder": "synthgen.models.encoding",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "Progress",
+    "ProgressCallback",
+    "Span",
+    "Synthesizer",
+    "TableEncoder",
+    "count_duplicates",
+    "make_synthesizer",
+    "resolve_device",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -14,6 +14,7 @@ ModelKind = Literal["dp_tvae", "dp_ctgan", "sdv_gaussian_copula", "sdv_ctgan", "
 class ModelSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    #: dp_tvae | dp_ctgan (DP with Opacus), or the non-DP SDV kinds (outputs carry dp: false).
     kind: ModelKind = "dp_tvae"
     #: Passes over the data. Under DP fewer, larger steps pay: the defaults are tuned on Adult.
     epochs: int = Field(default=30, ge=1)
@@ -21,9 +22,11 @@ class ModelSettings(BaseModel):
     batch_size: int = Field(default=1024, ge=2)
     #: auto | cpu | cuda | cuda:N
     device: str = "auto"
+    #: Seed of weight initialisation and sampling (never of DP noise, which uses OS entropy).
     seed: int = 0
     #: Drop exact duplicate rows before training (counted in the report either way).
     drop_duplicates: bool = False
+    #: The DP language model for text columns.
     text: TextModelSettings = TextModelSettings()
     #: Hidden units of each per-column head (DP-TVAE) / of the networks (DP-CTGAN).
     hidden_dim: int = Field(default=128, ge=4)
@@ -31,6 +34,7 @@ class ModelSettings(BaseModel):
     latent_dim: int = Field(default=8, ge=0)
     #: Weight of the KL term of DP-TVAE's per-sample loss.
     kl_weight: float = Field(default=1.0, ge=0)
+    #: Adam learning rate.
     learning_rate: float = Field(default=3e-3, gt=0)
     #: Per-sample gradient clipping norm of DP-SGD (the sensitivity of each step).
     max_grad_norm: float = Field(default=1.0, gt=0)

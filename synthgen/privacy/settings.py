@@ -22,6 +22,7 @@ class PrivacySettings(BaseModel):
     preprocessing_share: float = Field(default=0.1, ge=0, lt=1)
     #: Share of the training epsilon given to the text model, when there is one.
     text_share: float = Field(default=0.3, ge=0, lt=1)
+    #: Opacus accountant that calibrates DP-SGD noise: prv (tighter) or rdp.
     accountant: Literal["prv", "rdp"] = "prv"
     #: Column identifying a person when one person has several rows.
     entity_key: str | None = None

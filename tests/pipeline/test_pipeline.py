@@ -96,7 +96,7 @@ def test_ledger_charged_within_target(run: dict[str, Any]) -> None:
     source = pipeline.source_key(_spec())
     entries = ctx.catalog.ledger(source)
     assert entries and {e.step for e in entries} >= {"preprocessing", "training"}
-    eps, delta = ctx.catalog.spent(source)
+    eps, _delta = ctx.catalog.spent(source)
     assert 0 < eps <= 3.0 + 1e-9
     assert all(e.run_id == "t-1" for e in entries)
 
@@ -140,6 +140,7 @@ def test_non_dp_output_is_not_published_without_a_policy_rule(run: dict[str, Any
     assert all(ctx.zones.real.contains(s.path) for s in shards)
     published_before = len(ctx.catalog.list_datasets(zone="synthetic"))
     with pytest.raises(AccessDenied):
-        pipeline.publish(spec, ctx, model_id=model.dataset_id, shard_ids=[s.dataset_id for s in shards],
-                         run_id="t-nodp")
+        pipeline.publish(
+            spec, ctx, model_id=model.dataset_id, shard_ids=[s.dataset_id for s in shards], run_id="t-nodp"
+        )
     assert len(ctx.catalog.list_datasets(zone="synthetic")) == published_before

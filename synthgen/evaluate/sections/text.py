@@ -32,7 +32,8 @@ class TextSection(Section):
         for column, metrics in text.items():
             rows: dict[str, Any] = {}
             _flat("", metrics, rows)
-            out.tables.append(Table(f"Text column {column}", ["metric", "value"], sorted(rows.items())))
+            table = [[k, v] for k, v in sorted(rows.items())]
+            out.tables.append(Table(f"Text column {column}", ["metric", "value"], table))
             for key in ("perplexity", "distinct_2", "length_tvd"):
                 if isinstance(metrics.get(key), int | float):
                     out.headline[f"text_{key}" if len(text) == 1 else f"{column}_{key}"] = metrics[key]

@@ -39,7 +39,9 @@ class TextModelSettings(BaseModel):
     grad_sample_mode: Literal["hooks", "ghost"] = "hooks"
     #: Transformer width, depth and attention heads (width must divide by heads).
     d_model: int = Field(default=128, ge=8)
+    #: Transformer blocks.
     n_layers: int = Field(default=2, ge=1)
+    #: Attention heads per block.
     n_heads: int = Field(default=4, ge=1)
     #: Null or empty text: "model" trains it as an empty text (so generation reproduces
     #: empty notes), "skip" leaves the row out of training. Both are counted.
