@@ -479,7 +479,8 @@ def _demo_keys() -> list[str]:
 def _print_summary(summary: dict[str, Any]) -> None:
     table = Table(show_header=False, title="synthgen demo", title_justify="left")
     for k, v in summary.items():
-        table.add_row(k, _fmt(v) if not isinstance(v, dict) else json.dumps(v))
+        if v is not None:
+            table.add_row(k, _fmt(v) if not isinstance(v, dict) else json.dumps(v))
     out.print(table)
 
 
