@@ -153,6 +153,7 @@ class CTGANConfig:
             discriminator_dims=(width, width),
             max_grad_norm=model.max_grad_norm,
             grad_sample_mode=model.grad_sample_mode,
+            pac=model.pac,
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -44,5 +44,8 @@ class ModelSettings(BaseModel):
     numeric_bins: int = Field(default=20, ge=2, le=1000)
     #: Most categories a categorical column may have (more is refused: declare it id or text).
     max_categories: int = Field(default=1000, ge=2)
+    #: DP-CTGAN: rows packed per discriminator sample. Forced to 1 under DP (a packed row
+    #: would let one person change several clipped terms); larger values only without DP.
+    pac: int = Field(default=1, ge=1)
     #: SDV kinds only: allow loading their pickled model files (SDV saves with pickle).
     sdv_allow_pickle: bool = False

@@ -105,6 +105,7 @@ def test_no_numeric_columns_still_produces_every_section(people):
         "bias": "ok",
         "privacy": "ok",
         "leakage": "skipped",
+        "text": "skipped",
     }
     assert "No numeric columns" in r.section("correlation").message
     assert r.section("fidelity").metrics["quality_score"] == 1.0

@@ -48,8 +48,10 @@ def test_summary_is_json_with_headline_statuses_and_sections(people):
         "bias",
         "privacy",
         "leakage",
+        "text",
     }
     assert s["status"]["leakage"] == "skipped"
+    assert s["status"]["text"] == "skipped"
     for key in (
         "quality_score",
         "column_pair_trends",
@@ -78,8 +80,8 @@ def test_progress_is_reported_per_section(people):
         settings=EvaluateSettings(plots=False),
         progress=lambda stage, done, total, **info: calls.append((stage, done, total, info["section"])),
     )
-    assert calls[0] == ("evaluate", 0, 7, "schema")
-    assert calls[-1] == ("evaluate", 7, 7, "done")
+    assert calls[0] == ("evaluate", 0, 8, "schema")
+    assert calls[-1] == ("evaluate", 8, 8, "done")
 
 
 def test_leaked_identifier_is_counted_alerted_and_rendered(people):

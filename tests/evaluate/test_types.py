@@ -45,6 +45,7 @@ def test_mixed_types_are_all_compared_and_every_section_runs():
         "bias": "ok",
         "privacy": "ok",
         "leakage": "skipped",
+        "text": "skipped",
     }
     shapes = {row[0]: row[2] for row in r.section("fidelity").tables[0].rows}
     assert set(shapes) == {"when", "flag", "code", "amount", "kind"}
