@@ -250,13 +250,7 @@ def evaluate(spec: SpecArg, set_: SetOpt = None) -> None:
     s = _load(spec, set_)
     with progress_bars() as cb:
         ctx = _context(cb)
-        model = pipeline.latest_required(ctx, s, "model", f"train {spec}")
-        run_id = model.extra.get("run_id") or model.id
-        shard_ids = pipeline.shards_of_run(ctx, s, run_id)
-        if not shard_ids:
-            shard_ids = [
-                r.dataset_id for r in pipeline.generate_all(s, ctx, model_id=model.id, run_id=run_id)
-            ]
+        model, run_id, shard_ids = pipeline.latest_run(ctx, s, hint=f"train {spec}")
         r = pipeline.evaluate(s, ctx, model_id=model.id, shard_ids=shard_ids, run_id=run_id)
     out.print(f"report {r.dataset_id} (restricted, real zone) -> {r.path}")
     for k, v in r.extra.get("headline", {}).items():
@@ -273,13 +267,7 @@ def publish(spec: SpecArg, set_: SetOpt = None) -> None:
     s = _load(spec, set_)
     with progress_bars() as cb:
         ctx = _context(cb)
-        model = pipeline.latest_required(ctx, s, "model", f"train {spec}")
-        run_id = model.extra.get("run_id") or model.id
-        shard_ids = pipeline.shards_of_run(ctx, s, run_id)
-        if not shard_ids:
-            shard_ids = [
-                r.dataset_id for r in pipeline.generate_all(s, ctx, model_id=model.id, run_id=run_id)
-            ]
+        model, run_id, shard_ids = pipeline.latest_run(ctx, s, hint=f"train {spec}")
         report = pipeline.latest(ctx, s.synthetic_name, "report")
         r = pipeline.publish(
             s,

@@ -728,6 +728,16 @@ def shards_of_run(ctx: Context, spec: PipelineSpec, run_id: str) -> list[str]:
     return [d.id for d in sorted(shards, key=lambda d: int(d.tags.get("shard", "0")))]
 
 
+def latest_run(ctx: Context, spec: PipelineSpec, *, hint: str) -> tuple[Dataset, str, list[str]]:
+    """The newest model of a pipeline, its run id, and that run's shards (generated if missing)."""
+    model = latest_required(ctx, spec, "model", hint)
+    run_id = model.extra.get("run_id") or model.id
+    shard_ids = shards_of_run(ctx, spec, run_id)
+    if not shard_ids:
+        shard_ids = [r.dataset_id for r in generate_all(spec, ctx, model_id=model.id, run_id=run_id)]
+    return model, run_id, shard_ids
+
+
 def generate_all(spec: PipelineSpec, ctx: Context, *, model_id: str, run_id: str) -> list[StageResult]:
     n_shards = plan_shards(spec)
     return [

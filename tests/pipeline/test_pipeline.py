@@ -144,3 +144,35 @@ def test_non_dp_output_is_not_published_without_a_policy_rule(run: dict[str, Any
             spec, ctx, model_id=model.dataset_id, shard_ids=[s.dataset_id for s in shards], run_id="t-nodp"
         )
     assert len(ctx.catalog.list_datasets(zone="synthetic")) == published_before
+
+
+def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    from synthgen.cli import main
+
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def test_cli_budget_evaluate_read_and_denied_read(
+    run: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    sets = [x for item in FAST for x in ("--set", item)]
+    code, out, _ = _cli(["budget", "show", str(DEMO_SPEC), "--json"], capsys)
+    ledger = json.loads(out)
+    assert (
+        code == 0 and 0 < ledger["spent_epsilon"] <= 3.0 + 1e-9 and ledger["remaining_epsilon"] >= 7.0 - 1e-9
+    )
+    code, out, _ = _cli(["evaluate", str(DEMO_SPEC), *sets], capsys)
+    assert code == 0 and "restricted, real zone" in out
+    name = run["publish"].extra["name"]
+    code, out, _ = _cli(["read", name, "--user", "bob", "--rows", "2"], capsys)
+    assert code == 0 and "400 rows" in out
+    code, _, err = _cli(["read", name, "--user", "mallory"], capsys)
+    assert code == 3 and "denied" in err and err.strip().count("\n") == 0
