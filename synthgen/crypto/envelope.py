@@ -35,6 +35,7 @@ import hmac
 import json
 import struct
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -174,22 +175,33 @@ def encrypt_stream(
     written = len(header)
     counter = plain = 0
     bufs = (bytearray(segment_size), bytearray(segment_size))
-    sealed = bytearray(segment_size + TAG_BYTES)
+    # Two ciphertext buffers: a writer thread writes one while the next is encrypted, so the
+    # write (a syscall, GIL released) overlaps AES-GCM instead of following it. At most one
+    # write is in flight, so a buffer is reused only after its previous write returned.
+    sealed = (bytearray(segment_size + TAG_BYTES), bytearray(segment_size + TAG_BYTES))
     cur, n_cur = 0, _fill(src, bufs[0])
-    while True:
-        # Look one segment ahead: the last segment must be flagged as such when encrypted.
-        n_next = _fill(src, bufs[1 - cur]) if n_cur == segment_size else 0
-        last = n_next == 0
-        out = memoryview(sealed)[: n_cur + TAG_BYTES]
-        aead.encrypt_into(_nonce(prefix, counter, last), memoryview(bufs[cur])[:n_cur], aad, out)
-        dst.write(out)
-        fingerprint.update(out[-TAG_BYTES:])
-        written += len(out)
-        plain += n_cur
-        counter += 1
-        if last:
-            break
-        cur, n_cur = 1 - cur, n_next
+    pending: Future[Any] | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="envelope-write") as writer:
+        try:
+            while True:
+                # Look one segment ahead: the last segment must be flagged as such when encrypted.
+                n_next = _fill(src, bufs[1 - cur]) if n_cur == segment_size else 0
+                last = n_next == 0
+                out = memoryview(sealed[counter % 2])[: n_cur + TAG_BYTES]
+                aead.encrypt_into(_nonce(prefix, counter, last), memoryview(bufs[cur])[:n_cur], aad, out)
+                if pending is not None:
+                    pending.result()
+                pending = writer.submit(dst.write, out)
+                fingerprint.update(out[-TAG_BYTES:])
+                written += len(out)
+                plain += n_cur
+                counter += 1
+                if last:
+                    break
+                cur, n_cur = 1 - cur, n_next
+        finally:
+            if pending is not None:
+                pending.result()
     return EnvelopeInfo(
         header_hash=aad.hex(),
         digest=fingerprint.hexdigest(),
