@@ -280,7 +280,7 @@ def anonymize(spec: PipelineSpec, ctx: Context, *, snapshot_id: str) -> StageRes
 
 
 def _anonymize_summary(report: dict[str, Any]) -> dict[str, Any]:
-    """Counts only (no values): what may travel in a shareable manifest."""
+    """What may travel in a shareable manifest: settings and column roles, no values, no counts."""
     cols = report.get("columns") or {}
     out: dict[str, Any] = {
         "config_hash": report.get("config_hash"),
@@ -290,7 +290,9 @@ def _anonymize_summary(report: dict[str, Any]) -> dict[str, Any]:
             if isinstance(c, dict) and c.get("role") == "identifier"
         },
         "text_columns": [n for n, c in cols.items() if isinstance(c, dict) and c.get("role") == "text"],
-        "entities_replaced": report.get("entities") or {},
+        # Entity *types* only: exact counts of what the real text held are a non-DP statistic
+        # and stay in the restricted report.json beside the anonymized data.
+        "entity_types_replaced": sorted((report.get("entities") or {}).keys()),
     }
     lines = [f"{n}: {op}" for n, op in out["identifier_columns"].items()]
     lines += [f"{n}: PII spans replaced" for n in out["text_columns"]]

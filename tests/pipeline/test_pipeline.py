@@ -176,3 +176,15 @@ def test_cli_budget_evaluate_read_and_denied_read(
     assert code == 0 and "400 rows" in out
     code, _, err = _cli(["read", name, "--user", "mallory"], capsys)
     assert code == 3 and "denied" in err and err.strip().count("\n") == 0
+
+
+def test_shareable_manifest_carries_no_real_derived_counts(run: dict[str, Any]) -> None:
+    from synthgen.crypto.envelope import read_header
+
+    with open(run["publish"].path, "rb") as fh:
+        manifest = read_header(fh).manifest
+    anon = manifest["anonymization"]
+    assert set(anon["identifier_columns"]) >= {"name", "email", "phone", "ssn", "street_address"}
+    assert all(isinstance(t, str) for t in anon["entity_types_replaced"])
+    assert "entities_replaced" not in anon and "lines" in anon
+    assert manifest["privacy"]["dp"] is True and 0 < manifest["privacy"]["epsilon"] <= 3.0 + 1e-9
