@@ -212,11 +212,8 @@ def anonymize(spec: PipelineSpec, ctx: Context, *, snapshot_id: str) -> StageRes
         hashlib.sha256(secret).hexdigest(),
     )
     rel = f"anonymized/{spec.name}/{anon_id}"
-    existing = ctx.catalog.get_dataset(anon_id)
-    if existing is not None and Path(existing.path).exists():
-        return StageResult(
-            "anonymize", anon_id, existing.path, existing.rows, reused=True, extra=existing.extra
-        )
+    if (prior := _reused(ctx, "anonymize", anon_id)) is not None:
+        return prior
 
     ctx.report("anonymize", 0, snap.rows)
     zone = ctx.zones.real
@@ -304,6 +301,26 @@ def latest(ctx: Context, name: str, kind: str) -> Dataset | None:
     """The newest catalogued dataset of a pipeline and kind."""
     found = [d for d in ctx.catalog.list_datasets(kind=kind) if d.name == name]
     return found[-1] if found else None
+
+
+def _reused(ctx: Context, stage: str, dataset_id: str) -> StageResult | None:
+    """The stage's earlier output, if ``dataset_id`` is catalogued and its files exist (idempotent reruns)."""
+    ds = ctx.catalog.get_dataset(dataset_id)
+    if ds is None or not Path(ds.path).exists():
+        return None
+    return StageResult(stage, ds.id, ds.path, ds.rows, reused=True, extra=_result_extra(stage, ds))
+
+
+def _result_extra(stage: str, ds: Dataset) -> dict[str, Any]:
+    """What a stage returns about its output: the same for a fresh and a reused output."""
+    if stage == "publish":
+        return {
+            "name": ds.name,
+            "epsilon": (ds.extra or {}).get("epsilon"),
+            "dp": bool(ds.dp),
+            "classification": ds.classification,
+        }
+    return dict(ds.extra or {})
 
 
 def _require(ctx: Context, dataset_id: str, kind: str) -> Dataset:
@@ -402,9 +419,8 @@ def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) 
         spec.evaluate.seed,
         run_id,
     )
-    existing = ctx.catalog.get_dataset(model_id)
-    if existing is not None and Path(existing.path).exists():
-        return StageResult("train", model_id, existing.path, existing.rows, reused=True, extra=existing.extra)
+    if (prior := _reused(ctx, "train", model_id)) is not None:
+        return prior
 
     planned = planned_epsilon(spec.privacy)
     check_budget(ctx.catalog, source, planned, spec.privacy.budget_cap)
@@ -606,9 +622,8 @@ def generate(
     shard_id = f"shard-{settings_hash(model_id, run_id, shard, n_shards, n)}"
     zone = ctx.zones.synthetic if model_ds.dp else ctx.zones.real
     rel = f"staging/{spec.name}/{run_id}/{shard_id}.parquet"
-    existing = ctx.catalog.get_dataset(shard_id)
-    if existing is not None and Path(existing.path).exists():
-        return StageResult("generate", shard_id, existing.path, existing.rows, reused=True)
+    if (prior := _reused(ctx, "generate", shard_id)) is not None:
+        return prior
 
     root = Path(model_ds.path)
     synth = Synthesizer.load(root / "tabular")
@@ -855,9 +870,8 @@ def evaluate(
 
     model = _require(ctx, model_id, "model")
     report_id = "report-" + settings_hash(model_id, sorted(shard_ids), spec.evaluate.model_dump(mode="json"))
-    existing = ctx.catalog.get_dataset(report_id)
-    if existing is not None and Path(existing.path).exists():
-        return StageResult("evaluate", report_id, existing.path, reused=True, extra=existing.extra)
+    if (prior := _reused(ctx, "evaluate", report_id)) is not None:
+        return prior
     anon, train_frame, holdout = _training_split(spec, ctx, model)
     synthetic = _read_shards(ctx, shard_ids)
     ctx.report("evaluate", 0, None, section="leak scan")
@@ -940,11 +954,8 @@ def publish(
 
     model = _require(ctx, model_id, "model")
     dataset_id = "syn-" + settings_hash(model_id, sorted(shard_ids), run_id)
-    existing = ctx.catalog.get_dataset(dataset_id)
-    if existing is not None and Path(existing.path).exists():
-        return StageResult(
-            "publish", dataset_id, existing.path, existing.rows, reused=True, extra=existing.extra
-        )
+    if (prior := _reused(ctx, "publish", dataset_id)) is not None:
+        return prior
     shards = [_require(ctx, sid, "staging") for sid in shard_ids]
     zone = ctx.zones.synthetic if model.dp else ctx.zones.real
     anon_id = ctx.catalog.parents(model_id)[0]
@@ -999,18 +1010,7 @@ def publish(
         Path(s.path).unlink(missing_ok=True)
     if headline:
         ctx.catalog.add_scores(ds.id, headline)
-    return StageResult(
-        "publish",
-        ds.id,
-        ds.path,
-        ds.rows,
-        extra={
-            "name": ds.name,
-            "epsilon": epsilon,
-            "dp": bool(model.dp),
-            "classification": ds.classification,
-        },
-    )
+    return StageResult("publish", ds.id, ds.path, ds.rows, extra=_result_extra("publish", ds))
 
 
 def summarize(spec: PipelineSpec, ctx: Context, results: dict[str, Any]) -> dict[str, Any]:

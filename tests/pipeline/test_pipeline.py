@@ -188,3 +188,13 @@ def test_shareable_manifest_carries_no_real_derived_counts(run: dict[str, Any]) 
     assert all(isinstance(t, str) for t in anon["entity_types_replaced"])
     assert "entities_replaced" not in anon and "lines" in anon
     assert manifest["privacy"]["dp"] is True and 0 < manifest["privacy"]["epsilon"] <= 3.0 + 1e-9
+
+
+def test_rerun_of_publish_returns_the_same_result(run: dict[str, Any]) -> None:
+    ctx, first = run["ctx"], run["publish"]
+    shard_ids = [s.dataset_id for s in run["generate"]]
+    again = pipeline.publish(
+        _spec(), ctx, model_id=run["train"].dataset_id, shard_ids=shard_ids, run_id="t-1"
+    )
+    assert again.reused and again.dataset_id == first.dataset_id
+    assert again.extra == first.extra and again.extra["name"] == "demo-patients-synthetic"
