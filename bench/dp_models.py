@@ -6,7 +6,7 @@ Figures:
   DP-TVAE under DP (eps 3) and without DP, vs ``ctgan.TVAE`` at the same batch
   size (its epochs are timed alone, without its BayesianGaussianMixture preprocessing).
   Goal: <= 1.5x.
-* ``sampling``: rows per second of ``sample(n)`` to a frame, both sides. Goal: >= 2x.
+* ``sampling``: rows per second of ``sample(n)`` to a frame, both sides (best of 3 calls each). Goal: >= 2x.
 * ``utility``: train on synthetic (made from ``adult_train.csv``), test on
   ``adult_test.csv``: HistGradientBoosting ROC AUC with one-hot categoricals, at
   eps 1 and 3 (delta 1e-5) and without DP, with the public Adult schema (category
@@ -263,12 +263,18 @@ def _speed(train: pl.DataFrame, public: Any, *, batch: int, device: str, quick: 
         "goal": "<= 1.5",
     }
     n = train.height if quick else 32_561
-    t0 = time.perf_counter()
-    dp_model.sample(n, seed=0)
-    ours = n / (time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    ctgan_tvae.sample(n)
-    theirs = n / (time.perf_counter() - t0)
+
+    def best_rate(draw: Any) -> float:
+        # Best of 3 on each side: the first call pays one-off warm-up, the rest show noise.
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            draw()
+            times.append(time.perf_counter() - t0)
+        return n / min(times)
+
+    ours = best_rate(lambda: dp_model.sample(n, seed=0))
+    theirs = best_rate(lambda: ctgan_tvae.sample(n))
     out["sampling"] = {
         "rows": n,
         "dp_tvae_rows_per_s": round(ours),

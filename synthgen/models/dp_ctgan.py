@@ -78,6 +78,9 @@ from synthgen.models.encoding import Span
 from synthgen.models.settings import ModelSettings
 from synthgen.privacy.record import MechanismEntry, PrivacyRecord, compose, non_dp_record
 
+#: Default half-width of the generator and discriminator layers (``model.hidden_dim`` unset).
+HIDDEN_DIM = 128
+
 BlockKind = Literal["softmax", "sigmoid"]
 
 #: Noise multiplier (sigma / L2 sensitivity) of the one-shot Gaussian release of the
@@ -145,7 +148,7 @@ class CTGANConfig:
     @classmethod
     def from_settings(cls, model: ModelSettings) -> CTGANConfig:
         """Defaults, with the spec's network width, learning rate, clipping norm and gradient mode."""
-        width = 2 * model.hidden_dim
+        width = 2 * (model.hidden_dim or HIDDEN_DIM)
         return cls(
             generator_lr=model.learning_rate,
             discriminator_lr=model.learning_rate,

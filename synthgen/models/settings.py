@@ -28,8 +28,9 @@ class ModelSettings(BaseModel):
     drop_duplicates: bool = False
     #: The DP language model for text columns.
     text: TextModelSettings = TextModelSettings()
-    #: Hidden units of each per-column head (DP-TVAE) / of the networks (DP-CTGAN).
-    hidden_dim: int = Field(default=128, ge=4)
+    #: Hidden units of each per-column head (DP-TVAE; default 64) / half the width of the
+    #: networks (DP-CTGAN; default 128). Unset: the model kind's default.
+    hidden_dim: int | None = Field(default=None, ge=4)
     #: Latent dimension of DP-TVAE's encoder (0 = no latent: a purely autoregressive decoder).
     latent_dim: int = Field(default=8, ge=0)
     #: Weight of the KL term of DP-TVAE's per-sample loss.

@@ -206,3 +206,58 @@ def test_sampled_values_stay_inside_public_bounds(fitted_dp) -> None:
     assert syn["score"].min() >= 0.0 and syn["score"].max() <= 10.0
     assert set(syn["y"].drop_nulls().unique().to_list()) <= {"a", "b", "c", "other"}
     assert np.isfinite(syn["score"].drop_nulls().to_numpy()).all()
+
+
+def test_fast_sampler_heads_equal_the_trained_heads_on_one_hot_context() -> None:
+    """The sampler's embedding-sum form of each head is the same function as the head itself."""
+    import torch
+
+    from synthgen.models.dp_tvae import AutoregressiveVAE
+
+    torch.manual_seed(0)
+    net = AutoregressiveVAE([3, 5, 2, 4], latent_dim=3, hidden_dim=16).eval()
+    n = 64
+    codes = torch.stack([torch.randint(0, c, (n,)) for c in net.cardinalities], dim=1)
+    z = torch.randn(n, 3)
+    ctx = torch.cat([torch.ones(n, 1), z, net.one_hot(codes)], dim=1)
+    index, weight = net.sampling_slots(n, "cpu")
+    weight[:, 1:4] = z
+    index[:, 4:] += codes
+    tables = net.sampling_tables()
+    base = 1 + net.latent_dim
+    with torch.no_grad():
+        for j, head in enumerate(net.heads):
+            expected = head(ctx[:, : base + net.offsets[j]])
+            got = net.head_logits(j, tables, index, weight)
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_fast_sampler_draws_from_the_heads_distribution() -> None:
+    """Without a latent, column 0's draws follow softmax(head 0), column 1's its conditional."""
+    import torch
+
+    from synthgen.models.dp_tvae import AutoregressiveVAE
+
+    torch.manual_seed(1)
+    net = AutoregressiveVAE([3, 4], latent_dim=0, hidden_dim=8).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(4.0)  # uneven distributions
+        n = 200_000
+        gen = torch.Generator().manual_seed(0)
+        codes = net.sample_codes(n, generator=gen, device="cpu", chunk_rows=30_000)
+        p0 = torch.softmax(net.heads[0](torch.ones(1, 1)), dim=1)[0]
+        emp0 = torch.bincount(codes[:, 0], minlength=3).double() / n
+        assert torch.allclose(emp0, p0.double(), atol=5 * (0.25 / n) ** 0.5)
+        checked = 0
+        for k in range(3):
+            rows = codes[codes[:, 0] == k, 1]
+            if rows.numel() < 5000:
+                continue
+            checked += 1
+            ctx = torch.cat([torch.ones(1, 1), torch.nn.functional.one_hot(torch.tensor([k]), 3).float()], 1)
+            p1 = torch.softmax(net.heads[1](ctx), dim=1)[0]
+            emp1 = torch.bincount(rows, minlength=4).double() / rows.numel()
+            # Five standard errors of a proportion estimated from these rows.
+            assert torch.allclose(emp1, p1.double(), atol=5 * (0.25 / rows.numel()) ** 0.5)
+        assert checked >= 2
