@@ -835,12 +835,15 @@ def _leak_scan(spec: PipelineSpec, anon: Dataset, synthetic: pl.DataFrame) -> di
     return result or None
 
 
-def _text_metrics(model: Dataset, holdout: pl.DataFrame, synthetic: pl.DataFrame) -> dict[str, Any] | None:
-    """Perplexity on held-out real text, diversity and lengths, per synthesized text column."""
+def _text_metrics(
+    spec: PipelineSpec, model: Dataset, train: pl.DataFrame, holdout: pl.DataFrame, synthetic: pl.DataFrame
+) -> dict[str, Any] | None:
+    """Perplexity on held-out real text, diversity and lengths, per synthesized text column,
+    and with ``evaluate.text_canary`` the canary exposure of a model trained like this one."""
     columns: dict[str, Any] = model.extra.get("text", {}).get("columns", {})
     if not columns:
         return None
-    from synthgen.models.text import DPTextModel, text_metrics
+    from synthgen.models.text import DPTextModel, canary_exposure, text_metrics
 
     out: dict[str, Any] = {}
     for col, info in columns.items():
@@ -855,6 +858,21 @@ def _text_metrics(model: Dataset, holdout: pl.DataFrame, synthetic: pl.DataFrame
             tm,
             holdout_conditions=sample.select(conds) if conds else None,
         )
+        if spec.evaluate.text_canary:
+            # Same settings, epsilon and delta as the released text model; restricted report only.
+            out[col]["canary"] = canary_exposure(
+                train[col],
+                train.select(conds) if conds else None,
+                settings=tm.settings,
+                epsilon=tm.privacy_record_.target_epsilon,
+                delta=tm.privacy_record_.target_delta,
+                dp=tm.dp,
+                categories=tm.tokenizer_.categories,
+                k=spec.evaluate.text_canary,
+                seed=spec.evaluate.seed,
+                device=spec.model.device,
+                accountant=tm.accountant,
+            )
     return out or None
 
 
@@ -877,7 +895,7 @@ def evaluate(
     ctx.report("evaluate", 0, None, section="leak scan")
     leaks = _leak_scan(spec, anon, synthetic)
     privacy = {"dp": bool(model.dp), "epsilon": model.extra.get("epsilon"), "delta": model.extra.get("delta")}
-    text = _text_metrics(model, holdout, synthetic)
+    text = _text_metrics(spec, model, train_frame, holdout, synthetic)
     result = evaluate_frames(
         text=text,
         train=train_frame,

@@ -52,5 +52,9 @@ class EvaluateSettings(BaseModel):
     #: Native threads (OpenMP/BLAS) for models and distances. 1 on purpose: on a busy 2-core host,
     #: multi-threaded HistGradientBoosting measured 15-40x slower than single-threaded.
     threads: int = Field(default=1, ge=1)
+    #: Memorisation test for text columns: plant a canary sentence this many times in the
+    #: training text, train the text model with and without it (same settings and epsilon),
+    #: and report the canary's exposure for both. 0 = off: it trains two extra text models.
+    text_canary: int = Field(default=0, ge=0)
     #: Embed PNG plots in the HTML report (off = tables only, faster).
     plots: bool = True

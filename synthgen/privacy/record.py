@@ -19,8 +19,9 @@ class MechanismEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     step: Literal["preprocessing", "training"]
-    #: laplace_count | dp_quantiles | dp_categories | dp_counts | dp_sgd | ...
-    mechanism: str
+    #: laplace_count | dp_quantiles | dp_categories | dp_counts | dp_sgd | ... (a short name:
+    #: the ledger's column holds 120 characters).
+    mechanism: str = Field(max_length=120)
     #: Column the mechanism read, when it read one column.
     column: str | None = None
     epsilon: float = Field(ge=0)

@@ -66,12 +66,18 @@ def test_dp_training_spends_at_most_the_target_and_records_it(trained) -> None:
     model, _ = trained
     record = model.privacy_record_
     assert record.dp and record.row_count_source == "exact"
-    (entry,) = record.entries
-    assert entry.step == "text_training" and entry.accountant == "rdp"
-    assert 0 < entry.epsilon <= EPS and entry.delta == DELTA
+    vocab, training = record.entries
+    share = model.settings.vocabulary_share
+    assert vocab.step == "text_preprocessing" and "partition selection" in vocab.mechanism
+    assert vocab.epsilon == pytest.approx(EPS * share) and vocab.delta == pytest.approx(DELTA * share)
+    assert training.step == "text_training" and training.accountant == "rdp"
+    assert 0 < training.epsilon <= EPS * (1 - share) + 1e-12
+    assert training.delta == pytest.approx(DELTA * (1 - share))
+    assert record.epsilon <= EPS and record.delta <= DELTA * (1 + 1e-12)
     ledger = record.to_privacy_record("notes")
-    assert ledger.spent_epsilon == entry.epsilon and ledger.mechanisms[0].step == "training"
-    assert ledger.mechanisms[0].column == "notes"
+    assert ledger.spent_epsilon == pytest.approx(vocab.epsilon + training.epsilon)
+    assert [m.step for m in ledger.mechanisms] == ["preprocessing", "training"]
+    assert {m.column for m in ledger.mechanisms} == {"notes"}
 
 
 def test_public_row_count_sets_the_sampling_rate(notes) -> None:

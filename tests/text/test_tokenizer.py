@@ -12,7 +12,7 @@ from synthgen.models.text.tokenizer import (
     EOS,
     IGNORE,
     PAD,
-    ByteTokenizer,
+    TextTokenizer,
     strip_partial_tail,
     truncate_utf8,
 )
@@ -20,8 +20,8 @@ from synthgen.models.text.tokenizer import (
 from ._data import CATEGORIES, tiny_settings
 
 
-def _tok(max_length: int = 16) -> ByteTokenizer:
-    return ByteTokenizer(condition_columns=["dx"], categories={"dx": CATEGORIES}, max_length=max_length)
+def _tok(max_length: int = 16) -> TextTokenizer:
+    return TextTokenizer(condition_columns=["dx"], categories={"dx": CATEGORIES}, max_length=max_length)
 
 
 def test_vocabulary_does_not_depend_on_training_text() -> None:

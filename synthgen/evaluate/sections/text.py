@@ -34,11 +34,19 @@ class TextSection(Section):
             _flat("", metrics, rows)
             table = [[k, v] for k, v in sorted(rows.items())]
             out.tables.append(Table(f"Text column {column}", ["metric", "value"], table))
-            for key in ("perplexity", "distinct_2", "length_tvd"):
-                if isinstance(metrics.get(key), int | float):
-                    out.headline[f"text_{key}" if len(text) == 1 else f"{column}_{key}"] = metrics[key]
+            canary = metrics.get("canary") or {}
+            flat = {
+                **{k: metrics.get(k) for k in ("perplexity", "distinct_2", "length_tvd")},
+                "canary_exposure": (canary.get("with_canary") or {}).get("exposure"),
+                "canary_exposure_without": (canary.get("without_canary") or {}).get("exposure"),
+            }
+            for key, value in flat.items():
+                if isinstance(value, int | float):
+                    out.headline[f"text_{key}" if len(text) == 1 else f"{column}_{key}"] = value
             out.metrics[column] = metrics
         out.note(
             "Perplexity is per byte on held-out real text (lower is better); distinct-n is the share of "
-            "unique n-grams (diversity); length TVD compares byte-length histograms."
+            "unique n-grams (diversity); length TVD compares byte-length histograms. Canary exposure "
+            "(with evaluate.text_canary): bits by which a secret planted k times ranks above random "
+            "secrets under a model trained like this one; compare with the model trained without it."
         )

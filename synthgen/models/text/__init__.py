@@ -24,12 +24,15 @@ if TYPE_CHECKING:  # real names for type checkers; at run time they load on firs
     from synthgen.models.text.metrics import distinct_n, text_metrics
     from synthgen.models.text.model import DPTextModel
     from synthgen.models.text.settings import TextModelSettings
-    from synthgen.models.text.tokenizer import ByteTokenizer, InputStats, truncate_utf8
+    from synthgen.models.text.tokenizer import InputStats, TextTokenizer, truncate_utf8
+    from synthgen.models.text.vocabulary import dp_words, split_pieces
 
 _EXPORTS = {
-    "ByteTokenizer": "tokenizer",
+    "TextTokenizer": "tokenizer",
     "InputStats": "tokenizer",
     "truncate_utf8": "tokenizer",
+    "dp_words": "vocabulary",
+    "split_pieces": "vocabulary",
     "DPTextModel": "model",
     "PrivacyEntry": "accounting",
     "TextPrivacyRecord": "accounting",
@@ -42,16 +45,18 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "ByteTokenizer",
     "DPTextModel",
     "InputStats",
     "PrivacyEntry",
     "TextModelSettings",
     "TextPrivacyRecord",
+    "TextTokenizer",
     "calibrate_noise",
     "canary_exposure",
     "distinct_n",
+    "dp_words",
     "exposure",
+    "split_pieces",
     "text_metrics",
     "truncate_utf8",
 ]

@@ -1,10 +1,11 @@
 """Noise calibration and the privacy record the text model hands to the budget ledger.
 
-The text model's only access to the training text under DP is DP-SGD: Poisson-sampled
-batches (each record in a step with probability ``q``), per-record gradients clipped to
-``max_grad_norm``, Gaussian noise ``noise_multiplier * max_grad_norm`` added to their sum.
-The tokenizer reads nothing from the data (fixed byte vocabulary, public condition lists),
-so preprocessing costs nothing and has no ledger entry. Adjacency is record-level: one text
+The text model reads the training text under DP through two mechanisms, each a ledger
+entry: the word vocabulary (Gaussian partition selection, ``text_preprocessing``; none with
+``vocabulary: bytes``) and DP-SGD (``text_training``): Poisson-sampled batches (each record
+in a step with probability ``q``), per-record gradients clipped to ``max_grad_norm``,
+Gaussian noise ``noise_multiplier * max_grad_norm`` added to their sum. Condition tokens
+come from public or DP-discovered category lists. Adjacency is record-level: one text
 (one row) is one record. If one person has several rows, the guarantee per person is
 weaker (group privacy) unless the caller groups rows by person first.
 """
@@ -90,7 +91,9 @@ class TextPrivacyRecord(BaseModel):
             mechanisms=[
                 MechanismEntry(
                     step="training" if e.step == "text_training" else "preprocessing",
-                    mechanism="dp_sgd_text" if e.step == "text_training" else e.mechanism,
+                    # Short ledger names (the catalog column holds 120 characters); the full
+                    # description stays in the model's own record.
+                    mechanism="dp_sgd_text" if e.step == "text_training" else "dp_word_vocabulary",
                     column=column,
                     epsilon=e.epsilon,
                     delta=e.delta,

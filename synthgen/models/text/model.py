@@ -1,8 +1,11 @@
-"""DP text model: a byte-level transformer trained with DP-SGD, conditioned on categorical prefixes.
+"""DP text model: a small transformer over bytes and DP-selected words, trained with DP-SGD.
 
-Privacy guarantee (DP mode). The released weights are (epsilon, delta)-DP with respect to
-adding or removing one training record (one text and its condition values), by Opacus's
-accountant over Poisson-sampled DP-SGD steps. It holds only if:
+Privacy guarantee (DP mode). The released weights and word list are (epsilon, delta)-DP
+with respect to adding or removing one training record (one text and its condition
+values): the word vocabulary by Gaussian partition selection
+(:mod:`synthgen.models.text.vocabulary`, ``vocabulary_share`` of the budget), the weights by
+Opacus's accountant over Poisson-sampled DP-SGD steps (the rest), composed by addition.
+It holds only if:
 
 * the category lists passed as ``categories`` are public or were produced by a DP mechanism
   charged separately (they become vocabulary; under DP they are never read from the data);
@@ -42,7 +45,8 @@ from synthgen.models.text.accounting import (
 from synthgen.models.text.network import TextTransformer
 from synthgen.models.text.sampling import Utf8State, sample_next, state_masks
 from synthgen.models.text.settings import TextModelSettings
-from synthgen.models.text.tokenizer import EOS, IGNORE, ByteTokenizer, InputStats
+from synthgen.models.text.tokenizer import EOS, IGNORE, InputStats, TextTokenizer
+from synthgen.models.text.vocabulary import dp_words, exact_words
 
 FORMAT = "synthgen.text-model/1"
 #: progress(done_steps, total_steps, last_loss)
@@ -70,7 +74,7 @@ def _os_generator(device: torch.device) -> torch.Generator:
 
 
 class DPTextModel:
-    """Byte-level language model for one text column, trained with DP-SGD (Opacus).
+    """Language model for one text column (bytes + DP-selected words), trained with DP-SGD (Opacus).
 
     Args:
         settings: the spec's ``model.text`` section.
@@ -115,7 +119,10 @@ class DPTextModel:
 
     # -- training ----------------------------------------------------------------
 
-    def _tokenizer_for(self, conditions: pl.DataFrame | None) -> ByteTokenizer:
+    def _tokenizer_for(
+        self, texts: pl.Series, conditions: pl.DataFrame | None
+    ) -> tuple[TextTokenizer, PrivacyEntry | None]:
+        """The tokenizer, and under DP with word tokens the ledger entry of its word release."""
         cats = dict(self.categories)
         for col in self.settings.condition_on:
             if col in cats:
@@ -130,9 +137,34 @@ class DPTextModel:
                 raise ModelError(f"text model: condition column {col!r} is missing from the conditions")
             values = conditions.get_column(col).cast(pl.String).drop_nulls().unique().sort()
             cats[col] = values.to_list()
-        return ByteTokenizer(
-            condition_columns=self.settings.condition_on, categories=cats, max_length=self.settings.max_length
+        s = self.settings
+        words: list[str] = []
+        entry = None
+        if s.vocabulary == "words" and s.words is not None:
+            words = list(s.words)
+        elif s.vocabulary == "words":
+            strings = [b.decode("utf-8") if b else None for b in TextTokenizer.to_bytes(texts, InputStats())]
+            if self.dp:
+                assert self.epsilon is not None and self.delta is not None
+                eps, delta = self.epsilon * s.vocabulary_share, self.delta * s.vocabulary_share
+                words, params = dp_words(
+                    strings, epsilon=eps, delta=delta, per_record=s.words_per_record, max_words=s.max_words
+                )
+                entry = PrivacyEntry(
+                    step="text_preprocessing",
+                    mechanism=f"word vocabulary: Gaussian partition selection (analytic Gaussian, "
+                    f"sigma={params['sigma']:.2f}, threshold={params['threshold']:.1f}, "
+                    f"{s.words_per_record} words per record, {len(words)} released)",
+                    epsilon=eps,
+                    delta=delta,
+                    accountant=self.accountant,
+                )
+            else:
+                words = exact_words(strings, per_record=s.words_per_record, max_words=s.max_words)
+        tok = TextTokenizer(
+            condition_columns=s.condition_on, categories=cats, max_length=s.max_length, words=words
         )
+        return tok, entry
 
     def _new_network(self, vocab_size: int, n_positions: int) -> TextTransformer:
         s = self.settings
@@ -164,7 +196,7 @@ class DPTextModel:
                 ``privacy_record_.row_count_source`` says "exact": the count is then not protected.
         """
         s = self.settings
-        tok = self._tokenizer_for(conditions)
+        tok, vocab_entry = self._tokenizer_for(texts, conditions)
         inputs, targets, stats = tok.encode_training(texts, conditions, skip_empty=s.empty_text == "skip")
         n = len(inputs)
         if n == 0:
@@ -178,7 +210,9 @@ class DPTextModel:
         criterion = torch.nn.CrossEntropyLoss(ignore_index=IGNORE)
 
         if self.dp:
-            record, loss_history = self._fit_dp(net, optimizer, criterion, dataset, progress, n_public)
+            record, loss_history = self._fit_dp(
+                net, optimizer, criterion, dataset, progress, n_public, vocab_entry
+            )
         else:
             loader = DataLoader(
                 dataset, batch_size=batch, shuffle=True, generator=torch.Generator().manual_seed(self.seed)
@@ -205,6 +239,7 @@ class DPTextModel:
         dataset: TensorDataset,
         progress: Progress | None,
         n_public: float | None,
+        vocab_entry: PrivacyEntry | None,
     ) -> tuple[TextPrivacyRecord, list[float]]:
         from opacus import PrivacyEngine
         from opacus.data_loader import DPDataLoader
@@ -212,6 +247,9 @@ class DPTextModel:
 
         s = self.settings
         assert self.epsilon is not None and self.delta is not None
+        # DP-SGD gets what the word release left of the text budget.
+        train_eps = self.epsilon - (vocab_entry.epsilon if vocab_entry else 0.0)
+        train_delta = self.delta - (vocab_entry.delta if vocab_entry else 0.0)
         errors = ModuleValidator.validate(net, strict=False)
         if errors:
             raise ModelError(f"text model: network not supported by Opacus: {errors[0]}")
@@ -226,8 +264,8 @@ class DPTextModel:
         expected_batch = max(1, round(q * n_ref))
         total = s.epochs * steps_per_epoch
         sigma, _ = calibrate_noise(
-            target_epsilon=self.epsilon,
-            target_delta=self.delta,
+            target_epsilon=train_eps,
+            target_delta=train_delta,
             sample_rate=sample_rate,
             steps=total,
             accountant=self.accountant,
@@ -262,22 +300,22 @@ class DPTextModel:
                 losses = self._loop(gsm, dp_optimizer, dp_loader, total, progress, criterion=dp_criterion)
         finally:
             gsm.cleanup()
-        spent = float(engine.accountant.get_epsilon(delta=self.delta))
-        if spent > self.epsilon:
-            raise PrivacyError(f"text model: spent epsilon {spent:.4f} exceeds target {self.epsilon:g}")
+        spent = float(engine.accountant.get_epsilon(delta=train_delta))
+        if spent > train_eps:
+            raise PrivacyError(f"text model: DP-SGD spent epsilon {spent:.4f} over its target {train_eps:g}")
         entry = PrivacyEntry(
             step="text_training",
             mechanism=f"DP-SGD (Opacus, Poisson sampling q={sample_rate:.5f}, sigma={sigma:.4f}, "
             f"C={s.max_grad_norm:g}, {total} steps)",
             epsilon=spent,
-            delta=self.delta,
+            delta=train_delta,
             accountant=self.accountant,
         )
         record = TextPrivacyRecord(
             dp=True,
             target_epsilon=self.epsilon,
             target_delta=self.delta,
-            entries=[entry],
+            entries=[e for e in (vocab_entry, entry) if e is not None],
             noise_multiplier=sigma,
             max_grad_norm=s.max_grad_norm,
             sample_rate=sample_rate,
@@ -342,14 +380,15 @@ class DPTextModel:
     def score(
         self, texts: pl.Series, conditions: pl.DataFrame | None = None, *, batch_size: int = 256
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Negative log-likelihood (nats) of each text (bytes + EOS) and its token count.
+        """Negative log-likelihood (nats) of each text (its tokens + EOS) and its bytes + EOS.
 
         Texts are encoded by the training rule (truncation included); nulls score as empty text.
+        The second array counts bytes, not tokens, so that perplexity per byte compares models
+        whatever their vocabulary.
         """
         self._check_fitted()
-        inputs, targets, _ = self.tokenizer_.encode_training(texts, conditions, skip_empty=False)
+        inputs, targets, stats = self.tokenizer_.encode_training(texts, conditions, skip_empty=False)
         nll = np.zeros(len(inputs))
-        count = np.zeros(len(inputs), dtype=np.int64)
         for i in range(0, len(inputs), batch_size):
             x = torch.from_numpy(inputs[i : i + batch_size]).to(self.device)
             y = torch.from_numpy(targets[i : i + batch_size]).to(self.device)
@@ -358,8 +397,7 @@ class DPTextModel:
                 logits.transpose(1, 2).float(), y, ignore_index=IGNORE, reduction="none"
             )
             nll[i : i + len(x)] = tok_nll.sum(dim=1).cpu().numpy()
-            count[i : i + len(x)] = (y != IGNORE).sum(dim=1).cpu().numpy()
-        return nll, count
+        return nll, stats.scored_bytes
 
     @torch.no_grad()
     def generate(
@@ -411,11 +449,13 @@ class DPTextModel:
         )
         ids = tok.encode_conditions(cond, n)
         if head:
-            ids = np.concatenate([ids, np.tile(np.frombuffer(head, dtype=np.uint8), (n, 1))], axis=1)
+            ids = np.concatenate(
+                [ids, np.tile(np.asarray(tok.text_ids(head), dtype=np.int64), (n, 1))], axis=1
+            )
         prefix = torch.from_numpy(ids.astype(np.int64)).to(self.device)
         gen = torch.Generator(device=self.device)
         gen.manual_seed(secrets.randbits(63) if seed is None else seed)
-        masks = state_masks(tok.vocab_size, self.device)
+        masks = state_masks(tok.vocab_size, self.device, word_start=tok.word_start)
         out: list[str] = []
         # One token at a time through a small network: each op is too small for intra-op
         # threads to pay, and spinning threads cost ~10x when the cores are shared (measured).
@@ -457,7 +497,8 @@ class DPTextModel:
             if bool(finished.all()) or t == limit - 1:
                 break
             last = self.network_.step(nxt.unsqueeze(1), cache)[:, -1]
-        return [self.tokenizer_.decode(row) for row in produced.cpu().tolist()]
+        # A word token is several bytes: cut the text back to the byte limit.
+        return [self.tokenizer_.decode(row, max_bytes=limit) for row in produced.cpu().tolist()]
 
     # -- persistence ------------------------------------------------------------
 
@@ -505,10 +546,11 @@ class DPTextModel:
             accountant=config["accountant"],
             seed=int(config["seed"]),
         )
-        tok = ByteTokenizer(
+        tok = TextTokenizer(
             condition_columns=config["tokenizer"]["condition_columns"],
             categories=config["tokenizer"]["categories"],
             max_length=int(config["tokenizer"]["max_length"]),
+            words=config["tokenizer"].get("words", []),
         )
         net = model._new_network(tok.vocab_size, tok.sequence_length)
         try:
@@ -536,6 +578,6 @@ def _per_sequence_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
 
 
 def perplexity_from(nll: np.ndarray, count: np.ndarray) -> float:
-    """Per-byte perplexity ``exp(total NLL / total scored tokens)``."""
+    """Per-byte perplexity ``exp(total NLL / total scored bytes)`` (counts from ``DPTextModel.score``)."""
     total = int(count.sum())
     return float(math.exp(float(nll.sum()) / total)) if total else float("nan")

@@ -4,7 +4,8 @@ The constraint keeps every generated text valid UTF-8 without post-hoc repair. E
 carries a state: at a character start any ASCII byte, a valid lead byte or EOS may follow;
 inside a multi-byte character only the continuation bytes the UTF-8 grammar allows there
 (RFC 3629, which excludes overlong forms, surrogates and code points above U+10FFFF).
-Special and condition tokens are never sampled.
+Word tokens (complete characters) may come only at a character start. Special and
+condition tokens are never sampled.
 """
 
 from __future__ import annotations
@@ -18,9 +19,15 @@ START, CONT, CONT_A0_BF, CONT_80_9F, CONT_90_BF, CONT_80_8F = range(6)
 _FIRST_CONT = {0xE0: CONT_A0_BF, 0xED: CONT_80_9F, 0xF0: CONT_90_BF, 0xF4: CONT_80_8F}
 
 
-def state_masks(vocab_size: int, device: torch.device) -> torch.Tensor:
-    """Allowed next tokens for each state, shape ``(6, vocab)``."""
+def state_masks(vocab_size: int, device: torch.device, *, word_start: int | None = None) -> torch.Tensor:
+    """Allowed next tokens for each state, shape ``(6, vocab)``.
+
+    Word tokens (ids from ``word_start``) are whole characters, so they may follow only at a
+    character start.
+    """
     m = torch.zeros(6, vocab_size, dtype=torch.bool, device=device)
+    if word_start is not None:
+        m[START, word_start:] = True
     m[START, :0x80] = True
     m[START, 0xC2:0xF5] = True  # lead bytes (C0, C1, F5-FF never occur in UTF-8)
     m[START, EOS] = True

@@ -1,9 +1,10 @@
-"""Byte-level tokenizer with a vocabulary fixed in advance, plus public condition tokens.
+"""Tokenizer: bytes, optional word tokens, and public condition tokens.
 
-Privacy: nothing in the vocabulary is read from the training text. The 256 byte values and
-three special tokens are the same for every dataset; the condition tokens come from
-category lists handed in by the caller, which must be public (declared in the spec) or
-DP-discovered. A category value not on its list maps to that column's ``<other>`` token, so
+Privacy: the 256 byte values and three special tokens are the same for every dataset; the
+condition tokens come from category lists handed in by the caller, which must be public
+(declared in the spec) or DP-discovered; the word tokens come from the caller too, and
+under DP must be released by :func:`synthgen.models.text.vocabulary.dp_words` (charged to
+the budget). A category value not on its list maps to that column's ``<other>`` token, so
 a rare real value can never become a token of its own.
 
 Layout of the ids::
@@ -11,8 +12,11 @@ Layout of the ids::
     0..255            the byte values
     256 PAD, 257 BOS, 258 EOS
     259..             condition tokens: for each condition column, its categories then <other>
+    then              word tokens, in the order given
 
-A training sequence is ``[cond_1, ..., cond_k, BOS, byte_1, ..., byte_m, EOS]``.
+A text is split into pieces (:func:`~synthgen.models.text.vocabulary.split_pieces`); a piece
+on the word list is one token, any other piece is spelled in bytes. A training sequence is
+``[cond_1, ..., cond_k, BOS, token_1, ..., token_m, EOS]``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import numpy as np
 import polars as pl
 
 from synthgen.errors import ModelError
+from synthgen.models.text.vocabulary import split_pieces
 
 N_BYTES = 256
 PAD = 256
@@ -76,6 +81,8 @@ class InputStats:
     truncated: int = 0
     invalid_utf8: int = 0
     condition_other: dict[str, int] = field(default_factory=dict)
+    #: Bytes (+ EOS) scored per kept row, for per-byte perplexity whatever the tokens.
+    scored_bytes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -89,8 +96,8 @@ class InputStats:
         }
 
 
-class ByteTokenizer:
-    """Fixed byte vocabulary plus prefix tokens for public categorical conditions.
+class TextTokenizer:
+    """Byte vocabulary, optional word tokens, and prefix tokens for public categorical conditions.
 
     Args:
         condition_columns: the columns the text is conditioned on, in prefix order.
@@ -98,6 +105,8 @@ class ByteTokenizer:
             ``categories`` or a DP-discovered list). Never pass a list read from raw data in
             DP mode: a rare value would become a token and leak.
         max_length: longest text in bytes (see :func:`truncate_utf8`).
+        words: word tokens (pieces of two bytes or more). Under DP, only a list released by
+            a DP mechanism; empty for a pure byte-level model.
     """
 
     def __init__(
@@ -106,6 +115,7 @@ class ByteTokenizer:
         condition_columns: Sequence[str],
         categories: Mapping[str, Sequence[str]],
         max_length: int,
+        words: Sequence[str] = (),
     ) -> None:
         self.condition_columns = list(condition_columns)
         self.max_length = max_length
@@ -125,7 +135,11 @@ class ByteTokenizer:
             self._offsets[col] = next_id
             self._index[col] = {c: next_id + i for i, c in enumerate(cats)}
             next_id += len(cats) + 1  # + <other>
-        self.vocab_size = next_id
+        self.words = [w for w in dict.fromkeys(words) if len(w.encode("utf-8")) >= 2]
+        self.word_start = next_id
+        self._word_ids = {w: next_id + i for i, w in enumerate(self.words)}
+        self._word_bytes = [w.encode("utf-8") for w in self.words]
+        self.vocab_size = next_id + len(self.words)
 
     @property
     def prefix_length(self) -> int:
@@ -145,6 +159,7 @@ class ByteTokenizer:
             "condition_columns": self.condition_columns,
             "categories": self.categories,
             "max_length": self.max_length,
+            "words": self.words,
         }
 
     # -- conditions --------------------------------------------------------------
@@ -183,7 +198,8 @@ class ByteTokenizer:
 
     # -- text --------------------------------------------------------------------
 
-    def to_bytes(self, texts: pl.Series, stats: InputStats) -> list[bytes | None]:
+    @staticmethod
+    def to_bytes(texts: pl.Series, stats: InputStats) -> list[bytes | None]:
         """Turn a String or Binary series into UTF-8 bytes; None marks a null or empty text.
 
         Binary values that are not valid UTF-8 are decoded with replacement (U+FFFD) and
@@ -213,6 +229,19 @@ class ByteTokenizer:
         stats.empty_or_null += sum(1 for b in out if b is None)
         return out
 
+    def text_ids(self, body: bytes) -> list[int]:
+        """Token ids of one (valid UTF-8) text: word tokens where a piece is on the list, else bytes."""
+        if not self._word_ids:
+            return list(body)
+        ids: list[int] = []
+        for piece in split_pieces(body.decode("utf-8")):
+            word = self._word_ids.get(piece)
+            if word is None:
+                ids.extend(piece.encode("utf-8"))
+            else:
+                ids.append(word)
+        return ids
+
     def encode_training(
         self,
         texts: pl.Series,
@@ -224,10 +253,11 @@ class ByteTokenizer:
 
         ``inputs`` is right-padded with PAD; ``targets`` holds the next token at each position
         and ``IGNORE`` where no loss is taken (condition prefix and padding). Truncated texts
-        get no EOS: the model should not learn that they end there.
+        get no EOS: the model should not learn that they end there. ``stats.scored_bytes``
+        gets, per kept row, the bytes plus EOS its targets cover (the unit of perplexity).
         """
         stats = InputStats()
-        data = self.to_bytes(texts, stats)
+        data = TextTokenizer.to_bytes(texts, stats)
         prefix = self.encode_conditions(conditions, len(data), stats)
         keep = [i for i, b in enumerate(data) if b is not None or not skip_empty]
         if skip_empty:
@@ -236,12 +266,15 @@ class ByteTokenizer:
         tokens = np.full((len(keep), seq), PAD, dtype=np.int64)
         targets = np.full((len(keep), seq - 1), IGNORE, dtype=np.int64)
         p = self.prefix_length
+        scored = np.zeros(len(keep), dtype=np.int64)
         for row, i in enumerate(keep):
             body, cut = truncate_utf8(data[i] or b"", self.max_length)
             stats.truncated += int(cut)
-            m = len(body)
+            ids = self.text_ids(body)
+            m = len(ids)
+            scored[row] = len(body) + (not cut)
             tokens[row, :p] = prefix[i]
-            tokens[row, p : p + m] = np.frombuffer(body, dtype=np.uint8)
+            tokens[row, p : p + m] = ids
             end = p + m
             if not cut:
                 tokens[row, end] = EOS
@@ -249,14 +282,21 @@ class ByteTokenizer:
             # Loss on every byte and on EOS, predicted from the position before it.
             targets[row, p - 1 : end - 1] = tokens[row, p:end]
         stats.trained = len(keep)
+        stats.scored_bytes = scored
         return tokens[:, :-1].copy(), targets, stats
 
-    def decode(self, ids: Sequence[int]) -> str:
-        """Bytes up to the first EOS (special and condition ids are dropped), as text."""
+    def decode(self, ids: Sequence[int], max_bytes: int | None = None) -> str:
+        """Bytes and words up to the first EOS (special and condition ids are dropped), as text,
+        cut to ``max_bytes`` at a character boundary when given."""
         buf = bytearray()
         for t in ids:
             if t == EOS:
                 break
             if t < N_BYTES:
                 buf.append(t)
-        return strip_partial_tail(bytes(buf)).decode("utf-8", errors="replace")
+            elif t >= self.word_start:
+                buf.extend(self._word_bytes[t - self.word_start])
+        data = strip_partial_tail(bytes(buf))
+        if max_bytes is not None:
+            data, _ = truncate_utf8(data, max_bytes)
+        return data.decode("utf-8", errors="replace")

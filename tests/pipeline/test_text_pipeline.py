@@ -1,0 +1,91 @@
+"""A text column through the pipeline: one ledger for both models, text output, canary in the report."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from synthgen import pipeline
+from synthgen.demo import write_demo_csv
+from synthgen.spec import PipelineSpec, load_spec
+
+DEMO_SPEC = Path(__file__).resolve().parents[2] / "pipelines" / "demo.yaml"
+SMALL = [
+    "model.epochs=1",
+    "model.batch_size=128",
+    "model.text.d_model=16",
+    "model.text.n_layers=1",
+    "model.text.n_heads=2",
+    "model.text.max_length=64",
+    "model.text.epochs=1",
+    "model.text.batch_size=64",
+    "output.rows=200",
+    "evaluate.plots=false",
+    "evaluate.text_canary=3",
+]
+
+
+def _spec() -> PipelineSpec:
+    return load_spec(DEMO_SPEC, SMALL)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    home = tmp_path_factory.mktemp("texthome")
+    saved = {k: os.environ.get(k) for k in ("SYNTHGEN_HOME", "SYNTHGEN_USER", "SYNTHGEN_CATALOG_URL")}
+    os.environ["SYNTHGEN_HOME"] = str(home)
+    os.environ.pop("SYNTHGEN_CATALOG_URL", None)
+    try:
+        write_demo_csv(home / "demo" / "patients.csv", 600, 1)
+        from synthgen.access import init_keys
+
+        init_keys(user="alice")
+        ctx = pipeline.Context.from_env()
+        ctx.user = "synthgen-pipeline"
+        results = pipeline.run_pipeline(_spec(), ctx, run_id="text-1")
+        results["ctx"] = ctx
+        yield results
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def test_ledger_holds_tabular_and_text_charges_within_the_target(run: dict[str, Any]) -> None:
+    ctx = run["ctx"]
+    entries = ctx.catalog.ledger(pipeline.source_key(_spec()))
+    text = [e for e in entries if (e.detail or {}).get("column") == "notes"]
+    assert {e.step for e in text} == {"preprocessing", "training"}  # word release + DP-SGD
+    assert {e.mechanism for e in text} == {"dp_word_vocabulary", "dp_sgd_text"}
+    assert {e.step for e in entries if e not in text} >= {"preprocessing", "training"}
+    eps, delta = ctx.catalog.spent(pipeline.source_key(_spec()))
+    assert sum(e.epsilon for e in text) > 0 and eps <= 3.0 + 1e-9
+    # delta <= 1/(10 n) for n a DP upper bound on the 480 training rows (80% of 600).
+    assert 0 < delta <= 1 / (10 * 480)
+
+
+def test_published_rows_carry_generated_notes(run: dict[str, Any]) -> None:
+    from synthgen.access import read_dataset
+
+    frame = read_dataset(run["publish"].extra["name"], user="bob")
+    assert frame.height == 200 and frame["notes"].null_count() == 0
+    assert frame["notes"].str.len_bytes().max() <= 64
+
+
+def test_report_has_text_metrics_and_canary_exposure_for_both_models(run: dict[str, Any]) -> None:
+    summary = json.loads((Path(run["evaluate"].path).parent / "summary.json").read_text())
+    text = summary["sections"]["text"]["metrics"]["notes"]
+    assert text["perplexity"] > 1
+    canary = text["canary"]
+    assert canary["k"] == 3 and canary["dp"] is True
+    for side in ("with_canary", "without_canary"):
+        assert 0 <= canary[side]["exposure"] <= canary[side]["max_exposure"]
+        assert canary[side]["spent_epsilon"] <= 3.0
+    assert "text_canary_exposure" in summary["headline"]
