@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from bench.harness import benchmark
+from bench.harness import benchmark, median_time
 
 NUMERIC = ["age", "fnlwgt", "education_num", "capital_gain", "capital_loss", "hours_per_week"]
 TARGET = "income"
@@ -207,16 +207,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
     # -- sampling -----------------------------------------------------------------------------
-    def rate(fn: Any) -> float:
-        times = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        return n / statistics.median(times)
-
-    ours_rate = rate(lambda: ours_dp.sample(n, seed=0))
-    ctgan_rate = rate(lambda: ctgan_model.sample(n))
+    ours_rate = n / median_time(lambda: ours_dp.sample(n, seed=0))[0]
+    ctgan_rate = n / median_time(lambda: ctgan_model.sample(n))[0]
     out["sampling"] = {
         "rows": n,
         "dp_ctgan_rows_per_s": ours_rate,

@@ -11,9 +11,10 @@ import polars as pl
 import pytest
 
 from synthgen import pipeline
-from synthgen.demo import write_demo_csv
 from synthgen.errors import AccessDenied, BudgetError
 from synthgen.spec import PipelineSpec, load_spec
+
+from ._home import demo_home
 
 DEMO_SPEC = Path(__file__).resolve().parents[2] / "pipelines" / "demo.yaml"
 FAST = [
@@ -32,20 +33,8 @@ def _spec(*extra: str) -> PipelineSpec:
 
 @pytest.fixture(scope="module")
 def home_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    home = tmp_path_factory.mktemp("home")
-    saved = {k: os.environ.get(k) for k in ("SYNTHGEN_HOME", "SYNTHGEN_USER", "SYNTHGEN_CATALOG_URL")}
-    os.environ["SYNTHGEN_HOME"] = str(home)
-    os.environ.pop("SYNTHGEN_CATALOG_URL", None)
-    write_demo_csv(home / "demo" / "patients.csv", 800, 0)
-    from synthgen.access import init_keys
-
-    init_keys(user="alice")
-    yield home
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with demo_home(tmp_path_factory.mktemp("home"), rows=800, seed=0) as home:
+        yield home
 
 
 def _ctx() -> pipeline.Context:

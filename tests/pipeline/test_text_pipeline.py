@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,8 +10,9 @@ from typing import Any
 import pytest
 
 from synthgen import pipeline
-from synthgen.demo import write_demo_csv
 from synthgen.spec import PipelineSpec, load_spec
+
+from ._home import demo_home
 
 DEMO_SPEC = Path(__file__).resolve().parents[2] / "pipelines" / "demo.yaml"
 SMALL = [
@@ -36,26 +36,12 @@ def _spec() -> PipelineSpec:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    home = tmp_path_factory.mktemp("texthome")
-    saved = {k: os.environ.get(k) for k in ("SYNTHGEN_HOME", "SYNTHGEN_USER", "SYNTHGEN_CATALOG_URL")}
-    os.environ["SYNTHGEN_HOME"] = str(home)
-    os.environ.pop("SYNTHGEN_CATALOG_URL", None)
-    try:
-        write_demo_csv(home / "demo" / "patients.csv", 600, 1)
-        from synthgen.access import init_keys
-
-        init_keys(user="alice")
+    with demo_home(tmp_path_factory.mktemp("texthome"), rows=600, seed=1):
         ctx = pipeline.Context.from_env()
         ctx.user = "synthgen-pipeline"
         results = pipeline.run_pipeline(_spec(), ctx, run_id="text-1")
         results["ctx"] = ctx
         yield results
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def test_ledger_holds_tabular_and_text_charges_within_the_target(run: dict[str, Any]) -> None:
