@@ -55,6 +55,8 @@ class EvaluateSettings(BaseModel):
     #: Memorisation test for text columns: plant a canary sentence this many times in the
     #: training text, train the text model with and without it (same settings and epsilon),
     #: and report the canary's exposure for both. 0 = off: it trains two extra text models.
+    #: Like the rest of the report, the figures are real-derived and stay restricted (the
+    #: two models are discarded and charge nothing to the ledger).
     text_canary: int = Field(default=0, ge=0)
     #: Embed PNG plots in the HTML report (off = tables only, faster).
     plots: bool = True
