@@ -145,7 +145,7 @@ class AutoregressiveVAE(nn.Module):
         w2, b2 = second[j]
         return torch.addmm(b2, hidden.relu_(), w2)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def sample_codes(
         self, n: int, *, generator: torch.Generator, device: str, chunk_rows: int = 8192
     ) -> torch.Tensor:
