@@ -1,4 +1,4 @@
-"""DP synthesis of text columns: a byte-level transformer trained with DP-SGD (Opacus).
+"""DP synthesis of text columns: a small transformer over bytes and DP-selected words (DP-SGD).
 
 Public API::
 

@@ -77,7 +77,7 @@ class Block(nn.Module):
 
 
 class TextTransformer(nn.Module):
-    """Byte-level causal language model; the condition prefix is part of the token sequence."""
+    """Causal language model over the tokenizer's ids; the condition prefix is part of the sequence."""
 
     def __init__(self, *, vocab_size: int, n_positions: int, d_model: int, n_layers: int, n_heads: int):
         super().__init__()
