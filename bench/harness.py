@@ -62,6 +62,20 @@ def median_time(fn: Callable[[], Any], repeats: int = 3) -> tuple[float, list[fl
     return statistics.median(runs), runs
 
 
+def alternating_median_times(fns: list[Callable[[], Any]], repeats: int = 5) -> list[float]:
+    """Median wall time of each of ``fns``, timed in turns (a, b, a, b, ...) after one warm-up
+    call each, so that drift in the machine's speed hits every side alike."""
+    for fn in fns:
+        fn()
+    runs: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, times in zip(fns, runs, strict=True):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    return [statistics.median(times) for times in runs]
+
+
 def peak_rss_of(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
     """Run a command in a child process; return (peak RSS in MB, wall seconds)."""
     import resource

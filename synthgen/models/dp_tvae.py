@@ -44,8 +44,8 @@ from synthgen.models.base import Progress, ProgressCallback, Synthesizer, resolv
 from synthgen.privacy.accountant import calibrate_noise, spent_epsilon
 from synthgen.privacy.record import MechanismEntry, PrivacyRecord, compose, non_dp_record
 
-#: Default hidden units per column head. 64 measured as good as 128 or better under DP on Adult
-#: (AUC 0.888-0.893 vs 0.890 at epsilon 3, 0.865-0.870 vs 0.861 at epsilon 1 over three runs)
+#: Default hidden units per column head. 64 measured about as good as 128 under DP on Adult
+#: (AUC 0.888-0.893 vs 0.890 at epsilon 3, 0.855-0.870 vs 0.861 at epsilon 1 over four runs)
 #: and trains and samples about twice as fast.
 HIDDEN_DIM = 64
 
