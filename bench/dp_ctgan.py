@@ -5,12 +5,13 @@ Figures:
 * ``speed``: seconds per training epoch (median over epochs; setup excluded on both
   sides) of DP-CTGAN under DP (eps 3) and without DP, vs ``ctgan.CTGAN`` (its defaults:
   pac 10, gradient penalty, training-by-sampling) at the same batch size. Goal <= 1.5x.
-* ``sampling``: rows per second of ``sample(n)`` to a frame, both sides. Goal >= 2x.
-* ``utility``: train-on-synthetic, test-on-real ROC AUC (HistGradientBoosting,
-  one-hot categoricals, ``adult_test.csv``, target ``income``) at eps 1 and 3
-  (delta 1e-5) and without DP, plus the mean 1-way and 2-way marginal total
-  variation distance to ``adult_train.csv``. The same classifier trained on the real
-  rows is the reference.
+* ``sampling``: rows per second of ``sample(n)`` to a frame, both sides (median of 5 calls each,
+  timed in turns after a warm-up call). Goal >= 2x.
+* ``utility``: the yardsticks of ``bench.dp_models`` (train-on-synthetic, test-on-real
+  ROC AUC of HistGradientBoosting on one-hot categoricals, target ``income``; mean 1-way
+  and 2-way marginal TVD) at eps 1 and 3 (delta 1e-5) and without DP, with category
+  lists and bounds by DP discovery. The same classifier trained on the real rows is
+  the reference.
 
 Run: ``python -m bench dp_ctgan`` (``--quick`` for a smoke run). The device comes from
 ``SYNTHGEN_BENCH_DEVICE`` (default ``cpu``); torch threads from ``SYNTHGEN_BENCH_THREADS``.
@@ -26,102 +27,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
 
-from bench.harness import benchmark, median_time
-
-NUMERIC = ["age", "fnlwgt", "education_num", "capital_gain", "capital_loss", "hours_per_week"]
-TARGET = "income"
-
-
-def _schema(frame: pl.DataFrame) -> Any:
-    from synthgen.schema import ColumnSchema, ColumnType, TableSchema
-
-    return TableSchema(
-        columns=[
-            ColumnSchema(
-                name=c,
-                type=ColumnType.numeric if c in NUMERIC else ColumnType.categorical,
-                integer=c in NUMERIC,
-            )
-            for c in frame.columns
-        ]
-    )
-
-
-def _label(frame: pl.DataFrame) -> np.ndarray:
-    return (
-        frame.get_column(TARGET).cast(pl.String).str.contains(">50K").fill_null(False).to_numpy().astype(int)
-    )
-
-
-def _features(frame: pl.DataFrame, columns: list[str] | None = None) -> tuple[Any, list[str]]:
-    import pandas as pd
-
-    pdf = frame.drop(TARGET).to_pandas()
-    for c in pdf.columns:
-        if c not in NUMERIC:
-            pdf[c] = pdf[c].astype("string").fillna("<null>")
-    x = pd.get_dummies(pdf, columns=[c for c in pdf.columns if c not in NUMERIC], dtype=float)
-    if columns is not None:
-        x = x.reindex(columns=columns, fill_value=0.0)
-    return x, list(x.columns)
-
-
-def tstr_auc(train: pl.DataFrame, test: pl.DataFrame, seed: int = 0) -> float | None:
-    """ROC AUC on ``test`` of a HistGradientBoosting model trained on ``train`` (one-hot categoricals)."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.metrics import roc_auc_score
-
-    y = _label(train)
-    if len(set(y.tolist())) < 2:
-        return None  # the synthetic data has one class only: no classifier can be trained
-    x_test, cols = _features(test)
-    x, _ = _features(train, cols)
-    clf = HistGradientBoostingClassifier(random_state=seed).fit(x, y)
-    return float(roc_auc_score(_label(test), clf.predict_proba(x_test)[:, 1]))
-
-
-def _binned(real: pl.DataFrame, other: pl.DataFrame, bins: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes per column: numeric columns in real-data deciles, categories as codes."""
-    a_cols, b_cols = [], []
-    for c in real.columns:
-        if c in NUMERIC:
-            edges = np.unique(
-                np.quantile(real.get_column(c).drop_nulls().to_numpy(), np.linspace(0, 1, bins + 1))
-            )
-            inner = edges[1:-1]
-            a = np.searchsorted(inner, real.get_column(c).fill_null(np.nan).to_numpy(), side="right")
-            b = np.searchsorted(
-                inner, other.get_column(c).cast(pl.Float64).fill_null(np.nan).to_numpy(), side="right"
-            )
-        else:
-            ra = real.get_column(c).cast(pl.String).fill_null("<null>").to_list()
-            rb = other.get_column(c).cast(pl.String).fill_null("<null>").to_list()
-            levels = {v: i for i, v in enumerate(sorted(set(ra) | set(rb)))}
-            a = np.array([levels[v] for v in ra])
-            b = np.array([levels[v] for v in rb])
-        a_cols.append(a)
-        b_cols.append(b)
-    return np.stack(a_cols, 1), np.stack(b_cols, 1)
-
-
-def marginal_tvd(real: pl.DataFrame, synth: pl.DataFrame) -> dict[str, float]:
-    """Mean total variation distance of all 1-way and 2-way marginals (numeric columns in deciles)."""
-    a, b = _binned(real, synth.select(real.columns))
-
-    def tvd(x: np.ndarray, y: np.ndarray) -> float:
-        keys_x, cx = np.unique(x, axis=0, return_counts=True)
-        keys_y, cy = np.unique(y, axis=0, return_counts=True)
-        px = {tuple(np.atleast_1d(k)): v / len(x) for k, v in zip(keys_x, cx, strict=True)}
-        py = {tuple(np.atleast_1d(k)): v / len(y) for k, v in zip(keys_y, cy, strict=True)}
-        return 0.5 * sum(abs(px.get(k, 0.0) - py.get(k, 0.0)) for k in set(px) | set(py))
-
-    m = a.shape[1]
-    one = [tvd(a[:, i], b[:, i]) for i in range(m)]
-    two = [tvd(a[:, [i, j]], b[:, [i, j]]) for i, j in itertools.combinations(range(m), 2)]
-    return {"tvd_1way": float(np.mean(one)), "tvd_2way": float(np.mean(two))}
+from bench.dp_models import NUMERIC, _schema, marginal_tvd, tstr_auc
+from bench.harness import alternating_median_times, benchmark
 
 
 def _fit_ours(
@@ -136,7 +45,7 @@ def _fit_ours(
     privacy = PrivacySettings(dp=dp, epsilon=epsilon, delta=1e-5)
     stamps: list[float] = []
     t0 = time.perf_counter()
-    synth = DPCTGAN(schema=_schema(train), model=model, privacy=privacy).fit(
+    synth = DPCTGAN(schema=_schema(train, public=False), model=model, privacy=privacy).fit(
         train, progress=lambda _p: stamps.append(time.perf_counter())
     )
     total = time.perf_counter() - t0
@@ -207,8 +116,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
     # -- sampling -----------------------------------------------------------------------------
-    ours_rate = n / median_time(lambda: ours_dp.sample(n, seed=0))[0]
-    ctgan_rate = n / median_time(lambda: ctgan_model.sample(n))[0]
+    ours_s, ctgan_s_sample = alternating_median_times(
+        [lambda: ours_dp.sample(n, seed=0), lambda: ctgan_model.sample(n)]
+    )
+    ours_rate, ctgan_rate = n / ours_s, n / ctgan_s_sample
     out["sampling"] = {
         "rows": n,
         "dp_ctgan_rows_per_s": ours_rate,

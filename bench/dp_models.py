@@ -68,10 +68,14 @@ def _names_categories(data: Path) -> dict[str, list[str]]:
     return cats
 
 
-def _schema(frame: pl.DataFrame, data: Path, *, public: bool) -> Any:
+def _schema(frame: pl.DataFrame, data: Path | None = None, *, public: bool) -> Any:
+    """Adult's schema: with ``public``, the category lists and bounds from the dataset's public
+    documentation (``data/adult.names``); without, types only (lists and bounds by DP discovery)."""
     from synthgen.schema import ColumnSchema, ColumnType, TableSchema
 
-    cats = _names_categories(data) if public else {}
+    if public and data is None:
+        raise ValueError("the public schema reads adult.names: pass the data directory")
+    cats = _names_categories(data) if public and data is not None else {}
     cols = []
     for c in frame.columns:
         if c in NUMERIC:

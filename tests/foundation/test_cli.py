@@ -3,22 +3,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
-import pytest
-
-from synthgen.cli import main
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
 
 
 def _spec(tmp_path: Path, path: str = "d.csv") -> Path:
@@ -27,46 +15,46 @@ def _spec(tmp_path: Path, path: str = "d.csv") -> Path:
     return p
 
 
-def test_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(["--help"], capsys)
+def test_help_lists_commands(cli: Callable[[list[str]], tuple[int, str, str]]) -> None:
+    code, out, _ = cli(["--help"])
     assert code == 0
     for cmd in ("demo", "ingest", "spec", "catalog"):
         assert cmd in out
 
 
 def test_spec_error_is_one_line_exit_2(
-    tmp_path: Path, home: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, home: Path, cli: Callable[[list[str]], tuple[int, str, str]]
 ) -> None:
     p = tmp_path / "s.yaml"
     p.write_text("name: x\nsource: {kind: csv, path: a.csv}\nmodel: {epochs: lots}\n")
-    code, _, err = run(["spec", "validate", str(p)], capsys)
+    code, _, err = cli(["spec", "validate", str(p)])
     assert code == 2
     assert err.strip().count("\n") == 0 and "model.epochs: expected int" in err
     assert "Traceback" not in err
 
 
 def test_missing_source_exit_1_no_traceback(
-    tmp_path: Path, home: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, home: Path, cli: Callable[[list[str]], tuple[int, str, str]]
 ) -> None:
-    code, _, err = run(["ingest", str(_spec(tmp_path))], capsys)
+    code, _, err = cli(["ingest", str(_spec(tmp_path))])
     assert code == 1 and "source file not found" in err and "Traceback" not in err
 
 
 def test_ingest_then_catalog_list_json(
-    tmp_path: Path, home: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, home: Path, cli: Callable[[list[str]], tuple[int, str, str]]
 ) -> None:
     pl.DataFrame({"a": [1, 2]}).write_csv(tmp_path / "d.csv")
-    code, out, _ = run(["ingest", str(_spec(tmp_path))], capsys)
+    code, out, _ = cli(["ingest", str(_spec(tmp_path))])
     assert code == 0 and "ingested 2 rows" in out
-    code, out, _ = run(["catalog", "list", "--zone", "real", "--json"], capsys)
+    code, out, _ = cli(["catalog", "list", "--zone", "real", "--json"])
     data = json.loads(out)
     assert code == 0 and data[0]["name"] == "visits" and data[0]["zone"] == "real"
-    code, out, _ = run(["catalog", "list", "--zone", "synthetic", "--json"], capsys)
+    code, out, _ = cli(["catalog", "list", "--zone", "synthetic", "--json"])
     assert json.loads(out) == []
 
 
-def test_bad_zone_option_is_usage_error(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(["catalog", "list", "--zone", "elsewhere"], capsys)
+def test_bad_zone_option_is_usage_error(home: Path, cli: Callable[[list[str]], tuple[int, str, str]]) -> None:
+    code, _, err = cli(["catalog", "list", "--zone", "elsewhere"])
     assert code == 2 and "expected real or synthetic" in err
 
 

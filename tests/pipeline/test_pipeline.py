@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -135,35 +135,23 @@ def test_non_dp_output_is_not_published_without_a_policy_rule(run: dict[str, Any
     assert len(ctx.catalog.list_datasets(zone="synthetic")) == published_before
 
 
-def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    from synthgen.cli import main
-
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
-
-
 def test_cli_budget_evaluate_read_and_denied_read(
-    run: dict[str, Any], capsys: pytest.CaptureFixture[str]
+    run: dict[str, Any], cli: Callable[[list[str]], tuple[int, str, str]]
 ) -> None:
     import json
 
     sets = [x for item in FAST for x in ("--set", item)]
-    code, out, _ = _cli(["budget", "show", str(DEMO_SPEC), "--json"], capsys)
+    code, out, _ = cli(["budget", "show", str(DEMO_SPEC), "--json"])
     ledger = json.loads(out)
     assert (
         code == 0 and 0 < ledger["spent_epsilon"] <= 3.0 + 1e-9 and ledger["remaining_epsilon"] >= 7.0 - 1e-9
     )
-    code, out, _ = _cli(["evaluate", str(DEMO_SPEC), *sets], capsys)
+    code, out, _ = cli(["evaluate", str(DEMO_SPEC), *sets])
     assert code == 0 and "restricted, real zone" in out
     name = run["publish"].extra["name"]
-    code, out, _ = _cli(["read", name, "--user", "bob", "--rows", "2"], capsys)
+    code, out, _ = cli(["read", name, "--user", "bob", "--rows", "2"])
     assert code == 0 and "400 rows" in out
-    code, _, err = _cli(["read", name, "--user", "mallory"], capsys)
+    code, _, err = cli(["read", name, "--user", "mallory"])
     assert code == 3 and "denied" in err and err.strip().count("\n") == 0
 
 

@@ -6,6 +6,7 @@ import random
 
 import polars as pl
 
+from synthgen.models.text.model import DPTextModel
 from synthgen.models.text.settings import TextModelSettings
 
 CATEGORIES = ["cardiac", "respiratory", "renal"]
@@ -34,3 +35,17 @@ def tiny_settings(**overrides: object) -> TextModelSettings:
     }
     base.update(overrides)
     return TextModelSettings.model_validate(base)
+
+
+def dp_text_model(
+    settings: TextModelSettings, *, epsilon: float, delta: float = 1e-5, accountant: str = "rdp"
+) -> DPTextModel:
+    """A DP text model conditioned on ``dx`` with its public category list, on the CPU."""
+    return DPTextModel(
+        settings=settings,
+        epsilon=epsilon,
+        delta=delta,
+        device="cpu",
+        categories={"dx": CATEGORIES},
+        accountant=accountant,  # type: ignore[arg-type]
+    )

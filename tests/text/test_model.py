@@ -16,7 +16,7 @@ from synthgen.errors import ModelError, PrivacyError
 from synthgen.models.text.accounting import calibrate_noise
 from synthgen.models.text.model import DPTextModel
 
-from ._data import CATEGORIES, PHRASES, make_notes, tiny_settings
+from ._data import CATEGORIES, PHRASES, dp_text_model, make_notes, tiny_settings
 
 EPS, DELTA = 3.0, 1e-5
 
@@ -35,15 +35,7 @@ def trained(notes):
     mp = pytest.MonkeyPatch()
     mp.setattr(DPTextModel, "_loop", spy)
     try:
-        model = DPTextModel(
-            settings=tiny_settings(),
-            epsilon=EPS,
-            delta=DELTA,
-            dp=True,
-            device="cpu",
-            categories={"dx": CATEGORIES},
-            accountant="rdp",
-        ).fit(texts, cond)
+        model = dp_text_model(tiny_settings(), epsilon=EPS, delta=DELTA).fit(texts, cond)
     finally:
         mp.undo()
     return model, seen
@@ -82,14 +74,7 @@ def test_dp_training_spends_at_most_the_target_and_records_it(trained) -> None:
 
 def test_public_row_count_sets_the_sampling_rate(notes) -> None:
     texts, cond = notes
-    model = DPTextModel(
-        settings=tiny_settings(epochs=1),
-        epsilon=EPS,
-        delta=DELTA,
-        device="cpu",
-        categories={"dx": CATEGORIES},
-        accountant="rdp",
-    ).fit(texts, cond, n_public=500)
+    model = dp_text_model(tiny_settings(epochs=1), epsilon=EPS, delta=DELTA).fit(texts, cond, n_public=500)
     record = model.privacy_record_
     assert record.row_count_source == "public"
     assert record.sample_rate == pytest.approx(1 / int(500 / 64))  # charged 1/int(1/q) >= q
@@ -99,14 +84,9 @@ def test_public_row_count_sets_the_sampling_rate(notes) -> None:
 def test_empty_poisson_batches_still_take_noisy_steps() -> None:
     texts, cond = make_notes(10, seed=3)
     steps: list[int] = []
-    model = DPTextModel(
-        settings=tiny_settings(batch_size=1, epochs=1),
-        epsilon=EPS,
-        delta=DELTA,
-        device="cpu",
-        categories={"dx": CATEGORIES},
-        accountant="rdp",
-    ).fit(texts, cond, progress=lambda done, total, loss: steps.append(done))
+    model = dp_text_model(tiny_settings(batch_size=1, epochs=1), epsilon=EPS, delta=DELTA).fit(
+        texts, cond, progress=lambda done, total, loss: steps.append(done)
+    )
     assert steps == list(range(1, 11))  # q = 0.1: ten steps, empty batches included
     assert all(torch.isfinite(p).all() for p in model.network_.parameters())
 
@@ -200,14 +180,7 @@ def test_generated_text_is_valid_utf8_without_replacement_characters() -> None:
 @pytest.mark.slow
 def test_conditioning_makes_text_follow_the_category_at_large_epsilon() -> None:
     texts, cond = make_notes(600, seed=1)
-    model = DPTextModel(
-        settings=tiny_settings(epochs=4),
-        epsilon=50.0,
-        delta=DELTA,
-        device="cpu",
-        categories={"dx": CATEGORIES},
-        accountant="rdp",
-    ).fit(texts, cond)
+    model = dp_text_model(tiny_settings(epochs=4), epsilon=50.0, delta=DELTA).fit(texts, cond)
     rows = pl.DataFrame({"dx": [c for c in CATEGORIES for _ in range(40)]})
     out = model.generate(rows, seed=0, temperature=0.5)
     follows = [t.startswith(PHRASES[c]) for t, c in zip(out.to_list(), rows["dx"].to_list())]
@@ -217,14 +190,9 @@ def test_conditioning_makes_text_follow_the_category_at_large_epsilon() -> None:
 
 def test_ghost_clipping_mode_trains_under_the_same_budget(notes) -> None:
     texts, cond = notes
-    model = DPTextModel(
-        settings=tiny_settings(epochs=1, grad_sample_mode="ghost"),
-        epsilon=EPS,
-        delta=DELTA,
-        device="cpu",
-        categories={"dx": CATEGORIES},
-        accountant="rdp",
-    ).fit(texts, cond)
+    model = dp_text_model(tiny_settings(epochs=1, grad_sample_mode="ghost"), epsilon=EPS, delta=DELTA).fit(
+        texts, cond
+    )
     assert 0 < model.privacy_record_.epsilon <= EPS
     assert all(math.isfinite(v) for v in model.loss_history_)
 

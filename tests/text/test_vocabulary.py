@@ -10,12 +10,11 @@ import pytest
 import torch
 
 from synthgen.errors import PrivacyError
-from synthgen.models.text.model import DPTextModel
 from synthgen.models.text.sampling import START, state_masks
 from synthgen.models.text.tokenizer import EOS, TextTokenizer
 from synthgen.models.text.vocabulary import dp_words, exact_words, gaussian_sigma, split_pieces
 
-from ._data import CATEGORIES, make_notes, tiny_settings
+from ._data import CATEGORIES, dp_text_model, make_notes, tiny_settings
 
 
 @pytest.mark.parametrize(
@@ -68,9 +67,7 @@ def test_dp_model_takes_its_words_from_the_dp_release_and_charges_it(monkeypatch
         return [" ok", "heart"], {"sigma": 1.0, "threshold": 2.0}
 
     monkeypatch.setattr("synthgen.models.text.model.dp_words", spy)
-    model = DPTextModel(
-        settings=tiny_settings(epochs=1), epsilon=2.0, delta=1e-5, device="cpu", categories={"dx": CATEGORIES}
-    ).fit(texts, cond)
+    model = dp_text_model(tiny_settings(epochs=1), epsilon=2.0, accountant="prv").fit(texts, cond)
     assert model.tokenizer_.words == [" ok", "heart"]
     (call,) = calls
     assert call["epsilon"] == pytest.approx(0.6) and call["delta"] == pytest.approx(3e-6)
@@ -83,22 +80,16 @@ def test_dp_model_never_makes_a_token_of_a_rare_word() -> None:
     rare = pl.Series("notes", ["heart ok 3. Kowalczyk"] * 3)
     texts = pl.concat([texts, rare])
     cond = pl.concat([cond, pl.DataFrame({"dx": ["cardiac"] * 3})])
-    model = DPTextModel(
-        settings=tiny_settings(epochs=1), epsilon=8.0, delta=1e-5, device="cpu", categories={"dx": CATEGORIES}
-    ).fit(texts, cond)
+    model = dp_text_model(tiny_settings(epochs=1), epsilon=8.0, accountant="prv").fit(texts, cond)
     assert " Kowalczyk" not in model.tokenizer_.words
     assert model.tokenizer_.words  # the common pieces did pass
 
 
 def test_byte_vocabulary_has_no_words_and_no_preprocessing_charge() -> None:
     texts, cond = make_notes(200, seed=7)
-    model = DPTextModel(
-        settings=tiny_settings(epochs=1, vocabulary="bytes"),
-        epsilon=2.0,
-        delta=1e-5,
-        device="cpu",
-        categories={"dx": CATEGORIES},
-    ).fit(texts, cond)
+    model = dp_text_model(tiny_settings(epochs=1, vocabulary="bytes"), epsilon=2.0, accountant="prv").fit(
+        texts, cond
+    )
     assert model.tokenizer_.words == []
     assert [e.step for e in model.privacy_record_.entries] == ["text_training"]
 
@@ -134,13 +125,20 @@ def test_a_public_word_list_is_used_as_given_and_charges_nothing(monkeypatch) ->
         raise AssertionError("no release from the data when a public list is given")
 
     monkeypatch.setattr("synthgen.models.text.model.dp_words", forbidden)
-    model = DPTextModel(
-        settings=tiny_settings(epochs=1, words=[" ok", "heart"]),
-        epsilon=2.0,
-        delta=1e-5,
-        device="cpu",
-        categories={"dx": CATEGORIES},
-    ).fit(texts, cond)
+    model = dp_text_model(tiny_settings(epochs=1, words=[" ok", "heart"]), epsilon=2.0, accountant="prv").fit(
+        texts, cond
+    )
     assert model.tokenizer_.words == [" ok", "heart"]
     assert [e.step for e in model.privacy_record_.entries] == ["text_training"]
     assert model.privacy_record_.epsilon <= 2.0
+
+
+def test_a_public_word_list_with_an_empty_or_one_byte_word_is_a_spec_error() -> None:
+    from synthgen.errors import SpecError
+    from synthgen.spec import spec_from_dict
+
+    base = {"name": "x", "source": {"kind": "csv", "path": "a.csv"}}
+    for bad in ("", "a"):
+        with pytest.raises(SpecError, match="shorter than two bytes") as info:
+            spec_from_dict({**base, "model": {"text": {"words": [" ok", bad]}}})
+        assert "\n" not in str(info.value)

@@ -79,4 +79,9 @@ class TextModelSettings(BaseModel):
     def _check(self) -> TextModelSettings:
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
+        short = [w for w in self.words or [] if len(w.encode("utf-8")) < 2]
+        if short:
+            raise ValueError(
+                f"words: {short[0]!r} is shorter than two bytes (single bytes are tokens already)"
+            )
         return self
