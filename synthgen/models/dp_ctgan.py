@@ -208,6 +208,42 @@ class Generator(nn.Module):
         out: Tensor = self.net(x)
         return out
 
+    @torch.no_grad()
+    def infer(self, inputs: Sequence[Tensor], *, chunk_rows: int = 4096) -> Tensor:
+        """``forward(cat(inputs, dim=1))`` in eval mode, cheaper for sampling.
+
+        Each BatchNorm (running statistics) is folded into its Linear, and instead of
+        concatenating ``[h, x]`` before the next layer, that layer's weight is split by input
+        block and the blocks are multiplied in place (no copies of the growing input); rows
+        go in chunks that stay in cache.
+        """
+        *residuals, last = list(self.net)
+        folded: list[tuple[Tensor, Tensor]] = []
+        for layer in residuals:
+            assert isinstance(layer, _Residual)
+            fc, bn = layer.fc, layer.bn
+            assert bn.running_var is not None and bn.running_mean is not None
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            folded.append(((fc.weight * scale[:, None]).T, (fc.bias - bn.running_mean) * scale + bn.bias))
+        assert isinstance(last, nn.Linear)
+        folded.append((last.weight.T, last.bias))
+        n = inputs[0].shape[0]
+        out = inputs[0].new_empty(n, last.out_features)
+        for start in range(0, n, chunk_rows):
+            # Newest block first: _Residual outputs cat([h, input]).
+            blocks = [x[start : start + chunk_rows] for x in inputs]
+            for i, (weight, bias) in enumerate(folded):
+                acc = bias.expand(blocks[0].shape[0], -1).clone()
+                row = 0
+                for block in blocks:
+                    acc.addmm_(block, weight[row : row + block.shape[1]])
+                    row += block.shape[1]
+                if i == len(folded) - 1:
+                    out[start : start + chunk_rows] = acc
+                else:
+                    blocks.insert(0, acc.relu_())
+        return out
+
 
 def make_discriminator(in_dim: int, dims: Sequence[int], dropout: float) -> nn.Sequential:
     """An MLP critic whose only parametrised layers are ``nn.Linear`` (ghost clipping supports them).
@@ -730,24 +766,32 @@ def generate(
     embedding_dim: int,
     device: torch.device,
     rng: torch.Generator,
-) -> Tensor:
-    """``n`` encoded rows on the CPU: one-hot blocks drawn from the generator's softmax, sigmoid offsets."""
+) -> tuple[Tensor, Tensor]:
+    """``n`` rows as ``(codes, offsets)`` for :meth:`TableEncoder.decode`, on the CPU.
+
+    Blocks follow the encoder's spans: each softmax block is the next column's token, drawn
+    from the generator's softmax; a sigmoid block is that (numeric) column's offset in its bin.
+    """
     generator.eval()
     c, _, _ = cond.sample(n, generator=rng)
     z = torch.randn(n, embedding_dim, generator=rng)
-    raw = generator(torch.cat([z, c], dim=1).to(device)).cpu()
-    out = torch.empty_like(raw)
+    raw = generator.infer([z.to(device), c.to(device)]).cpu()
+    n_cols = sum(b.kind == "softmax" for b in blocks)
+    codes = torch.empty(n, n_cols, dtype=torch.long)
+    offsets = torch.full((n, n_cols), 0.5)
+    j = -1
     for b in blocks:
         x = raw[:, b.start : b.start + b.width]
         if b.kind == "sigmoid":
-            out[:, b.start] = torch.sigmoid(x[:, 0])
+            offsets[:, j] = torch.sigmoid(x[:, 0])
         else:
-            # Gumbel-max: a draw from softmax(x), as during training (argmax would
-            # collapse every block onto its mode).
-            u = torch.rand(x.shape, generator=rng).clamp_(1e-12, 1.0 - 1e-7)
-            k = (x - torch.log(-torch.log(u))).argmax(1)
-            out[:, b.start : b.start + b.width] = F.one_hot(k, b.width).to(out.dtype)
-    return out
+            # A draw from softmax(x), as during training (argmax would collapse every block
+            # onto its mode): inverse CDF on unnormalised probabilities, one uniform per row.
+            j += 1
+            cum = (x - x.amax(dim=1, keepdim=True)).exp_().cumsum_(dim=1)
+            u = torch.rand(n, 1, generator=rng)
+            codes[:, j] = torch.searchsorted(cum, u * cum[:, -1:], right=True).squeeze_(1)
+    return codes, offsets
 
 
 # -- the synthesizer ---------------------------------------------------------------
@@ -877,7 +921,7 @@ class DPCTGAN(Synthesizer):
         left = n
         while left > 0:
             m = min(left, batch_rows)
-            matrix = generate(
+            codes, offsets = generate(
                 self.generator_,
                 self.cond_,
                 self.blocks_,
@@ -886,7 +930,7 @@ class DPCTGAN(Synthesizer):
                 device=torch.device(self.device_),
                 rng=rng,
             )
-            yield self.encoder_.inverse_transform(matrix.numpy(), rng=np_rng)
+            yield self.encoder_.decode(codes.numpy(), offsets=offsets.numpy(), rng=np_rng)
             left -= m
 
     # -- persistence ---------------------------------------------------------------------
