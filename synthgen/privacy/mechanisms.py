@@ -82,6 +82,24 @@ def signed_log_grid(*, integer: bool, lower: float | None = None, upper: float |
     return np.unique(pts)
 
 
+#: Chance (per column) that noise alone lets one empty bucket set a range end, tried in
+#: turn: the range is read at the first level some bucket passes (see :func:`dp_quantiles`).
+RANGE_BETAS = (1e-6, 1e-3)
+#: Same chance for the buckets that shape the quantiles inside the range.
+SHAPE_BETA = math.exp(-3.0) / 2.0
+#: A grid wider than this has no public bounds (the log grid reaches +-1e15).
+UNBOUNDED_SPAN = 1e14
+
+
+def survival_threshold(buckets: int, *, epsilon: float, beta: float) -> float:
+    """Noisy count that any of ``buckets`` empty buckets passes with probability <= ``beta``.
+
+    An empty bucket passes ``tau`` when ``Lap(1/eps) >= tau``, which has probability
+    ``exp(-eps tau)/2``; the union over the buckets is ``beta`` at the ``tau`` returned.
+    """
+    return math.log(max(buckets, 1) / (2.0 * beta)) / epsilon
+
+
 def dp_quantiles(
     values: np.ndarray,
     *,
@@ -95,36 +113,69 @@ def dp_quantiles(
 
     Values are clipped into the grid's range (a data-independent transformation),
     counted per bucket (sensitivity 1), and Laplace noise of scale 1/epsilon is
-    added to every bucket, empty or not. Noisy counts below ``(ln(#buckets) + 3)/epsilon``
-    are zeroed (post-processing) so the many empty buckets do not pile up
-    spurious mass; quantiles are read off the noisy CDF with linear interpolation.
+    added to every bucket, empty or not. The rest is post-processing of that one
+    noisy histogram:
+
+    - the range's core runs from the first to the last bucket whose noisy count
+      passes :func:`survival_threshold` at ``beta`` = 1e-6 (else 1e-3, else the
+      shape level below), so an empty bucket far from the data sets a range end
+      with probability about 1e-6, not a few percent; the range then grows over
+      the buckets next to it that pass the shape level (a tail thinner than the
+      core's level but joined to it);
+    - inside the range, noisy counts below the shape level (``beta`` ~ 0.025) are
+      zeroed so the many empty buckets do not pile up spurious mass;
+    - quantiles are read off the noisy CDF with linear interpolation; 0 and 1 are
+      the range's ends exactly.
+
+    Values outside the range are clipped into it when encoded: the usual price of
+    DP bounds (tails thinner than the noise are cut).
+
+    Raises:
+        PrivacyError: no bucket rose above the noise and the grid is unbounded (its
+            own quantiles would span +-1e15): the column needs public bounds or
+            more epsilon.
     """
     _check_eps(epsilon, f"DP quantiles of {column!r}")
     finite = values[np.isfinite(values)]
     clipped = np.clip(finite, grid[0], grid[-1])
     counts, _ = np.histogram(clipped, bins=grid)
-    scale = 1.0 / epsilon
-    noisy = counts.astype(np.float64) + rng.laplace(0.0, scale, size=counts.shape)
-    # Zeroing noisy counts below (ln(#buckets) + 3)/epsilon is post-processing; it keeps
-    # the many empty buckets from adding mass (P(any empty bucket survives) <= e^-3/2).
-    threshold = (math.log(max(len(counts), 2)) + 3.0) * scale
-    noisy[noisy < threshold] = 0.0
+    noisy = counts.astype(np.float64) + rng.laplace(0.0, 1.0 / epsilon, size=counts.shape)
     entry = MechanismEntry(
         step="preprocessing", mechanism="dp_quantiles", column=column, epsilon=epsilon, delta=0.0
     )
-    total = noisy.sum()
-    if total <= 0:
-        # Nothing survived the noise: fall back to the grid's own quantiles (public, free).
-        return np.quantile(grid, quantiles), entry
-    cdf = np.concatenate([[0.0], np.cumsum(noisy) / total])
-    out = np.empty(len(quantiles))
-    for k, q in enumerate(quantiles):
-        # First edge where the CDF reaches q (q = 0: the first bucket holding mass).
-        i = int(np.searchsorted(cdf, q, side="right" if q <= 0 else "left"))
-        i = min(max(i, 1), len(cdf) - 1)
-        width = cdf[i] - cdf[i - 1]
-        frac = 0.0 if width <= 0 else min(max((q - cdf[i - 1]) / width, 0.0), 1.0)
-        out[k] = grid[i - 1] + frac * (grid[i] - grid[i - 1])
+    qs = np.clip(np.asarray(quantiles, dtype=np.float64), 0.0, 1.0)
+    shape_tau = survival_threshold(len(counts), epsilon=epsilon, beta=SHAPE_BETA)
+    levels = [survival_threshold(len(counts), epsilon=epsilon, beta=b) for b in RANGE_BETAS]
+    for tau in [*levels, shape_tau]:
+        passing = np.flatnonzero(noisy >= tau)
+        if len(passing):
+            break
+    else:
+        if grid[-1] - grid[0] > UNBOUNDED_SPAN:
+            raise PrivacyError(
+                f"column {column!r}: no value range rose above the DP noise at epsilon={epsilon:.3g} "
+                f"(a bucket needs about {shape_tau:.0f} rows); give public bounds (columns.{column}.bounds: "
+                "[lower, upper]), or raise privacy.epsilon / privacy.preprocessing_share"
+            )
+        return np.quantile(grid, qs), entry  # public bounds: the grid's own quantiles are free
+    first, last = int(passing[0]), int(passing[-1])
+    kept = noisy >= shape_tau
+    while first > 0 and kept[first - 1]:
+        first -= 1
+    while last < len(noisy) - 1 and kept[last + 1]:
+        last += 1
+    mass = np.where(kept[first : last + 1], noisy[first : last + 1], 0.0)
+    edges = grid[first : last + 2]
+    cdf = np.concatenate([[0.0], np.cumsum(mass)])
+    cdf /= cdf[-1]
+    cdf[-1] = 1.0  # exact: float sums must not push q = 1 past the last bucket
+    # First edge where the CDF reaches q, interpolated inside that bucket.
+    i = np.clip(np.searchsorted(cdf, qs, side="left"), 1, len(cdf) - 1)
+    width = cdf[i] - cdf[i - 1]
+    frac = np.clip((qs - cdf[i - 1]) / np.where(width > 0, width, 1.0), 0.0, 1.0)
+    out = edges[i - 1] + frac * (edges[i] - edges[i - 1])
+    out[qs <= 0.0] = edges[0]
+    out[qs >= 1.0] = edges[-1]
     return np.maximum.accumulate(out), entry
 
 

@@ -77,6 +77,49 @@ def test_dp_quantiles_are_noisy_and_charge_epsilon() -> None:
     assert q[0] <= q[1] <= q[2]
 
 
+@pytest.mark.parametrize("integer", [True, False])
+def test_dp_quantile_range_stays_at_the_data_without_public_bounds(integer: bool) -> None:
+    # Regression: float sums left the CDF just under 1, so q = 1 read the grid's
+    # last edge (1e15) in about a quarter of fits; a lone noisy empty bucket did
+    # the same in a few percent. Both would decode ages of ~1e11.
+    rng = np.random.default_rng(3)
+    values = rng.normal(40, 10, size=2000)
+    values = values.round() if integer else values
+    grid = signed_log_grid(integer=integer)
+    lows, highs = [], []
+    for _ in range(400):
+        q, _ = dp_quantiles(
+            values, grid=grid, quantiles=np.linspace(0, 1, 21), epsilon=0.4, rng=rng, column="x"
+        )
+        lows.append(q[0])
+        highs.append(q[-1])
+    assert min(lows) >= 0.0 and max(highs) <= 126.0  # one log bucket past the data at most
+    assert np.median(highs) >= 63.0 and np.median(lows) <= 20.0  # and the tails are kept
+
+
+def test_dp_quantiles_without_signal_need_public_bounds() -> None:
+    values = np.arange(50, dtype=np.float64)
+    with pytest.raises(PrivacyError, match=r"column 'x'.*columns.x.bounds"):
+        dp_quantiles(
+            values,
+            grid=signed_log_grid(integer=False),
+            quantiles=[0.0, 1.0],
+            epsilon=0.01,
+            rng=noise_rng(),
+            column="x",
+        )
+    # With public bounds the grid's own quantiles are public, and the answer stays inside them.
+    q, _ = dp_quantiles(
+        values,
+        grid=signed_log_grid(integer=False, lower=0, upper=100),
+        quantiles=[0.0, 1.0],
+        epsilon=0.01,
+        rng=noise_rng(),
+        column="x",
+    )
+    assert 0.0 <= q[0] <= q[1] <= 100.0
+
+
 def test_dp_quantile_grid_does_not_depend_on_the_data() -> None:
     a = signed_log_grid(integer=False)
     b = signed_log_grid(integer=False)
