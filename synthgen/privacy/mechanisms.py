@@ -117,9 +117,9 @@ def dp_quantiles(
     noisy histogram:
 
     - the range's core runs from the first to the last bucket whose noisy count
-      passes :func:`survival_threshold` at ``beta`` = 1e-6 (else 1e-3, else the
-      shape level below), so an empty bucket far from the data sets a range end
-      with probability about 1e-6, not a few percent; the range then grows over
+      passes :func:`survival_threshold` at ``beta`` = 1e-6 (else 1e-3), so an
+      empty bucket far from the data sets a range end with probability about
+      1e-6 (1e-3 at worst), not a few percent; the range then grows over
       the buckets next to it that pass the shape level (a tail thinner than the
       core's level but joined to it);
     - inside the range, noisy counts below the shape level (``beta`` ~ 0.025) are
@@ -146,7 +146,7 @@ def dp_quantiles(
     qs = np.clip(np.asarray(quantiles, dtype=np.float64), 0.0, 1.0)
     shape_tau = survival_threshold(len(counts), epsilon=epsilon, beta=SHAPE_BETA)
     levels = [survival_threshold(len(counts), epsilon=epsilon, beta=b) for b in RANGE_BETAS]
-    for tau in [*levels, shape_tau]:
+    for tau in levels:
         passing = np.flatnonzero(noisy >= tau)
         if len(passing):
             break
@@ -154,7 +154,7 @@ def dp_quantiles(
         if grid[-1] - grid[0] > UNBOUNDED_SPAN:
             raise PrivacyError(
                 f"column {column!r}: no value range rose above the DP noise at epsilon={epsilon:.3g} "
-                f"(a bucket needs about {shape_tau:.0f} rows); give public bounds (columns.{column}.bounds: "
+                f"(a bucket needs about {levels[-1]:.0f} rows); give public bounds (columns.{column}.bounds: "
                 "[lower, upper]), or raise privacy.epsilon / privacy.preprocessing_share"
             )
         return np.quantile(grid, qs), entry  # public bounds: the grid's own quantiles are free
