@@ -395,6 +395,35 @@ def _split_privacy(spec: PipelineSpec, frame: pl.DataFrame, text_cols: list[str]
     )
 
 
+def _charge_failed_run(
+    ctx: Context, spec: PipelineSpec, *, source: str, run_id: str, epsilon: float, error: Exception
+) -> None:
+    """Charge a DP run that failed after a DP mechanism read the data its whole planned epsilon.
+
+    Its error may depend on DP results (a DP row count below the batch size, a column
+    with nothing above the noise), so the run released something and must pay (P2);
+    the mechanisms that ran are not itemised, so the planned total is the honest bound.
+    Delta is recorded as the spec's, when it gives one (the rule's ``1/(10 n)`` needs n).
+    """
+    from synthgen.catalog.ledger import charge
+
+    charge(
+        ctx.catalog,
+        source=source,
+        run_id=run_id,
+        mechanisms=[
+            {
+                "step": "failed_run",
+                "mechanism": "planned budget of a failed DP run",
+                "epsilon": epsilon,
+                "delta": spec.privacy.delta or 0.0,
+                "error": type(error).__name__,  # not the message: it may quote data
+            }
+        ],
+        accountant="basic",
+    )
+
+
 def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) -> StageResult:
     """Fit the spec's synthesizer (and text model) on the anonymized data, charging the ledger.
 
@@ -433,27 +462,36 @@ def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) 
     holdout_path = ctx.zones.real.resolve(holdout_rel)
 
     text_cols = _text_columns(schema, spec)
-    budget = _split_privacy(spec, train_frame, text_cols)
-    synth = make_synthesizer(spec.model.kind, schema=schema, model=spec.model, privacy=budget.tabular)
+    budget: _TextBudget | None = None
+    synth: Any = None
 
     def on_epoch(p: Any) -> None:
         info = {"loss": p.loss} | ({"epsilon": p.epsilon} if p.epsilon is not None else {})
         ctx.report("train", p.epoch, p.epochs, **info)
 
-    synth.fit(train_frame, progress=on_epoch)
-    record = synth.privacy_record_
-    assert record is not None
-    mechanisms = [m.model_dump() | {"accountant": record.accountant or "basic"} for m in record.mechanisms]
-    text_info: dict[str, Any] = {}
-
-    zone = ctx.zones.synthetic if record.dp else ctx.zones.real
     rel = f"models/{spec.name}/{model_id}"
-    with zone.atomic_dir(rel) as tmpdir:
-        synth.save(tmpdir / "tabular")
-        if text_cols:
-            text_info = _train_text(spec, ctx, synth, train_frame, text_cols, budget, tmpdir / "text")
-            mechanisms += budget.mechanisms + text_info.pop("mechanisms")
-        (tmpdir / "run.json").write_text(json.dumps({"run_id": run_id, "text_columns": text_cols}))
+    try:
+        budget = _split_privacy(spec, train_frame, text_cols)
+        synth = make_synthesizer(spec.model.kind, schema=schema, model=spec.model, privacy=budget.tabular)
+        synth.fit(train_frame, progress=on_epoch)
+        record = synth.privacy_record_
+        assert record is not None
+        mechanisms = [
+            m.model_dump() | {"accountant": record.accountant or "basic"} for m in record.mechanisms
+        ]
+        text_info: dict[str, Any] = {}
+        zone = ctx.zones.synthetic if record.dp else ctx.zones.real
+        with zone.atomic_dir(rel) as tmpdir:
+            synth.save(tmpdir / "tabular")
+            if text_cols:
+                text_info = _train_text(spec, ctx, synth, train_frame, text_cols, budget, tmpdir / "text")
+                mechanisms += budget.mechanisms + text_info.pop("mechanisms")
+            (tmpdir / "run.json").write_text(json.dumps({"run_id": run_id, "text_columns": text_cols}))
+    except Exception as exc:
+        touched = (budget is not None and bool(budget.mechanisms)) or getattr(synth, "dp_started_", False)
+        if spec.privacy.dp and touched:
+            _charge_failed_run(ctx, spec, source=source, run_id=run_id, epsilon=planned, error=exc)
+        raise
     path = zone.resolve(rel)
     # Exact counts are raw statistics of real rows: they go to the REAL zone beside the
     # holdout (restricted), never into the model's catalog entry.

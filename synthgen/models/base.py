@@ -109,6 +109,9 @@ class Synthesizer(ABC):
         self.encoder_: TableEncoder | None = None
         #: Exact duplicate rows in the training frame (raw statistic: for the restricted run report only).
         self.duplicates_: int | None = None
+        #: True once a DP mechanism has read the data: from then on even a failed fit has
+        #: released something (its error), so the pipeline charges the run's budget.
+        self.dp_started_ = False
 
     # -- fitting -------------------------------------------------------------------------
 
@@ -167,6 +170,7 @@ class Synthesizer(ABC):
             return Prepared(encoder, codes, offsets, [], None, float(frame.height), None, duplicates)
 
         rng = noise_rng()
+        self.dp_started_ = True
         # Columns that need a DP mechanism: numeric/datetime (quantile bins) and categoricals without a list.
         dp_cols = [
             c

@@ -175,3 +175,33 @@ def test_rerun_of_publish_returns_the_same_result(run: dict[str, Any]) -> None:
     )
     assert again.reused and again.dataset_id == first.dataset_id
     assert again.extra == first.extra and again.extra["name"] == "demo-patients-synthetic"
+
+
+def test_a_dp_run_that_fails_after_reading_the_data_is_charged(run: dict[str, Any]) -> None:
+    # Runs last: it adds to the ledger the tests above read. The DP row count (about 640
+    # training rows) is below the batch size, so the run fails after a DP mechanism ran;
+    # its error depends on that count, so the run pays its planned epsilon.
+    ctx = run["ctx"]
+    spec = _spec("model.batch_size=5000")
+    source = pipeline.source_key(spec)
+    spent, models = ctx.catalog.spent(source)[0], len(ctx.catalog.list_datasets(kind="model"))
+    from synthgen.errors import ModelError
+
+    with pytest.raises(ModelError, match="DP count"):
+        pipeline.train(spec, ctx, anonymized_id=run["anonymize"].dataset_id, run_id="t-fail")
+    failed = [e for e in ctx.catalog.ledger(source) if e.run_id == "t-fail"]
+    assert [(e.step, e.epsilon) for e in failed] == [("failed_run", spec.privacy.epsilon)]
+    assert failed[0].detail == {"error": "ModelError"}
+    assert ctx.catalog.spent(source)[0] == pytest.approx(spent + spec.privacy.epsilon)
+    assert len(ctx.catalog.list_datasets(kind="model")) == models  # nothing half-written
+    assert not list(ctx.zones.synthetic.resolve("models").glob(f"{spec.name}/.tmp-*"))
+
+    # A non-DP run that fails the same way releases nothing DP and is not charged.
+    with pytest.raises(ModelError, match="batch_size"):
+        pipeline.train(
+            _spec("model.batch_size=5000", "privacy.dp=false"),
+            ctx,
+            anonymized_id=run["anonymize"].dataset_id,
+            run_id="t-fail-nodp",
+        )
+    assert not [e for e in ctx.catalog.ledger(source) if e.run_id == "t-fail-nodp"]
