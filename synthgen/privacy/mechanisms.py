@@ -116,12 +116,15 @@ def dp_quantiles(
     added to every bucket, empty or not. The rest is post-processing of that one
     noisy histogram:
 
-    - the range's core runs from the first to the last bucket whose noisy count
-      passes :func:`survival_threshold` at ``beta`` = 1e-6 (else 1e-3), so an
-      empty bucket far from the data sets a range end with probability about
-      1e-6 (1e-3 at worst), not a few percent; the range then grows over
-      the buckets next to it that pass the shape level (a tail thinner than the
-      core's level but joined to it);
+    - with public bounds (a bounded grid), the range runs from the first to the
+      last bucket above the shape level below: a stray bucket stays inside the
+      public bounds;
+    - without them (the log grid reaches +-1e15), the range's core runs from the
+      first to the last bucket whose noisy count passes :func:`survival_threshold`
+      at ``beta`` = 1e-6 (else 1e-3), so an empty bucket far from the data sets a
+      range end with probability about 1e-6 (1e-3 at worst), not a few percent;
+      the range then grows over the buckets next to it above the shape level (a
+      tail thinner than the core's level but joined to it);
     - inside the range, noisy counts below the shape level (``beta`` ~ 0.025) are
       zeroed so the many empty buckets do not pile up spurious mass;
     - quantiles are read off the noisy CDF with linear interpolation; 0 and 1 are
@@ -145,25 +148,25 @@ def dp_quantiles(
     )
     qs = np.clip(np.asarray(quantiles, dtype=np.float64), 0.0, 1.0)
     shape_tau = survival_threshold(len(counts), epsilon=epsilon, beta=SHAPE_BETA)
-    levels = [survival_threshold(len(counts), epsilon=epsilon, beta=b) for b in RANGE_BETAS]
-    for tau in levels:
-        passing = np.flatnonzero(noisy >= tau)
-        if len(passing):
-            break
+    kept = noisy >= shape_tau
+    if grid[-1] - grid[0] <= UNBOUNDED_SPAN:
+        if not kept.any():
+            return np.quantile(grid, qs), entry  # public bounds: the grid's own quantiles are free
+        first, last = int(np.argmax(kept)), len(kept) - 1 - int(np.argmax(kept[::-1]))
     else:
-        if grid[-1] - grid[0] > UNBOUNDED_SPAN:
+        levels = [survival_threshold(len(counts), epsilon=epsilon, beta=b) for b in RANGE_BETAS]
+        core = next((p for p in (np.flatnonzero(noisy >= t) for t in levels) if len(p)), None)
+        if core is None:
             raise PrivacyError(
                 f"column {column!r}: no value range rose above the DP noise at epsilon={epsilon:.3g} "
                 f"(a bucket needs about {levels[-1]:.0f} rows); give public bounds (columns.{column}.bounds: "
                 "[lower, upper]), or raise privacy.epsilon / privacy.preprocessing_share"
             )
-        return np.quantile(grid, qs), entry  # public bounds: the grid's own quantiles are free
-    first, last = int(passing[0]), int(passing[-1])
-    kept = noisy >= shape_tau
-    while first > 0 and kept[first - 1]:
-        first -= 1
-    while last < len(noisy) - 1 and kept[last + 1]:
-        last += 1
+        first, last = int(core[0]), int(core[-1])
+        while first > 0 and kept[first - 1]:
+            first -= 1
+        while last < len(noisy) - 1 and kept[last + 1]:
+            last += 1
     mass = np.where(kept[first : last + 1], noisy[first : last + 1], 0.0)
     edges = grid[first : last + 2]
     cdf = np.concatenate([[0.0], np.cumsum(mass)])
