@@ -74,6 +74,21 @@ def count_duplicates(frame: pl.DataFrame) -> int:
     return frame.height - frame.unique().height if frame.height else 0
 
 
+#: Default batch size, and the share of a smaller data set one batch takes by default.
+DEFAULT_BATCH_SIZE = 1024
+_DEFAULT_BATCH_SHARE = 0.25
+
+
+def batch_size_for(requested: int | None, n_rows: float) -> int:
+    """``model.batch_size`` when set; else 1024, or a quarter of ``n_rows`` on smaller data.
+
+    Under DP ``n_rows`` is the DP row count (public), so the default is DP too.
+    """
+    if requested is not None:
+        return requested
+    return int(max(2, min(DEFAULT_BATCH_SIZE, n_rows * _DEFAULT_BATCH_SHARE)))
+
+
 @dataclass
 class Prepared:
     """Encoded training data and what it cost. Codes are raw-derived: never persist them."""
@@ -88,6 +103,8 @@ class Prepared:
     n_estimate: float
     total_delta: float | None
     duplicates: int
+    #: ``model.batch_size``, or the default for ``n_estimate`` rows (see :func:`batch_size_for`).
+    batch_size: int
 
 
 class Synthesizer(ABC):
@@ -154,9 +171,10 @@ class Synthesizer(ABC):
             frame = frame.unique(maintain_order=True)
 
         if not self.privacy.dp:
-            if frame.height < self.model.batch_size:
+            batch = batch_size_for(self.model.batch_size, frame.height)
+            if frame.height < batch:
                 raise ModelError(
-                    f"the data has {frame.height} rows, fewer than model.batch_size={self.model.batch_size}: "
+                    f"the data has {frame.height} rows, fewer than model.batch_size={batch}: "
                     "lower model.batch_size"
                 )
             encoder, _ = TableEncoder.fit(
@@ -167,7 +185,7 @@ class Synthesizer(ABC):
                 max_categories=self.model.max_categories,
             )
             codes, offsets = encoder.encode(frame, schema)
-            return Prepared(encoder, codes, offsets, [], None, float(frame.height), None, duplicates)
+            return Prepared(encoder, codes, offsets, [], None, float(frame.height), None, duplicates, batch)
 
         rng = noise_rng()
         self.dp_started_ = True
@@ -190,10 +208,11 @@ class Synthesizer(ABC):
         split = split_budget(
             self.privacy, total_delta=total_delta, dp_columns=len(dp_cols), discovery_columns=discovery
         )
-        if n_noisy < self.model.batch_size:
+        batch = batch_size_for(self.model.batch_size, n_noisy)
+        if n_noisy < batch:
             raise ModelError(
                 f"the data has about {max(int(n_noisy), 0)} rows (DP count), fewer than "
-                f"model.batch_size={self.model.batch_size}: lower model.batch_size"
+                f"model.batch_size={batch}: lower model.batch_size"
             )
         encoder, entries = TableEncoder.fit(
             frame,
@@ -207,7 +226,7 @@ class Synthesizer(ABC):
         )
         codes, offsets = encoder.encode(frame, schema)
         return Prepared(
-            encoder, codes, offsets, [count_entry, *entries], split, n_noisy, total_delta, duplicates
+            encoder, codes, offsets, [count_entry, *entries], split, n_noisy, total_delta, duplicates, batch
         )
 
     # -- sampling ------------------------------------------------------------------------

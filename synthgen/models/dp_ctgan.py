@@ -844,7 +844,7 @@ class DPCTGAN(Synthesizer):
             blocks,
             config=self.config,
             epochs=epochs,
-            batch_size=self.model.batch_size,
+            batch_size=prep.batch_size,
             device=device,
             seed=self.model.seed,
             plan=plan,
@@ -868,7 +868,7 @@ class DPCTGAN(Synthesizer):
         return DPPlan.from_count(
             epsilon=prep.split.training_epsilon,
             delta=prep.split.training_delta,
-            batch_size=self.model.batch_size,
+            batch_size=prep.batch_size,
             n_estimate=prep.n_estimate,
             accountant=self.privacy.accountant,
         )

@@ -241,7 +241,7 @@ class DPTVAE(Synthesizer):
         kl_weight = torch.tensor(self.model.kl_weight, device=device)
         optimizer = torch.optim.Adam(net.parameters(), lr=self.model.learning_rate)
         if prep.split is None:
-            self._train_plain(net, optimizer, codes, kl_weight, device, progress)
+            self._train_plain(net, optimizer, codes, kl_weight, device, prep.batch_size, progress)
             self.privacy_record_ = non_dp_record()
         else:
             self.privacy_record_ = self._train_dp(net, optimizer, codes, kl_weight, device, prep, progress)
@@ -256,11 +256,11 @@ class DPTVAE(Synthesizer):
         codes: torch.Tensor,
         kl_weight: torch.Tensor,
         device: str,
+        bs: int,
         progress: ProgressCallback | None,
     ) -> None:
         gen = torch.Generator().manual_seed(self.model.seed)
         n = codes.shape[0]
-        bs = self.model.batch_size
         net.train()
         for epoch in range(self.model.epochs):
             perm = torch.randperm(n, generator=gen)
@@ -297,11 +297,9 @@ class DPTVAE(Synthesizer):
         acc_name = self.privacy.accountant
         # Poisson sampling rate from the DP row count (public); Opacus's loader runs int(1/q)
         # steps per epoch and the accountant is charged 1/int(1/q) >= q.
-        q = self.model.batch_size / prep.n_estimate
+        q = prep.batch_size / prep.n_estimate
         if not 0 < q <= 1:
-            raise ModelError(
-                f"batch size {self.model.batch_size} does not fit the data: lower model.batch_size"
-            )
+            raise ModelError(f"batch size {prep.batch_size} does not fit the data: lower model.batch_size")
         steps_per_epoch = int(1 / q)
         q_acc = 1.0 / steps_per_epoch
         steps = steps_per_epoch * self.model.epochs

@@ -36,6 +36,10 @@ class _SDVSynthesizer(Synthesizer):
         super().__init__(**kwargs)
         self.sdv_: Any = None
 
+    @property
+    def _batch_size(self) -> int:
+        return self.model.batch_size or 500  # SDV's own default
+
     def _metadata(self) -> Any:
         from sdv.metadata import Metadata
 
@@ -49,7 +53,7 @@ class _SDVSynthesizer(Synthesizer):
         kwargs: dict[str, Any] = {"enforce_min_max_values": True}
         if self._sdv_class != "GaussianCopulaSynthesizer":
             kwargs.update(
-                epochs=self.model.epochs, batch_size=self.model.batch_size, cuda=self.model.device != "cpu"
+                epochs=self.model.epochs, batch_size=self._batch_size, cuda=self.model.device != "cpu"
             )
         return cls(self._metadata(), **kwargs)
 
@@ -61,7 +65,7 @@ class _SDVSynthesizer(Synthesizer):
         self.duplicates_ = count_duplicates(frame)
         if self.model.drop_duplicates:
             frame = frame.unique(maintain_order=True)
-        if self._sdv_class != "GaussianCopulaSynthesizer" and self.model.batch_size % 10:
+        if self._sdv_class != "GaussianCopulaSynthesizer" and self._batch_size % 10:
             raise ModelError("SDV's CTGAN/TVAE need model.batch_size divisible by 10 (pac=10)")
         self.sdv_ = self._make()
         self.sdv_.fit({"table": frame.to_pandas()})  # SDV 2 takes {table name: frame}

@@ -19,7 +19,9 @@ class ModelSettings(BaseModel):
     #: Passes over the data. Under DP fewer, larger steps pay: the defaults are tuned on Adult.
     epochs: int = Field(default=30, ge=1)
     #: Expected batch size (under DP: Poisson sampling rate = batch_size / DP row count).
-    batch_size: int = Field(default=1024, ge=2)
+    #: Unset: 1024, or a quarter of the rows (the DP row count under DP) on smaller data;
+    #: 500 for the SDV kinds (their default).
+    batch_size: int | None = Field(default=None, ge=2)
     #: auto | cpu | cuda | cuda:N
     device: str = "auto"
     #: Seed of weight initialisation and sampling (never of DP noise, which uses OS entropy).

@@ -173,6 +173,21 @@ def test_dataset_smaller_than_the_batch_is_refused(small_frame, small_schema) ->
         _fit(small_frame.head(100), small_schema, privacy=PrivacySettings(epsilon=2.0), batch_size=1000)
 
 
+def test_unset_batch_size_fits_small_data_from_the_dp_count(small_frame, small_schema) -> None:
+    from synthgen.models.base import batch_size_for
+
+    assert batch_size_for(None, 100_000) == 1024 and batch_size_for(None, 600.4) == 150
+    assert batch_size_for(64, 100_000) == 64 and batch_size_for(None, 3) == 2
+    small = small_frame.head(600)
+    s = _fit(small, small_schema, privacy=PrivacySettings(epsilon=5.0, accountant="rdp"), batch_size=None)
+    rec = s.privacy_record_
+    # A quarter of the DP row count (Laplace noise of a few rows around 600).
+    assert rec.expected_batch_size is not None and 130 <= rec.expected_batch_size <= 170
+    assert s.sample(50, seed=0).height == 50
+    plain = _fit(small, small_schema, privacy=PrivacySettings(dp=False), batch_size=None, epochs=1)
+    assert plain.sample(50, seed=0).height == 50
+
+
 def test_entity_key_is_refused_under_record_level_dp(small_frame, small_schema) -> None:
     with pytest.raises(PrivacyError, match="entity_key"):
         _fit(small_frame, small_schema, privacy=PrivacySettings(entity_key="x"))
