@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from synthgen.errors import AccessDenied
@@ -80,7 +81,7 @@ def keys_rotate(
     )
     if r.failed:
         for where, why in r.failed.items():
-            err.print(f"not re-wrapped: {where}: {why}", highlight=False)
+            err.print(f"not re-wrapped: {escape(str(where))}: {escape(str(why))}", highlight=False)
         err.print("old KEK versions were kept; fix the files above and run the rotation again")
         raise typer.Exit(1)
 
@@ -172,7 +173,7 @@ def audit_verify() -> None:
         out.print(report.summary(), highlight=False)
         return
     for problem in report.problems:
-        err.print(problem, highlight=False, soft_wrap=True)
+        err.print(escape(str(problem)), highlight=False, soft_wrap=True)
     err.print(report.summary(), highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 

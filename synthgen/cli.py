@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -201,7 +202,7 @@ def anonymize(spec: SpecArg, set_: SetOpt = None) -> None:
         r = pipeline.anonymize(s, ctx, snapshot_id=snap.dataset_id)
     out.print(f"anonymized {r.rows:,} rows as {r.dataset_id} (real zone) -> {r.path}")
     for line in r.extra.get("summary", []):
-        out.print(f"  {line}")
+        out.print(f"  {escape(str(line))}")
 
 
 @app.command()
@@ -256,7 +257,7 @@ def evaluate(spec: SpecArg, set_: SetOpt = None) -> None:
     for k, v in r.extra.get("headline", {}).items():
         out.print(f"  {k}: {_fmt(v)}")
     for alert in r.extra.get("alerts", []):
-        out.print(f"  [yellow]alert:[/yellow] {alert}")
+        out.print(f"  [yellow]alert:[/yellow] {escape(str(alert))}")
 
 
 @app.command()
@@ -488,7 +489,7 @@ def main(argv: list[str] | None = None) -> None:
     except SynthgenError as exc:
         if debug:
             raise
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise SystemExit(exc.exit_code) from None
     except typer.Abort:
         err.print("aborted")
@@ -505,7 +506,8 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         err.print(
-            f"[red]error:[/red] {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+            f"[red]error:[/red] {type(exc).__name__}: {escape(str(exc))} "
+            "(run with --debug for the traceback)",
             highlight=False,
             soft_wrap=True,
         )

@@ -133,7 +133,9 @@ def ingest(spec: PipelineSpec, ctx: Context) -> StageResult:
         if rows == 0:
             raise SourceError(f"{source.describe()}: the table is empty (0 rows)")
         digest = file_sha256(tmp)
-        dataset_id = f"snap-{digest[:20]}"
+        # The id covers the schema too: the same data under changed overrides (bounds, types,
+        # categories) is a new snapshot, or a re-run would keep the first run's schema.
+        dataset_id = f"snap-{digest[:12]}-{settings_hash(schema_to_json(schema))[:8]}"
         rel = f"snapshots/{spec.name}/{dataset_id}.parquet"
         existing = ctx.catalog.get_dataset(dataset_id)
         if existing is not None and zone.exists(rel):
@@ -398,11 +400,12 @@ def _split_privacy(spec: PipelineSpec, frame: pl.DataFrame, text_cols: list[str]
 def _charge_failed_run(
     ctx: Context, spec: PipelineSpec, *, source: str, run_id: str, epsilon: float, error: Exception
 ) -> None:
-    """Charge a DP run that failed after a DP mechanism read the data its whole planned epsilon.
+    """Charge a DP run that failed after a DP mechanism read the data.
 
     Its error may depend on DP results (a DP row count below the batch size, a column
-    with nothing above the noise), so the run released something and must pay (P2);
-    the mechanisms that ran are not itemised, so the planned total is the honest bound.
+    with nothing above the noise), so the run released something and must pay (P2).
+    The mechanisms that ran are not itemised: ``epsilon`` is an upper bound (the
+    preprocessing share if training had not started, the whole run's epsilon if it had).
     Delta is recorded as the spec's, when it gives one (the rule's ``1/(10 n)`` needs n).
     """
     from synthgen.catalog.ledger import charge
@@ -414,7 +417,7 @@ def _charge_failed_run(
         mechanisms=[
             {
                 "step": "failed_run",
-                "mechanism": "planned budget of a failed DP run",
+                "mechanism": "upper bound of a failed DP run",
                 "epsilon": epsilon,
                 "delta": spec.privacy.delta or 0.0,
                 "error": type(error).__name__,  # not the message: it may quote data
@@ -488,9 +491,13 @@ def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) 
                 mechanisms += budget.mechanisms + text_info.pop("mechanisms")
             (tmpdir / "run.json").write_text(json.dumps({"run_id": run_id, "text_columns": text_cols}))
     except Exception as exc:
-        touched = (budget is not None and bool(budget.mechanisms)) or getattr(synth, "dp_started_", False)
-        if spec.privacy.dp and touched:
-            _charge_failed_run(ctx, spec, source=source, run_id=run_id, epsilon=planned, error=exc)
+        released = getattr(synth, "released_epsilon_", 0.0)
+        if budget is not None and budget.mechanisms:
+            # The text budget's DP count ran; a failure after the tabular fit is in text training.
+            fitted = getattr(synth, "privacy_record_", None) is not None
+            released = planned if fitted else released + sum(m["epsilon"] for m in budget.mechanisms)
+        if spec.privacy.dp and released > 0:
+            _charge_failed_run(ctx, spec, source=source, run_id=run_id, epsilon=released, error=exc)
         raise
     path = zone.resolve(rel)
     # Exact counts are raw statistics of real rows: they go to the REAL zone beside the

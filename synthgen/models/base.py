@@ -126,9 +126,10 @@ class Synthesizer(ABC):
         self.encoder_: TableEncoder | None = None
         #: Exact duplicate rows in the training frame (raw statistic: for the restricted run report only).
         self.duplicates_: int | None = None
-        #: True once a DP mechanism has read the data: from then on even a failed fit has
-        #: released something (its error), so the pipeline charges the run's budget.
-        self.dp_started_ = False
+        #: Upper bound on the epsilon of the DP results computed so far. Even a failed fit
+        #: has released something (its error can depend on them), so the pipeline charges it:
+        #: the preprocessing share once preprocessing starts, all of epsilon once training does.
+        self.released_epsilon_ = 0.0
 
     # -- fitting -------------------------------------------------------------------------
 
@@ -188,7 +189,7 @@ class Synthesizer(ABC):
             return Prepared(encoder, codes, offsets, [], None, float(frame.height), None, duplicates, batch)
 
         rng = noise_rng()
-        self.dp_started_ = True
+        self.released_epsilon_ = float(self.privacy.epsilon * self.privacy.preprocessing_share)
         # Columns that need a DP mechanism: numeric/datetime (quantile bins) and categoricals without a list.
         dp_cols = [
             c
@@ -225,6 +226,7 @@ class Synthesizer(ABC):
             max_categories=self.model.max_categories,
         )
         codes, offsets = encoder.encode(frame, schema)
+        self.released_epsilon_ = float(self.privacy.epsilon)  # training comes next
         return Prepared(
             encoder, codes, offsets, [count_entry, *entries], split, n_noisy, total_delta, duplicates, batch
         )

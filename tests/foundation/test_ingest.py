@@ -42,6 +42,18 @@ def test_ingest_is_idempotent_by_content(ctx: Context, tmp_path: Path) -> None:
     assert ingest(_spec(tmp_path), ctx).dataset_id != first.dataset_id
 
 
+def test_changed_overrides_on_the_same_data_give_a_new_snapshot_schema(ctx: Context, tmp_path: Path) -> None:
+    # Regression: the snapshot was keyed by content alone, so bounds added to the spec after a
+    # first run were ignored on the same data (the catalogued schema was the first run's).
+    pl.DataFrame({"a": [1.0, 2.0, 3.0]}).write_csv(tmp_path / "d.csv")
+    first = ingest(_spec(tmp_path), ctx)
+    bounded = ingest(_spec(tmp_path, columns={"a": {"bounds": [0, 10]}}), ctx)
+    assert not bounded.reused and bounded.dataset_id != first.dataset_id
+    schema = ctx.catalog.get_dataset(bounded.dataset_id).schema_json
+    assert schema["columns"][0]["bounds"] == [0.0, 10.0]
+    assert ingest(_spec(tmp_path, columns={"a": {"bounds": [0, 10]}}), ctx).reused
+
+
 @pytest.mark.parametrize(
     ("content", "error", "match"),
     [

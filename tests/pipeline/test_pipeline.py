@@ -180,7 +180,8 @@ def test_rerun_of_publish_returns_the_same_result(run: dict[str, Any]) -> None:
 def test_a_dp_run_that_fails_after_reading_the_data_is_charged(run: dict[str, Any]) -> None:
     # Runs last: it adds to the ledger the tests above read. The DP row count (about 640
     # training rows) is below the batch size, so the run fails after a DP mechanism ran;
-    # its error depends on that count, so the run pays its planned epsilon.
+    # its error depends on that count, so the run pays its preprocessing share (training
+    # never started).
     ctx = run["ctx"]
     spec = _spec("model.batch_size=5000")
     source = pipeline.source_key(spec)
@@ -190,9 +191,10 @@ def test_a_dp_run_that_fails_after_reading_the_data_is_charged(run: dict[str, An
     with pytest.raises(ModelError, match="DP count"):
         pipeline.train(spec, ctx, anonymized_id=run["anonymize"].dataset_id, run_id="t-fail")
     failed = [e for e in ctx.catalog.ledger(source) if e.run_id == "t-fail"]
-    assert [(e.step, e.epsilon) for e in failed] == [("failed_run", spec.privacy.epsilon)]
+    charged = spec.privacy.epsilon * spec.privacy.preprocessing_share
+    assert [(e.step, e.epsilon) for e in failed] == [("failed_run", pytest.approx(charged))]
     assert failed[0].detail == {"error": "ModelError"}
-    assert ctx.catalog.spent(source)[0] == pytest.approx(spent + spec.privacy.epsilon)
+    assert ctx.catalog.spent(source)[0] == pytest.approx(spent + charged)
     assert len(ctx.catalog.list_datasets(kind="model")) == models  # nothing half-written
     assert not list(ctx.zones.synthetic.resolve("models").glob(f"{spec.name}/.tmp-*"))
 
