@@ -135,7 +135,7 @@ def ingest(spec: PipelineSpec, ctx: Context) -> StageResult:
         digest = file_sha256(tmp)
         # The id covers the schema too: the same data under changed overrides (bounds, types,
         # categories) is a new snapshot, or a re-run would keep the first run's schema.
-        dataset_id = f"snap-{digest[:12]}-{settings_hash(schema_to_json(schema))[:8]}"
+        dataset_id = f"snap-{settings_hash(digest, schema_to_json(schema))}"
         rel = f"snapshots/{spec.name}/{dataset_id}.parquet"
         existing = ctx.catalog.get_dataset(dataset_id)
         if existing is not None and zone.exists(rel):
