@@ -221,6 +221,7 @@ class Synthesizer(ABC):
             dp=True,
             column_epsilon=split.column_epsilon,
             discovery_delta=split.discovery_delta,
+            n_public=n_noisy,
             rng=rng,
             numeric_bins=self.model.numeric_bins,
             max_categories=self.model.max_categories,

@@ -38,6 +38,7 @@ from synthgen.privacy.mechanisms import (
     dp_categories,
     dp_quantiles,
     edges_from_quantiles,
+    log_grid_steps,
     signed_log_grid,
 )
 from synthgen.privacy.record import MechanismEntry
@@ -212,6 +213,7 @@ class TableEncoder:
         dp: bool,
         column_epsilon: float = 0.0,
         discovery_delta: float = 0.0,
+        n_public: float | None = None,
         rng: np.random.Generator | None = None,
         numeric_bins: int = 20,
         max_categories: int = 1000,
@@ -225,6 +227,8 @@ class TableEncoder:
                 numeric/datetime columns (DP quantile bins, also giving bounds when
                 the spec has none) and categorical columns without a public list.
             discovery_delta: delta for each DP category discovery.
+            n_public: the DP row count: sets the log grid's resolution of a numeric column
+                without public bounds (:func:`~synthgen.privacy.mechanisms.log_grid_steps`).
             rng: noise source for DP mechanisms (see :func:`synthgen.privacy.mechanisms.noise_rng`).
 
         Returns:
@@ -273,7 +277,8 @@ class TableEncoder:
                         # Without public bounds a datetime still has a public plausible range; the
                         # numeric log grid (up to 1e15 s) would let noise pick dates no calendar holds.
                         lo, hi = DEFAULT_DATETIME_BOUNDS
-                    grid = signed_log_grid(integer=integer, lower=lo, upper=hi)
+                    steps = 10 if n_public is None else log_grid_steps(n_public, column_epsilon)
+                    grid = signed_log_grid(integer=integer, lower=lo, upper=hi, steps_per_decade=steps)
                     q, entry = dp_quantiles(
                         vals, grid=grid, quantiles=qs, epsilon=column_epsilon, rng=rng, column=col.name
                     )

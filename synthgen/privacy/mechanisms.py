@@ -62,17 +62,40 @@ def count_lower_bound(noisy: float, epsilon: float, *, failure: float = 1e-6) ->
 # -- numeric bins ---------------------------------------------------------------
 
 
-def signed_log_grid(*, integer: bool, lower: float | None = None, upper: float | None = None) -> np.ndarray:
+#: Log-grid resolutions (buckets per decade) to pick from; each divides the next (nested grids).
+LOG_GRID_STEPS = (1, 2, 5, 10)
+
+
+def log_grid_steps(n_public: float, epsilon: float) -> int:
+    """Buckets per decade of the unbounded log grid for a column's DP histogram.
+
+    The finest resolution at which data spread over two decades still puts about
+    the range level's count (~19/epsilon, see :func:`dp_quantiles`) in a bucket:
+    ``steps <= n epsilon / 40``. ``n_public`` is the DP row count, so the choice is
+    post-processing of DP results. Small data or a small epsilon gets coarser
+    buckets that rise above the noise (Adult at epsilon 3: 10 per decade; at
+    epsilon 1: 2); the quantiles inside a bucket are then linear.
+    """
+    fit = n_public * epsilon / 40.0
+    return max([s for s in LOG_GRID_STEPS if s <= fit], default=LOG_GRID_STEPS[0])
+
+
+def signed_log_grid(
+    *, integer: bool, lower: float | None = None, upper: float | None = None, steps_per_decade: int = 10
+) -> np.ndarray:
     """Data-independent bucket edges for a DP histogram of a numeric column.
 
-    Without public bounds: 0 and +-10^(k/10) from 1e-3 (1 for integers) to 1e15,
-    i.e. ~8 buckets per factor of 2 on both signs. With public bounds: 128 equal
+    Without public bounds: 0 and +-10^(k/steps) from 1e-3 (1 for integers) to 1e15;
+    at 10 steps per decade, ~3 buckets per factor of 2 on both signs. With public bounds: 128 equal
     buckets between them merged with the log points inside, so that both a spike
     at 0 (``capital_gain``) and a wide spread (``fnlwgt``) get resolution.
-    Depends on the schema only, never on the data (P2).
+    Depends on the schema and ``steps_per_decade`` only (a DP result at most), never on
+    the raw data (P2).
     """
-    k_min = 0 if integer else -30
-    mags = 10.0 ** (np.arange(k_min, 151) / 10.0)
+    if steps_per_decade not in LOG_GRID_STEPS:
+        raise PrivacyError(f"steps_per_decade must be one of {LOG_GRID_STEPS}, got {steps_per_decade}")
+    k_min = 0 if integer else -3 * steps_per_decade
+    mags = 10.0 ** (np.arange(k_min, 15 * steps_per_decade + 1) / steps_per_decade)
     pts = np.concatenate([-mags[::-1], [0.0], mags])
     if lower is not None and upper is not None:
         inside = pts[(pts > lower) & (pts < upper)]

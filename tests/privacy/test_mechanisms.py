@@ -24,6 +24,7 @@ from synthgen.privacy.mechanisms import (
     dp_category_counts,
     dp_quantiles,
     laplace_count,
+    log_grid_steps,
     noise_rng,
     signed_log_grid,
 )
@@ -95,6 +96,36 @@ def test_dp_quantile_range_stays_at_the_data_without_public_bounds(integer: bool
         highs.append(q[-1])
     assert min(lows) >= 0.0 and max(highs) <= 126.0  # one log bucket past the data at most
     assert np.median(highs) >= 63.0 and np.median(lows) <= 20.0  # and the tails are kept
+
+
+def test_small_data_gets_a_coarser_log_grid_that_rises_above_the_noise() -> None:
+    assert log_grid_steps(32_561, 0.02) == 10 and log_grid_steps(32_561, 0.006) == 2
+    assert log_grid_steps(400, 0.067) == 1 and log_grid_steps(0, 1.0) == 1
+    coarse = signed_log_grid(integer=False, steps_per_decade=1)
+    assert set(coarse) <= set(signed_log_grid(integer=False)) | {0.0}  # nested in the fine grid
+    # 2,000 balances around 0 (sd 2,000) at a column epsilon of 0.04: the fine grid has no bucket
+    # above the range level, the grid this data size gets does, and its range covers the data.
+    rng = np.random.default_rng(4)
+    values = rng.normal(0, 2000, size=2000)
+    steps = log_grid_steps(2000, 0.04)
+    q, _ = dp_quantiles(
+        values,
+        grid=signed_log_grid(integer=False, steps_per_decade=steps),
+        quantiles=[0.0, 0.5, 1.0],
+        epsilon=0.04,
+        rng=rng,
+        column="balance",
+    )
+    assert steps == 2 and q[0] <= -3000 and q[2] >= 3000 and abs(q[1]) < 1000
+    with pytest.raises(PrivacyError, match="balance"):
+        dp_quantiles(
+            values,
+            grid=signed_log_grid(integer=False),
+            quantiles=[0.5],
+            epsilon=0.04,
+            rng=rng,
+            column="balance",
+        )
 
 
 def test_dp_quantiles_without_signal_need_public_bounds() -> None:
