@@ -498,6 +498,7 @@ def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) 
             released = planned if fitted else released + sum(m["epsilon"] for m in budget.mechanisms)
         if spec.privacy.dp and released > 0:
             _charge_failed_run(ctx, spec, source=source, run_id=run_id, epsilon=released, error=exc)
+        ctx.zones.real.remove(holdout_rel)  # no model: its holdout would be an orphan copy of real rows
         raise
     path = zone.resolve(rel)
     # Exact counts are raw statistics of real rows: they go to the REAL zone beside the

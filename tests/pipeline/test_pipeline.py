@@ -196,6 +196,8 @@ def test_a_dp_run_that_fails_after_reading_the_data_is_charged(run: dict[str, An
     assert failed[0].detail == {"error": "ModelError"}
     assert ctx.catalog.spent(source)[0] == pytest.approx(spent + charged)
     assert len(ctx.catalog.list_datasets(kind="model")) == models  # nothing half-written
+    holdouts = ctx.zones.real.resolve(f"holdout/{spec.name}")
+    assert not [p for p in holdouts.glob("*.parquet") if not ctx.catalog.get_dataset(p.stem)]
     assert not list(ctx.zones.synthetic.resolve("models").glob(f"{spec.name}/.tmp-*"))
 
     # A non-DP run that fails the same way releases nothing DP and is not charged.
