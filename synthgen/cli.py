@@ -290,7 +290,7 @@ def run(spec: SpecArg, set_: SetOpt = None) -> None:
     with progress_bars() as cb:
         ctx = _context(cb)
         results = pipeline.run_pipeline(s, ctx)
-    _print_summary(pipeline.summarize(s, ctx, results))
+    _print_summary(pipeline.summarize(s, ctx, results), f"synthgen run {s.name}")
 
 
 @app.command("scan-pii")
@@ -357,6 +357,13 @@ def budget_show(
     cat = Catalog.from_env()
     entries = cat.ledger(key)
     eps, delta = cat.spent(key)
+    if not entries and key == source:
+        err.print(
+            f"note: no ledger entry for source {escape(key)!r}; the ledger is keyed by source "
+            "(e.g. csv:/path/to/file.csv), not pipeline name: pass the spec file",
+            highlight=False,
+            soft_wrap=True,
+        )
     if as_json:
         data = {
             "source": key,
@@ -442,7 +449,7 @@ def demo(
 
         frame = synthgen.read_dataset(results["publish"].extra["name"], user=reader)
         summary[f"read back as {reader} (analyst)"] = f"{frame.height:,} rows x {frame.width} columns"
-    _print_summary(summary)
+    _print_summary(summary, "synthgen demo")
 
 
 DEMO_PIPELINE_USER = "synthgen-pipeline"
@@ -465,8 +472,8 @@ def _demo_keys() -> list[str]:
     return [role for role, kek in init_keys(user=steward).items() if kek is not None]
 
 
-def _print_summary(summary: dict[str, Any]) -> None:
-    table = Table(show_header=False, title="synthgen demo", title_justify="left")
+def _print_summary(summary: dict[str, Any], title: str) -> None:
+    table = Table(show_header=False, title=title, title_justify="left")
     for k, v in summary.items():
         if v is not None:
             table.add_row(k, _fmt(v) if not isinstance(v, dict) else json.dumps(v))

@@ -110,6 +110,24 @@ def source_key(spec: PipelineSpec) -> str:
 # -- ingest -------------------------------------------------------------------
 
 
+def _with_snapshot_nulls(schema: TableSchema, path: Path) -> TableSchema:
+    """Nullability from the whole snapshot, not the inference sample: a null past the
+    sample, or a NaN/inf (which the encoder reads as null), still makes a column nullable."""
+    lf = pl.scan_parquet(path)
+    exprs = []
+    for name, dtype in lf.collect_schema().items():
+        missing = pl.col(name).is_null()
+        if dtype.is_float():
+            missing = missing | ~pl.col(name).is_finite()
+        exprs.append(missing.any().alias(name))
+    seen = lf.select(exprs).collect().row(0, named=True) if exprs else {}
+    return TableSchema(
+        columns=[
+            c.model_copy(update={"nullable": c.nullable or bool(seen.get(c.name))}) for c in schema.columns
+        ]
+    )
+
+
 def ingest(spec: PipelineSpec, ctx: Context) -> StageResult:
     """Snapshot the source into the REAL zone as Parquet, identified by its content hash.
 
@@ -132,6 +150,7 @@ def ingest(spec: PipelineSpec, ctx: Context) -> StageResult:
         rows = pl.scan_parquet(tmp).select(pl.len()).collect().item()
         if rows == 0:
             raise SourceError(f"{source.describe()}: the table is empty (0 rows)")
+        schema = _with_snapshot_nulls(schema, tmp)
         digest = file_sha256(tmp)
         # The id covers the schema too: the same data under changed overrides (bounds, types,
         # categories) is a new snapshot, or a re-run would keep the first run's schema.

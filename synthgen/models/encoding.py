@@ -125,6 +125,45 @@ def _raw_categories(values: pl.Series, max_categories: int) -> list[str]:
     return [str(v) for v in vc.get_column(vc.columns[0]).to_list()[:max_categories]]
 
 
+# -- declared types on other dtypes ----------------------------------------------------------
+
+_TRUE = ("true", "t", "yes", "y", "1")
+_FALSE = ("false", "f", "no", "n", "0")
+
+
+def as_boolean(s: pl.Series, name: str) -> pl.Series:
+    """A column declared boolean as a Boolean series: true/false, yes/no, y/n, t/f or 1/0."""
+    if s.dtype == pl.Boolean:
+        return s
+    if s.dtype.is_numeric():
+        strs = s.cast(pl.Int64, strict=False).cast(pl.String)
+    else:
+        strs = s.cast(pl.String).str.strip_chars().str.to_lowercase()
+    if not strs.drop_nulls().is_in(_TRUE + _FALSE).all():
+        raise ModelError(
+            f"column {name!r} is declared boolean but holds values other than true/false, yes/no, "
+            "y/n, t/f or 1/0: fix its type in the spec"
+        )
+    return pl.select(pl.when(strs.is_null()).then(None).otherwise(strs.is_in(_TRUE))).to_series().alias(name)
+
+
+def as_datetime(s: pl.Series, name: str) -> pl.Series:
+    """A string column declared datetime, parsed strictly (offsets to naive UTC): no value is
+    silently turned into a null."""
+    for parse in (
+        lambda x: x.str.to_datetime(strict=True),
+        lambda x: x.str.to_datetime(strict=True, time_zone="UTC").dt.replace_time_zone(None),
+    ):
+        try:
+            return parse(s)
+        except (pl.exceptions.PolarsError, ValueError):
+            continue
+    raise ModelError(
+        f"column {name!r} is declared datetime but not all its values parse as dates/times "
+        "(ISO 8601 expected): fix its type in the spec or the data"
+    )
+
+
 # -- validation ------------------------------------------------------------------------------
 
 
@@ -159,6 +198,10 @@ def validate_frame(frame: pl.DataFrame, schema: TableSchema, *, max_categories: 
                 f"column {col.name!r} has more than {max_categories} distinct values: "
                 "declare it as type id or text, give it a public category list, or raise model.max_categories"
             )
+        if col.type == ColumnType.boolean:
+            as_boolean(s, col.name)
+        elif col.type == ColumnType.datetime and s.dtype == pl.String:
+            as_datetime(s, col.name)
         if col.categories is not None and len(col.categories) > max_categories:
             raise ModelError(
                 f"column {col.name!r} declares {len(col.categories)} categories (limit {max_categories}): "
@@ -184,7 +227,7 @@ def _numeric_values(s: pl.Series, col: ColumnSchema) -> tuple[np.ndarray, str]:
             secs = s.cast(pl.Datetime("us")).dt.epoch("s").cast(pl.Float64)
             return secs.fill_null(float("nan")).to_numpy(), "date"
         if s.dtype == pl.String:
-            s = s.str.to_datetime(strict=False)
+            s = as_datetime(s, col.name)
         secs = s.dt.epoch("us").cast(pl.Float64) / 1e6
         return secs.fill_null(float("nan")).to_numpy(), "datetime"
     if not s.dtype.is_numeric():
@@ -332,7 +375,7 @@ class TableEncoder:
     ) -> tuple[np.ndarray, np.ndarray | None]:
         if isinstance(c, CategoricalCode):
             if c.dtype == "bool":
-                strs = s.cast(pl.Boolean).cast(pl.String).str.to_lowercase()
+                strs = as_boolean(s, c.name).cast(pl.String).str.to_lowercase()
             else:
                 strs = s.cast(pl.String)
             mapping = pl.DataFrame(

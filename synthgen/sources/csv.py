@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 
 import polars as pl
 
+from synthgen.schema import ColumnType
 from synthgen.sources.base import FileSource
 
 _INFER_ROWS = 10_000
+
+#: Date, naive datetime, then datetime with a UTC offset (to naive UTC): the first that parses wins.
+_PARSERS: tuple[Callable[[pl.Expr], pl.Expr], ...] = (
+    lambda e: e.str.to_date(strict=True),
+    lambda e: e.str.to_datetime(strict=True),
+    lambda e: e.str.to_datetime(strict=True, time_zone="UTC").dt.replace_time_zone(None),
+)
 
 
 class CsvSource(FileSource):
@@ -38,22 +47,23 @@ class CsvSource(FileSource):
 
         polars' own ``try_parse_dates`` costs ~10x the whole scan when combined with a long
         schema inference, so dates are detected once on a sample and cast in the lazy plan.
+        Detection runs the very expression the scan will run. Datetimes with UTC offsets
+        become naive UTC (one time base for the model). A column the spec types as anything
+        but ``datetime`` is left as it is.
         """
         sample = self._raw_sample
         casts: list[pl.Expr] = []
         for name, dtype in sample.schema.items():
-            if dtype != pl.String:
+            override = self.spec.columns.get(name)
+            if dtype != pl.String or (override and override.type not in (None, ColumnType.datetime)):
                 continue
-            values = sample[name].drop_nulls()
+            values = sample.select(pl.col(name).drop_nulls())
             if values.is_empty():
                 continue
-            for parse in (
-                lambda s: s.str.to_date(strict=True),
-                lambda s: s.str.to_datetime(strict=True),
-            ):
+            for parse in _PARSERS:
                 try:
-                    parse(values.head(20))  # cheap rejection before parsing the whole sample
-                    parse(values)
+                    values.head(20).select(parse(pl.col(name)))  # cheap rejection first
+                    values.select(parse(pl.col(name)))
                 except (pl.exceptions.PolarsError, ValueError):
                     continue
                 casts.append(parse(pl.col(name)))

@@ -64,8 +64,13 @@ def infer_schema(
     cols: list[ColumnSchema] = []
     for name in sample.columns:
         s = sample[name]
-        ctype = ColumnType.text if name in text_columns else _infer_type(name, s)
         o = overrides.get(name)
+        if s.dtype.is_nested() and not (o is not None and o.type == ColumnType.id):
+            raise SpecError(
+                f"column {name!r} holds nested values ({s.dtype}); synthgen models flat columns: "
+                f"set columns.{name}.type: id to leave it out, or flatten it first"
+            )
+        ctype = ColumnType.text if name in text_columns else _infer_type(name, s)
         dtype = s.dtype
         fields: dict = {
             "name": name,

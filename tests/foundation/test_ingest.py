@@ -110,3 +110,57 @@ def test_catalog_failure_removes_the_snapshot(
     with pytest.raises(RuntimeError):
         ingest(_spec(tmp_path), ctx)
     assert _zone_files(ctx) == []
+
+
+def _columns(ctx: Context, dataset_id: str) -> dict[str, dict]:
+    return {c["name"]: c for c in ctx.catalog.get_dataset(dataset_id).schema_json["columns"]}
+
+
+def test_datetimes_with_utc_offsets_ingest_as_naive_utc(ctx: Context, tmp_path: Path) -> None:
+    (tmp_path / "d.csv").write_text(
+        "ts,x\n2021-10-24T04:46:47-05:00,1\n2021-02-01T06:17:12+00:00,2\n2021-02-01T06:17:12+02:00,3\n"
+    )
+    r = ingest(_spec(tmp_path), ctx)
+    ts = pl.read_parquet(r.path)["ts"]
+    assert ts.dtype == pl.Datetime("us") and str(ts[0]) == "2021-10-24 09:46:47"
+    assert _columns(ctx, r.dataset_id)["ts"]["type"] == "datetime"
+
+
+def test_a_column_typed_in_the_spec_is_not_cast_to_a_date(ctx: Context, tmp_path: Path) -> None:
+    # Dates in the 10,000-row sample, a non-date value later: declared categorical, it stays text.
+    pl.DataFrame({"d": ["2021-01-05"] * 11_000 + ["unknown"], "x": list(range(11_001))}).write_csv(
+        tmp_path / "d.csv"
+    )
+    with pytest.raises(SourceError, match="column 'd'"):
+        ingest(_spec(tmp_path), ctx)
+    r = ingest(_spec(tmp_path, columns={"d": {"type": "categorical"}}), ctx)
+    assert pl.read_parquet(r.path)["d"].dtype == pl.String
+
+
+def test_nullability_comes_from_the_whole_snapshot(ctx: Context, tmp_path: Path) -> None:
+    # A null past the inference sample, and NaN/inf (read as null by the encoder), make a
+    # column nullable; training would refuse the nulls of a column inferred as not nullable.
+    n = 12_000
+    late = [1.0] * n
+    late[11_500] = None  # type: ignore[call-overload]
+    pl.DataFrame(
+        {
+            "late_null": late,
+            "nan": [float("nan") if i == 5 else float(i) for i in range(n)],
+            "inf": [float("inf") if i == 7 else float(i) for i in range(n)],
+            "full": [float(i) for i in range(n)],
+        }
+    ).write_parquet(tmp_path / "d.parquet")
+    r = ingest(_spec(tmp_path, source={"kind": "parquet", "path": "d.parquet"}), ctx)
+    nullable = {k: v["nullable"] for k, v in _columns(ctx, r.dataset_id).items()}
+    assert nullable == {"late_null": True, "nan": True, "inf": True, "full": False}
+
+
+def test_nested_columns_are_refused_unless_left_out_as_ids(ctx: Context, tmp_path: Path) -> None:
+    pl.DataFrame({"tags": [["a", "b"], ["c"]], "x": [1, 2]}).write_parquet(tmp_path / "d.parquet")
+    source = {"kind": "parquet", "path": "d.parquet"}
+    with pytest.raises(SpecError, match=r"column 'tags' holds nested values .*columns.tags.type: id"):
+        ingest(_spec(tmp_path, source=source), ctx)
+    assert ctx.catalog.list_datasets() == [] and _zone_files(ctx) == []
+    r = ingest(_spec(tmp_path, source=source, columns={"tags": {"type": "id"}}), ctx)
+    assert _columns(ctx, r.dataset_id)["tags"]["type"] == "id"

@@ -102,3 +102,35 @@ def test_unusable_columns_are_refused_with_a_clear_error(frame: pl.DataFrame, me
     schema = TableSchema(columns=[ColumnSchema(name="c", type="categorical")])
     with pytest.raises(ModelError, match=message):
         validate_frame(frame, schema, max_categories=1000)
+
+
+def test_declared_boolean_and_datetime_accept_common_spellings_and_refuse_the_rest() -> None:
+    schema = TableSchema(
+        columns=[
+            ColumnSchema(name="yn", type="boolean", nullable=True),
+            ColumnSchema(name="zo", type="boolean"),
+            ColumnSchema(name="ts", type="datetime"),
+        ]
+    )
+    frame = pl.DataFrame(
+        {
+            "yn": ["Y", "n", None, "yes", "No"] * 20,
+            "zo": [0, 1, 1, 0, 1] * 20,
+            "ts": ["2021-01-01T10:00:00+02:00", "2021-01-02T00:00:00Z"] * 50,
+        }
+    )
+    validate_frame(frame, schema, max_categories=10)
+    enc, _ = TableEncoder.fit(frame, schema, dp=False)
+    codes, offsets = enc.encode(frame, schema)
+    out = enc.decode(codes, offsets=offsets, rng=np.random.default_rng(0))
+    assert out["yn"].to_list()[:5] == [True, False, None, True, False]
+    assert out["zo"].to_list()[:5] == [False, True, True, False, True]
+    assert str(out["ts"][0]) == "2021-01-01 08:00:00"  # UTC
+    bad = [
+        (frame.with_columns(pl.Series("yn", ["Y", "maybe"] * 50)), "'yn' is declared boolean"),
+        (frame.with_columns(pl.Series("zo", [0, 2] * 50)), "'zo' is declared boolean"),
+        (frame.with_columns(pl.Series("ts", ["2021-01-01", "10:30"] * 50)), "'ts' is declared datetime"),
+    ]
+    for broken, match in bad:
+        with pytest.raises(ModelError, match=match):
+            validate_frame(broken, schema, max_categories=10)
