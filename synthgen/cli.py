@@ -218,6 +218,8 @@ def train(spec: SpecArg, set_: SetOpt = None) -> None:
     eps = r.extra.get("epsilon")
     what = f"epsilon {eps:.3g}" if eps is not None else "NON-DP (dp: false)"
     out.print(f"trained {s.model.kind} as {r.dataset_id} ({what}) -> {r.path}")
+    for warning in r.extra.get("warnings", []):
+        err.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True)
 
 
 @app.command()

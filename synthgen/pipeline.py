@@ -534,6 +534,11 @@ def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) 
 
     from synthgen.catalog import BudgetEntry
 
+    warnings = [
+        f"column {c!r}: DP category discovery kept no value, so every synthetic value is 'other'; "
+        f"give columns.{c}.categories (public, free) or raise privacy.preprocessing_share"
+        for c in (synth.encoder_.all_other if synth.encoder_ is not None else [])
+    ]
     eps_total = sum(float(m["epsilon"]) for m in mechanisms)
     delta_total = sum(float(m.get("delta") or 0.0) for m in mechanisms)
     extra = {
@@ -548,6 +553,7 @@ def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) 
         "holdout_seed": spec.evaluate.seed,
         "ledger_source": source,
         "run_id": run_id,
+        "warnings": warnings,
     }
     ds = Dataset(
         id=model_id,
@@ -596,7 +602,11 @@ def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) 
         zone.remove(rel)
         raise
     return StageResult(
-        "train", model_id, str(path), None, extra={"epsilon": extra["epsilon"], "dp": record.dp}
+        "train",
+        model_id,
+        str(path),
+        None,
+        extra={"epsilon": extra["epsilon"], "dp": record.dp, "warnings": warnings},
     )
 
 
@@ -1120,5 +1130,7 @@ def summarize(spec: PipelineSpec, ctx: Context, results: dict[str, Any]) -> dict
         out["report (restricted)"] = ev.path
         for i, alert in enumerate(ev.extra.get("alerts", []), 1):
             out[f"alert {i}"] = alert
+    for i, warning in enumerate(train_r.extra.get("warnings", []), 1):
+        out[f"warning {i}"] = warning
     out["encrypted dataset"] = pub.path
     return out

@@ -342,6 +342,15 @@ class TableEncoder:
         return list(self.config.columns)
 
     @property
+    def all_other(self) -> list[str]:
+        """Categorical columns whose list is empty (DP discovery kept no value): every value is "other"."""
+        return [
+            c.name
+            for c in self.config.columns
+            if isinstance(c, CategoricalCode) and c.dtype != "bool" and not c.categories
+        ]
+
+    @property
     def names(self) -> list[str]:
         return [c.name for c in self.config.columns]
 

@@ -238,3 +238,21 @@ def test_sensitive_attribute_not_in_data_is_named(people, fast):
     )
     bias = r.section("bias")
     assert bias.status == "ok" and "religion (not in the real data)" in bias.message
+
+
+def test_infinite_and_nan_values_count_as_missing_in_every_section(people):
+    # Regression: an inf in a real float column made the min-max scale infinite, so the
+    # privacy section's distances were NaN and the section crashed.
+    train, hold = people
+    bad = [float("inf"), float("-inf"), float("nan")] + [0.0] * (train.height - 3)
+    train = train.with_columns((pl.col("x") + pl.Series(bad)).alias("x"))
+    r = evaluate(
+        train=train,
+        holdout=hold,
+        synthetic=train,
+        schema=None,
+        settings=EvaluateSettings(target="label", plots=True),
+    )
+    assert all(s.status != "error" for s in r.sections), {s.name: s.message for s in r.sections}
+    assert r.section("correlation").metrics["undefined_pairs"] == 0
+    json.dumps(r.summary, allow_nan=False)

@@ -189,6 +189,25 @@ def test_unset_batch_size_fits_small_data_from_the_dp_count(small_frame, small_s
     assert plain.sample(50, seed=0).height == 50
 
 
+def test_a_column_whose_dp_discovery_keeps_nothing_is_reported(small_frame, small_schema) -> None:
+    # x's three values (~1,000, 600, 400 rows) against a tiny preprocessing budget: no value
+    # clears the discovery threshold, so every synthetic x is "other"; the encoder says so.
+    schema = TableSchema(
+        columns=[
+            c.model_copy(update={"bounds": (0.0, 100.0)}) if c.name == "age" else c
+            for c in small_schema.columns
+        ]
+    )
+    s = _fit(
+        small_frame,
+        schema,
+        privacy=PrivacySettings(epsilon=1.0, preprocessing_share=0.01, accountant="rdp"),
+        epochs=1,
+    )
+    assert s.encoder_ is not None and s.encoder_.all_other == ["x"]
+    assert set(s.sample(100, seed=0)["x"].drop_nulls()) <= {"other"}
+
+
 def test_entity_key_is_refused_under_record_level_dp(small_frame, small_schema) -> None:
     with pytest.raises(PrivacyError, match="entity_key"):
         _fit(small_frame, small_schema, privacy=PrivacySettings(entity_key="x"))

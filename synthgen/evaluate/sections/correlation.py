@@ -69,7 +69,12 @@ def association_matrix(
     """Pairwise association matrix (diagonal 1) for the columns of ``kinds``, in order."""
     names = list(kinds)
     numeric = {
-        c: frame[c].cast(pl.Float64).fill_null(float("nan")).to_numpy()
+        # +-inf count as missing (NaN), as everywhere in the evaluation.
+        c: frame[c]
+        .cast(pl.Float64)
+        .fill_null(float("nan"))
+        .replace([float("inf"), float("-inf")], float("nan"))
+        .to_numpy()
         for c in names
         if kinds[c] == "numeric"
     }
