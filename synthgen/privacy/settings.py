@@ -19,7 +19,9 @@ class PrivacySettings(BaseModel):
     #: Cumulative epsilon cap for the source across runs (P6).
     budget_cap: float = Field(default=10.0, gt=0)
     #: Share of epsilon spent on DP preprocessing (row count, numeric bins/bounds, category discovery).
-    preprocessing_share: float = Field(default=0.1, ge=0, lt=1)
+    #: Unset: 0.1 + 0.2 x the share of modelled columns that need a DP mechanism (numeric bins,
+    #: category discovery), so 0.3 when no column has public bounds or categories.
+    preprocessing_share: float | None = Field(default=None, ge=0, lt=1)
     #: Share of the training epsilon given to the text model, when there is one.
     text_share: float = Field(default=0.3, ge=0, lt=1)
     #: Opacus accountant that calibrates DP-SGD noise: prv (tighter) or rdp.

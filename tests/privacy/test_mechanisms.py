@@ -226,3 +226,15 @@ def test_planned_epsilon_is_the_target_under_dp_and_zero_without() -> None:
     assert planned_epsilon(PrivacySettings(epsilon=2.5)) == 2.5
     assert planned_epsilon(PrivacySettings(dp=False)) == 0.0
     assert math.isfinite(planned_epsilon(PrivacySettings()))
+
+
+def test_default_preprocessing_share_grows_with_the_columns_that_need_dp() -> None:
+    from synthgen.privacy.accountant import preprocessing_share
+
+    unset = PrivacySettings()
+    assert preprocessing_share(unset, dp_columns=0, columns=10) == pytest.approx(0.1)
+    assert preprocessing_share(unset, dp_columns=5, columns=10) == pytest.approx(0.2)
+    assert preprocessing_share(unset, dp_columns=10, columns=10) == pytest.approx(0.3)
+    assert preprocessing_share(PrivacySettings(preprocessing_share=0.05), dp_columns=10, columns=10) == 0.05
+    s = split_budget(unset, total_delta=1e-5, dp_columns=10, discovery_columns=4, columns=10)
+    assert s.training_epsilon == pytest.approx(unset.epsilon * 0.7)
