@@ -8,7 +8,9 @@ the data itself must go through a DP mechanism (see :mod:`synthgen.privacy`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -71,3 +73,12 @@ class TableSchema(BaseModel):
 
     def of_type(self, *types: ColumnType) -> list[ColumnSchema]:
         return [c for c in self.columns if c.type in types]
+
+
+#: Parsers of date/time strings (for a polars Series or Expr), tried in turn: date, naive
+#: datetime, then datetime with a UTC offset, made naive UTC (one time base for the model).
+TEMPORAL_PARSERS: tuple[Callable[[Any], Any], ...] = (
+    lambda x: x.str.to_date(strict=True),
+    lambda x: x.str.to_datetime(strict=True),
+    lambda x: x.str.to_datetime(strict=True, time_zone="UTC").dt.replace_time_zone(None),
+)

@@ -42,7 +42,7 @@ from synthgen.privacy.mechanisms import (
     signed_log_grid,
 )
 from synthgen.privacy.record import MechanismEntry
-from synthgen.schema import ColumnSchema, ColumnType, TableSchema
+from synthgen.schema import TEMPORAL_PARSERS, ColumnSchema, ColumnType, TableSchema
 
 NULL_TOKEN = "<null>"
 OTHER_TOKEN = "<other>"
@@ -150,10 +150,7 @@ def as_boolean(s: pl.Series, name: str) -> pl.Series:
 def as_datetime(s: pl.Series, name: str) -> pl.Series:
     """A string column declared datetime, parsed strictly (offsets to naive UTC): no value is
     silently turned into a null."""
-    for parse in (
-        lambda x: x.str.to_datetime(strict=True),
-        lambda x: x.str.to_datetime(strict=True, time_zone="UTC").dt.replace_time_zone(None),
-    ):
+    for parse in TEMPORAL_PARSERS[1:]:  # datetimes (a date parses as one too)
         try:
             return parse(s)
         except (pl.exceptions.PolarsError, ValueError):

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import cached_property
 
 import polars as pl
 
-from synthgen.schema import ColumnType
+from synthgen.schema import TEMPORAL_PARSERS, ColumnType
 from synthgen.sources.base import FileSource
 
 _INFER_ROWS = 10_000
-
-#: Date, naive datetime, then datetime with a UTC offset (to naive UTC): the first that parses wins.
-_PARSERS: tuple[Callable[[pl.Expr], pl.Expr], ...] = (
-    lambda e: e.str.to_date(strict=True),
-    lambda e: e.str.to_datetime(strict=True),
-    lambda e: e.str.to_datetime(strict=True, time_zone="UTC").dt.replace_time_zone(None),
-)
 
 
 class CsvSource(FileSource):
@@ -60,7 +52,7 @@ class CsvSource(FileSource):
             values = sample.select(pl.col(name).drop_nulls())
             if values.is_empty():
                 continue
-            for parse in _PARSERS:
+            for parse in TEMPORAL_PARSERS:
                 try:
                     values.head(20).select(parse(pl.col(name)))  # cheap rejection first
                     values.select(parse(pl.col(name)))
