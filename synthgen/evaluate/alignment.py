@@ -114,8 +114,10 @@ def _normalise(frame: pl.DataFrame, kinds: dict[str, Kind]) -> pl.DataFrame:
     for name, kind in kinds.items():
         dtype = frame.schema[name]
         if kind == "numeric":
-            # NaN and null both mean "missing" from here on; metrics then need one check, not two.
-            exprs.append(_as_numeric(pl.col(name), dtype).fill_nan(None).alias(name))
+            # NaN, +-inf and null all mean "missing" from here on (as in the models); metrics
+            # then need one check, not three.
+            value = _as_numeric(pl.col(name), dtype)
+            exprs.append(pl.when(value.is_finite()).then(value).otherwise(None).alias(name))
         else:
             exprs.append(_as_category(pl.col(name), dtype).alias(name))
     return frame.select(exprs) if exprs else frame.select([])

@@ -54,7 +54,7 @@ class Binning:
         if self.kind == "numeric":
             assert self.edges is not None
             values = series.cast(pl.Float64).to_numpy()
-            nulls = ~np.isfinite(values)  # NaN and +-inf count as missing, as in the models
+            nulls = np.isnan(values)
             codes = np.searchsorted(self.edges, np.where(nulls, 0.0, values), side="left")
             codes[nulls] = len(self.edges) + 1
             return codes.astype(np.int64, copy=False)
@@ -71,8 +71,7 @@ def fit_binning(real: pl.Series, kind: Kind, *, bins: int, max_categories: int) 
     there too, so the distance sees them).
     """
     if kind == "numeric":
-        values = real.cast(pl.Float64).drop_nulls().to_numpy()
-        values = values[np.isfinite(values)]
+        values = real.cast(pl.Float64).drop_nulls().drop_nans().to_numpy()
         if values.size:
             qs = np.quantile(values, np.linspace(0, 1, bins + 1))
             inner = np.unique(qs[1:-1])
@@ -109,13 +108,12 @@ class DistanceEncoder:
         for name, kind in self.kinds.items():
             col = real[name]
             if kind == "numeric":
-                floats = col.cast(pl.Float64)
-                values = floats.filter(floats.is_finite())
+                values = col.cast(pl.Float64).drop_nulls().drop_nans()
                 if values.len() == 0:
                     lo, hi, med = 0.0, 1.0, 0.0
                 else:
                     lo, hi, med = float(values.min()), float(values.max()), float(values.median())  # type: ignore[arg-type]
-                has_null = values.len() < col.len()
+                has_null = bool(col.is_null().any() or col.cast(pl.Float64).is_nan().any())
                 self.numeric_[name] = (lo, hi, med, has_null)
             else:
                 self.levels_[name] = top_categories(col, self.max_categories)
@@ -136,7 +134,7 @@ class DistanceEncoder:
             if kind == "numeric":
                 lo, hi, med, has_null = self.numeric_[name]
                 values = frame[name].cast(pl.Float64).to_numpy().astype(np.float64)
-                nulls = ~np.isfinite(values)
+                nulls = np.isnan(values)
                 scale = hi - lo if hi > lo else 1.0
                 out[:, j] = (np.where(nulls, med, values) - lo) / scale
                 j += 1

@@ -45,9 +45,8 @@ def marginals(
         ax.set_title(_short(name, 28), fontsize=9)
         ax.tick_params(labelsize=6)
         if kinds[name] == "numeric":
-            r = real[name].cast(pl.Float64).drop_nulls().to_numpy()
-            s = synthetic[name].cast(pl.Float64).drop_nulls().to_numpy()
-            r, s = r[np.isfinite(r)], s[np.isfinite(s)]
+            r = real[name].cast(pl.Float64).drop_nulls().drop_nans().to_numpy()
+            s = synthetic[name].cast(pl.Float64).drop_nulls().drop_nans().to_numpy()
             both = np.concatenate([r, s])
             if both.size == 0:
                 continue

@@ -69,12 +69,7 @@ def association_matrix(
     """Pairwise association matrix (diagonal 1) for the columns of ``kinds``, in order."""
     names = list(kinds)
     numeric = {
-        # +-inf count as missing (NaN), as everywhere in the evaluation.
-        c: frame[c]
-        .cast(pl.Float64)
-        .fill_null(float("nan"))
-        .replace([float("inf"), float("-inf")], float("nan"))
-        .to_numpy()
+        c: frame[c].cast(pl.Float64).fill_null(float("nan")).to_numpy()
         for c in names
         if kinds[c] == "numeric"
     }

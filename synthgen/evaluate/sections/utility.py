@@ -72,11 +72,7 @@ def _labels(series: pl.Series) -> pl.Series:
 
 
 def _frame(frame: pl.DataFrame, cats: list[str], nums: list[str]) -> pd.DataFrame:
-    # +-inf become missing (NaN), as everywhere in the evaluation: the models take NaN, not inf.
-    finite = [pl.col(c).cast(pl.Float64) for c in nums]
-    cols = [pl.col(c).fill_null(MISSING) for c in cats] + [
-        pl.when(e.is_finite()).then(e).otherwise(None).alias(c) for e, c in zip(finite, nums, strict=True)
-    ]
+    cols = [pl.col(c).fill_null(MISSING) for c in cats] + [pl.col(c).cast(pl.Float64) for c in nums]
     return frame.select(cols).to_pandas()
 
 
