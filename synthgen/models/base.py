@@ -27,7 +27,7 @@ import polars as pl
 from synthgen.errors import ModelError, PrivacyError, SpecError
 from synthgen.models.encoding import TABULAR_TYPES, TableEncoder, validate_frame
 from synthgen.models.settings import ModelSettings
-from synthgen.privacy.accountant import BudgetSplit, preprocessing_share, resolve_delta, split_budget
+from synthgen.privacy.accountant import BudgetSplit, resolve_delta, split_budget
 from synthgen.privacy.mechanisms import count_upper_bound, laplace_count, noise_rng
 from synthgen.privacy.record import MechanismEntry, PrivacyRecord
 from synthgen.privacy.settings import PrivacySettings
@@ -197,8 +197,6 @@ class Synthesizer(ABC):
             or (c.type == ColumnType.categorical and c.categories is None)
         ]
         discovery = sum(1 for c in dp_cols if c.type == ColumnType.categorical)
-        share = preprocessing_share(self.privacy, dp_columns=len(dp_cols), columns=len(schema.columns))
-        self.released_epsilon_ = float(self.privacy.epsilon * share)
         # The delta rule needs n before the split; a preliminary split fixes the count's epsilon
         # (it does not depend on delta), then the delta is resolved from the DP count.
         pre_split = split_budget(
@@ -208,6 +206,7 @@ class Synthesizer(ABC):
             discovery_columns=discovery,
             columns=len(schema.columns),
         )
+        self.released_epsilon_ = float(self.privacy.epsilon) - pre_split.training_epsilon  # preprocessing
         n_noisy, count_entry = laplace_count(frame.height, epsilon=pre_split.count_epsilon, rng=rng)
         n_upper = count_upper_bound(n_noisy, pre_split.count_epsilon)
         total_delta = resolve_delta(self.privacy, n_upper)

@@ -66,7 +66,7 @@ def split_budget(
     total_delta: float,
     dp_columns: int,
     discovery_columns: int,
-    columns: int = 0,
+    columns: int,
 ) -> BudgetSplit:
     """Split the run's (epsilon, delta) between the DP row count, per-column mechanisms and DP-SGD.
 

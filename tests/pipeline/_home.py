@@ -9,6 +9,9 @@ from pathlib import Path
 
 from synthgen.demo import write_demo_csv
 
+#: The repo's demo pipeline spec, which the pipeline tests run with small settings.
+DEMO_SPEC = Path(__file__).resolve().parents[2] / "pipelines" / "demo.yaml"
+
 
 @contextmanager
 def demo_home(home: Path, *, rows: int, seed: int) -> Iterator[Path]:

@@ -14,9 +14,8 @@ from synthgen import pipeline
 from synthgen.errors import AccessDenied, BudgetError
 from synthgen.spec import PipelineSpec, load_spec
 
-from ._home import demo_home
+from ._home import DEMO_SPEC, demo_home
 
-DEMO_SPEC = Path(__file__).resolve().parents[2] / "pipelines" / "demo.yaml"
 FAST = [
     "model.epochs=1",
     "model.batch_size=128",

@@ -198,7 +198,7 @@ def test_composition_adds_epsilons_and_deltas() -> None:
 
 def test_budget_split_never_exceeds_the_target() -> None:
     p = PrivacySettings(epsilon=2.0, preprocessing_share=0.2)
-    s = split_budget(p, total_delta=1e-5, dp_columns=5, discovery_columns=2)
+    s = split_budget(p, total_delta=1e-5, dp_columns=5, discovery_columns=2, columns=8)
     total_eps = s.count_epsilon + 5 * s.column_epsilon + s.training_epsilon
     total_delta = 2 * s.discovery_delta + s.training_delta
     assert total_eps == pytest.approx(2.0) and total_eps <= 2.0 + 1e-12
@@ -208,7 +208,11 @@ def test_budget_split_never_exceeds_the_target() -> None:
 def test_budget_split_needs_a_preprocessing_share() -> None:
     with pytest.raises(PrivacyError, match="preprocessing_share"):
         split_budget(
-            PrivacySettings(preprocessing_share=0.0), total_delta=1e-5, dp_columns=1, discovery_columns=0
+            PrivacySettings(preprocessing_share=0.0),
+            total_delta=1e-5,
+            dp_columns=1,
+            discovery_columns=0,
+            columns=1,
         )
 
 

@@ -59,6 +59,15 @@ def _record_pieces(text: str, per_record: int) -> list[str]:
     return list(seen)
 
 
+def _record_counts(texts: Iterable[str | None], per_record: int) -> Counter[str]:
+    """How many records hold each piece (each record counts its first ``per_record`` pieces once)."""
+    counts: Counter[str] = Counter()
+    for text in texts:
+        if text:
+            counts.update(_record_pieces(text, per_record))
+    return counts
+
+
 def gaussian_sigma(*, epsilon: float, delta: float, sensitivity: float) -> float:
     """Smallest noise std of the Gaussian mechanism that is ``(epsilon, delta)``-DP (analytic, exact).
 
@@ -98,10 +107,7 @@ def dp_words(
     """
     sigma = gaussian_sigma(epsilon=epsilon, delta=delta / 2, sensitivity=math.sqrt(per_record))
     threshold = 1.0 + sigma * _NORMAL.inv_cdf(1.0 - delta / (2 * per_record))
-    counts: Counter[str] = Counter()
-    for text in texts:
-        if text:
-            counts.update(_record_pieces(text, per_record))
+    counts = _record_counts(texts, per_record)
     rng = rng or np.random.default_rng(secrets.randbits(128))
     keys = list(counts)
     noisy = np.fromiter((counts[k] for k in keys), dtype=np.float64, count=len(keys))
@@ -113,8 +119,5 @@ def dp_words(
 
 def exact_words(texts: Iterable[str | None], *, per_record: int, max_words: int) -> list[str]:
     """Without DP: the ``max_words`` pieces held by the most records (at least two). Not private."""
-    counts: Counter[str] = Counter()
-    for text in texts:
-        if text:
-            counts.update(_record_pieces(text, per_record))
+    counts = _record_counts(texts, per_record)
     return [w for w, c in counts.most_common(max_words) if c >= 2]
