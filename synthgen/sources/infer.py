@@ -1,9 +1,11 @@
 """Column type inference from a sample, with spec overrides winning.
 
 Inference reads real rows, so it is a (small) disclosure of *schema*, not of
-values: it decides only each column's logical type. Under DP, bounds and
+values: it decides each column's logical type, and (from the whole snapshot, in
+``pipeline.ingest``) whether it holds any missing value. Under DP, bounds and
 category lists are never taken from here; they come from the spec or from
-DP mechanisms (P2). Declare types in the spec to remove even this read.
+DP mechanisms (P2). Declare types in the spec to remove the type read; the
+nullability bit is not DP (a synthetic null shows the real column had one).
 """
 
 from __future__ import annotations
