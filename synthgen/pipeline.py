@@ -455,7 +455,7 @@ def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) 
     synthetic zone; a non-DP model is real-derived and stays in the REAL zone (P1, P7).
     """
     from synthgen.catalog.ledger import check_budget
-    from synthgen.evaluate import split_holdout
+    from synthgen.evaluate.holdout import holdout_key, split_holdout
     from synthgen.models.base import make_synthesizer
     from synthgen.privacy.accountant import planned_epsilon
 
@@ -477,7 +477,7 @@ def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) 
     check_budget(ctx.catalog, source, planned, spec.privacy.budget_cap)
 
     frame = pl.read_parquet(anon.path)
-    train_frame, holdout = split_holdout(frame, spec.evaluate.holdout, seed=spec.evaluate.seed)
+    train_frame, holdout = split_holdout(frame, spec.evaluate.holdout, key=holdout_key(pipeline_secret(spec)))
     holdout_rel = f"holdout/{spec.name}/{model_id}.parquet"
     with ctx.zones.real.atomic_path(holdout_rel) as tmp:
         holdout.write_parquet(tmp)
@@ -550,7 +550,7 @@ def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) 
         "text": text_info,
         "holdout_path": str(holdout_path),
         "holdout_fraction": spec.evaluate.holdout,
-        "holdout_seed": spec.evaluate.seed,
+        "holdout_method": "keyed-hash",
         "ledger_source": source,
         "run_id": run_id,
         "warnings": warnings,
@@ -873,14 +873,14 @@ def _training_split(
     spec: PipelineSpec, ctx: Context, model: Dataset
 ) -> tuple[Dataset, pl.DataFrame, pl.DataFrame]:
     """The anonymized parent, and the same (train, holdout) split the model was trained with."""
-    from synthgen.evaluate import split_holdout
+    from synthgen.evaluate.holdout import holdout_key, split_holdout
 
     anon_id = next(p for p in ctx.catalog.parents(model.id))
     anon = _require(ctx, anon_id, "anonymized")
     # The split the model was trained with (recorded at training time), not today's spec.
     fraction = float(model.extra.get("holdout_fraction", spec.evaluate.holdout))
-    seed = int(model.extra.get("holdout_seed", spec.evaluate.seed))
-    train_frame, holdout = split_holdout(pl.read_parquet(anon.path), fraction, seed=seed)
+    key = holdout_key(pipeline_secret(spec))
+    train_frame, holdout = split_holdout(pl.read_parquet(anon.path), fraction, key=key)
     return anon, train_frame, holdout
 
 

@@ -19,7 +19,8 @@ class EvaluateSettings(BaseModel):
 
     #: Run the evaluation stage at all.
     enabled: bool = True
-    #: Share of real rows held out from training (never seen by the synthesizer).
+    #: Expected share of real rows held out from training (never seen by the synthesizer);
+    #: each row's side is a keyed hash of that row, so adding a row moves no other row.
     holdout: float = Field(default=0.2, ge=0, lt=1)
     #: Column predicted in the utility section (TSTR vs TRTR); None skips that section.
     target: str | None = None
@@ -27,7 +28,7 @@ class EvaluateSettings(BaseModel):
     task: Literal["auto", "classification", "regression"] = "auto"
     #: Sensitive attributes for the bias section (subgroup shares and per-subgroup utility).
     sensitive: list[str] = []
-    #: Seed for every sample drawn by the evaluation (holdout split included).
+    #: Seed for every sample drawn by the evaluation (not the holdout: that is keyed).
     seed: int = 0
     #: Rows sampled from each table for the fidelity and correlation sections.
     max_rows: int = Field(default=50_000, ge=100)

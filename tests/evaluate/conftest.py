@@ -34,7 +34,7 @@ def shuffle_columns(frame: pl.DataFrame, seed: int) -> pl.DataFrame:
 
 @pytest.fixture(scope="session")
 def people() -> tuple[pl.DataFrame, pl.DataFrame]:
-    return split_holdout(make_people(1000, seed=1), 0.2, seed=0)
+    return split_holdout(make_people(1000, seed=1), 0.2, key=b"tests-holdout-key-0")
 
 
 @pytest.fixture

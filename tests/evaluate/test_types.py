@@ -26,7 +26,7 @@ def _mixed(n: int, seed: int) -> pl.DataFrame:
 
 
 def test_mixed_types_are_all_compared_and_every_section_runs():
-    train, hold = split_holdout(_mixed(600, 0), 0.25, seed=1)
+    train, hold = split_holdout(_mixed(600, 0), 0.25, key=b"tests-holdout-key-1")
     # A model may emit integer columns as floats: still compared as the same numeric column.
     syn = _mixed(450, 7).with_columns(pl.col("code").cast(pl.Float64))
     r = evaluate(

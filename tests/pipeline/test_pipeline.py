@@ -70,6 +70,23 @@ def test_real_derived_outputs_stay_in_the_real_zone(run: dict[str, Any]) -> None
         raise AssertionError(f"plaintext parquet left in the synthetic zone: {p}")
 
 
+def test_the_training_holdout_is_the_keyed_hash_of_each_row(run: dict[str, Any]) -> None:
+    # P10: the stage splits with holdout_mask (1-stable: see tests/evaluate/test_holdout.py),
+    # keyed by the pipeline secret, not with a seeded draw over the exact row count.
+    from synthgen.evaluate.holdout import holdout_key, holdout_mask
+
+    ctx, spec = run["ctx"], _spec()
+    anon = ctx.catalog.get_dataset(run["anonymize"].dataset_id)
+    model = ctx.catalog.get_dataset(run["train"].dataset_id)
+    frame = pl.read_parquet(anon.path)
+    mask = holdout_mask(
+        frame, fraction=spec.evaluate.holdout, key=holdout_key(pipeline.pipeline_secret(spec))
+    )
+    stored = pl.read_parquet(model.extra["holdout_path"])
+    assert 0 < stored.height < frame.height
+    assert stored.equals(frame.filter(mask))
+
+
 def test_identifiers_are_gone_before_training(run: dict[str, Any]) -> None:
     anon = pl.read_parquet(run["anonymize"].path)
     for col in ("name", "email", "phone", "ssn", "street_address", "zip", "visit_id"):
