@@ -111,6 +111,8 @@ class Synthesizer(ABC):
     """A tabular synthesizer: ``fit(frame) -> self``, ``sample(n, seed)``, ``save``/``load``."""
 
     kind: ClassVar[str] = ""
+    #: False for kinds that never draw batches (marginal-based): no batch-size check on the DP count.
+    uses_batches: ClassVar[bool] = True
     _registry: ClassVar[dict[str, type[Synthesizer]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -218,7 +220,7 @@ class Synthesizer(ABC):
             columns=len(schema.columns),
         )
         batch = batch_size_for(self.model.batch_size, n_noisy)
-        if n_noisy < batch:
+        if self.uses_batches and n_noisy < batch:
             raise ModelError(
                 f"the data has about {max(int(n_noisy), 0)} rows (DP count), fewer than "
                 f"model.batch_size={batch}: lower model.batch_size"
@@ -328,6 +330,7 @@ class Synthesizer(ABC):
 _MODULES: dict[str, str] = {
     "dp_tvae": "synthgen.models.dp_tvae",
     "dp_ctgan": "synthgen.models.dp_ctgan",
+    "dp_mst": "synthgen.models.dp_mst",
     "sdv_gaussian_copula": "synthgen.models.sdv",
     "sdv_ctgan": "synthgen.models.sdv",
     "sdv_tvae": "synthgen.models.sdv",

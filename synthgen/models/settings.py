@@ -8,13 +8,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from synthgen.models.text.settings import TextModelSettings
 
-ModelKind = Literal["dp_tvae", "dp_ctgan", "sdv_gaussian_copula", "sdv_ctgan", "sdv_tvae"]
+ModelKind = Literal["dp_tvae", "dp_ctgan", "dp_mst", "sdv_gaussian_copula", "sdv_ctgan", "sdv_tvae"]
 
 
 class ModelSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    #: dp_tvae | dp_ctgan (DP with Opacus), or the non-DP SDV kinds (outputs carry dp: false).
+    #: dp_tvae | dp_ctgan (DP-SGD with Opacus), dp_mst (noisy marginals on a DP maximum spanning
+    #: tree, zCDP), or the non-DP SDV kinds (outputs carry dp: false).
     kind: ModelKind = "dp_tvae"
     #: Passes over the data. Under DP fewer, larger steps pay: the defaults are tuned on Adult.
     epochs: int = Field(default=30, ge=1)
@@ -52,3 +53,6 @@ class ModelSettings(BaseModel):
     pac: int = Field(default=1, ge=1)
     #: SDV kinds only: allow loading their pickled model files (SDV saves with pickle).
     sdv_allow_pickle: bool = False
+    #: dp_mst: most cells one measured marginal may have (memory: 8 bytes a cell, a few copies).
+    #: A pair of columns whose public domain bound is larger is refused before any DP mechanism.
+    max_marginal_cells: int = Field(default=2_000_000, ge=4)

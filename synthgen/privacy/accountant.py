@@ -126,3 +126,47 @@ def spent_epsilon(
     acc = create_accountant(accountant)
     acc.history = [(noise_multiplier, sample_rate, steps)]
     return float(acc.get_epsilon(delta=delta))
+
+
+# -- zero-concentrated DP (marginal-based synthesizers) ----------------------------------
+
+
+def zcdp_epsilon(rho: float, delta: float) -> float:
+    """Epsilon at ``delta`` of a ``rho``-zCDP mechanism (Canonne, Kamath and Steinke 2020, Prop. 12).
+
+    ``eps = min over alpha > 1 of alpha rho + (log(1/delta) + (alpha-1) log(1 - 1/alpha) - log alpha)
+    / (alpha - 1)``. Every alpha gives a valid bound, so minimising over a finite grid is
+    conservative; the result is never above the classic ``rho + 2 sqrt(rho log(1/delta))``.
+    """
+    if rho < 0 or not 0 < delta < 1:
+        raise PrivacyError(f"zCDP conversion needs rho >= 0 and 0 < delta < 1, got {rho}, {delta}")
+    if rho == 0:
+        return 0.0
+    classic = rho + 2.0 * math.sqrt(rho * math.log(1.0 / delta))
+    best = classic
+    alpha = 1.0005
+    while alpha < 1e5:
+        eps = alpha * rho + (
+            math.log(1.0 / delta) + (alpha - 1.0) * math.log1p(-1.0 / alpha) - math.log(alpha)
+        ) / (alpha - 1.0)
+        best = min(best, eps)
+        alpha *= 1.01
+    return max(best, 0.0)
+
+
+def zcdp_rho(epsilon: float, delta: float) -> float:
+    """Largest ``rho`` (bisection) whose :func:`zcdp_epsilon` at ``delta`` is <= ``epsilon``."""
+    if not (epsilon > 0 and math.isfinite(epsilon)):
+        raise PrivacyError(f"epsilon must be > 0, got {epsilon}")
+    lo, hi = 0.0, max(1.0, epsilon)
+    while zcdp_epsilon(hi, delta) <= epsilon:
+        hi *= 2.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if zcdp_epsilon(mid, delta) <= epsilon:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-9 * hi:
+            break
+    return lo

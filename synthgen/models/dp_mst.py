@@ -1,0 +1,376 @@
+"""DP-MST: noisy 1- and 2-way marginals on a DP maximum spanning tree, sampled exactly (zCDP).
+
+The method of McKenna, Miklau and Sheldon (2021, "Winning the NIST Contest"), written
+here without a graphical-model library: on a tree, consistent conditionals give an
+exact sampler, so no inference is needed.
+
+1. Every column is one token (:mod:`synthgen.models.encoding`: DP or public bins and
+   category lists, null tokens), fitted by the shared DP preprocessing (DP row count,
+   DP quantile bins, DP category discovery), charged as preprocessing.
+2. The training budget ``(eps_t, delta_t)`` becomes ``rho`` by the zCDP conversion of
+   :func:`~synthgen.privacy.accountant.zcdp_rho`, split into thirds:
+   - every column's 1-way marginal, Gaussian noise (``rho/3`` over the columns);
+   - selection: ``d-1`` rounds of the exponential mechanism, each picking one pair that
+     joins two components of the tree so far, scored by ``L1(true 2-way - independent
+     estimate from the noisy 1-ways)``: the pairs independence explains worst win
+     (sensitivity 1; ``rho/3`` over the rounds);
+   - the 2-way marginal of every chosen edge, Gaussian noise (``rho/3`` over the edges).
+3. Post-processing only: each noisy table is projected onto the non-negative tables
+   summing to the DP row count; node marginals combine the 1-way and the edge margins
+   by inverse variance; sampling is ancestral from the root, child | parent.
+
+Privacy (P2, P5): the raw rows are read by the preprocessing mechanisms, the noisy
+marginals and the selection scores, all listed in the privacy record; the record's
+entries attribute the zCDP total to each measurement in proportion to its rho, so they
+sum to the spent epsilon (zCDP composes by adding rho; the conversion is applied once).
+The artifact holds the bins, category lists and noisy marginals, never rows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import polars as pl
+
+from synthgen.errors import ModelError, PrivacyError
+from synthgen.models.base import Prepared, Progress, ProgressCallback, Synthesizer
+from synthgen.privacy.accountant import zcdp_epsilon, zcdp_rho
+from synthgen.privacy.marginals import (
+    exact_marginal,
+    exponential_choice,
+    exponential_epsilon,
+    exponential_rho,
+    gaussian_marginal,
+    gaussian_rho,
+    gaussian_sigma,
+    project_to_simplex,
+)
+from synthgen.privacy.mechanisms import noise_rng
+from synthgen.privacy.record import MechanismEntry, PrivacyRecord, compose, non_dp_record
+from synthgen.schema import ColumnType, TableSchema
+
+#: Shares of rho: 1-way marginals, tree selection, edge marginals (MST's thirds).
+RHO_SHARES = (1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0)
+#: Below this many DP rows per unit of an edge marginal's noise scale, the noisy tables
+#: are mostly noise and no tree model is worth its budget: the fit is refused.
+MIN_ROWS_PER_SIGMA = 10.0
+STATE_FILE = "marginals.json"
+
+
+@dataclass
+class _Measurements:
+    """What the fit released (noisy, DP) and the noise scales: everything the sampler needs."""
+
+    cards: list[int]
+    n: float
+    one_way: list[np.ndarray]
+    edges: list[tuple[int, int]]
+    two_way: list[np.ndarray]
+    sigma1: float
+    sigma2: float
+
+
+def domain_bounds(schema: TableSchema, *, numeric_bins: int, max_categories: int) -> dict[str, int]:
+    """Public upper bound on each column's token count, before any DP mechanism runs."""
+    out: dict[str, int] = {}
+    for c in schema.columns:
+        null = int(c.nullable)
+        if c.type == ColumnType.boolean:
+            out[c.name] = 2 + null
+        elif c.type == ColumnType.categorical:
+            out[c.name] = (len(c.categories) if c.categories is not None else max_categories) + 1 + null
+        else:
+            out[c.name] = numeric_bins + null
+    return out
+
+
+def check_memory(schema: TableSchema, *, numeric_bins: int, max_categories: int, max_cells: int) -> None:
+    """Refuse (before any DP mechanism) a schema whose largest pair marginal could exceed ``max_cells``."""
+    bounds = domain_bounds(schema, numeric_bins=numeric_bins, max_categories=max_categories)
+    names = sorted(bounds, key=lambda k: -bounds[k])
+    if len(names) < 2:
+        return
+    a, b = names[0], names[1]
+    if bounds[a] * bounds[b] > max_cells:
+        raise ModelError(
+            f"dp_mst: the marginal of {a!r} (up to {bounds[a]} values) x {b!r} (up to {bounds[b]}) "
+            f"could hold {bounds[a] * bounds[b]:,} cells, over model.max_marginal_cells={max_cells:,}: "
+            f"coarsen {a!r} (and {b!r}): declare fewer categories, lower model.max_categories or "
+            "model.numeric_bins, or raise model.max_marginal_cells"
+        )
+
+
+def _independent_scores(codes: np.ndarray, cards: list[int], p: list[np.ndarray], n: float) -> dict:
+    """``L1(true 2-way - n p_i p_j)`` for every pair: how badly independence fits it.
+
+    Sensitivity 1: one row moves one cell of the true table by 1; the estimate is DP already.
+    """
+    scores: dict[tuple[int, int], float] = {}
+    d = len(cards)
+    for i in range(d):
+        for j in range(i + 1, d):
+            true = exact_marginal(codes[:, [i, j]], [cards[i], cards[j]])
+            scores[(i, j)] = float(np.abs(true - n * np.outer(p[i], p[j])).sum())
+    return scores
+
+
+def _spanning_tree(
+    d: int, scores: dict[tuple[int, int], float], *, epsilon: float | None, rng: np.random.Generator
+) -> list[tuple[int, int]]:
+    """Kruskal's tree, each edge chosen among the pairs joining two components: by the exponential
+    mechanism at ``epsilon`` (DP), or the best score when ``epsilon`` is None (non-DP mode)."""
+    comp = list(range(d))
+    edges: list[tuple[int, int]] = []
+    for _ in range(d - 1):
+        cand = [e for e in scores if comp[e[0]] != comp[e[1]]]
+        vals = np.array([scores[e] for e in cand])
+        k = (
+            int(np.argmax(vals))
+            if epsilon is None
+            else exponential_choice(vals, epsilon=epsilon, sensitivity=1.0, rng=rng)
+        )
+        i, j = cand[k]
+        old, new = comp[j], comp[i]
+        comp = [new if c == old else c for c in comp]
+        edges.append((i, j))
+    return edges
+
+
+class _TreeSampler:
+    """Ancestral sampler built from the measurements (post-processing of DP results only)."""
+
+    def __init__(self, m: _Measurements) -> None:
+        d = len(m.cards)
+        one = [np.asarray(x, dtype=np.float64) for x in m.one_way]
+        # Inverse-variance combination of each node's 1-way with its edges' margins.
+        num = [x / m.sigma1**2 for x in one]
+        den = [np.full(len(x), 1.0 / m.sigma1**2) for x in one]
+        tables = [project_to_simplex(np.asarray(t, dtype=np.float64), m.n) for t in m.two_way]
+        for (i, j), t in zip(m.edges, m.two_way, strict=True):
+            t = np.asarray(t, dtype=np.float64)
+            for node, margin, other in ((i, t.sum(axis=1), m.cards[j]), (j, t.sum(axis=0), m.cards[i])):
+                var = m.sigma2**2 * other
+                num[node] = num[node] + margin / var
+                den[node] = den[node] + 1.0 / var
+        self.marginals = [self._normalise(project_to_simplex(num[k] / den[k], m.n)) for k in range(d)]
+        adjacent: dict[int, list[tuple[int, np.ndarray]]] = {k: [] for k in range(d)}
+        for (i, j), t in zip(m.edges, tables, strict=True):
+            adjacent[i].append((j, t))
+            adjacent[j].append((i, t.T))
+        # Breadth-first from column 0: (child, parent, cumulative P(child | parent) rows).
+        self.order: list[tuple[int, int, np.ndarray]] = []
+        seen = {0}
+        queue = [0]
+        while queue:
+            parent = queue.pop(0)
+            for child, t in adjacent[parent]:
+                if child in seen:
+                    continue
+                seen.add(child)
+                queue.append(child)
+                rows = t.sum(axis=1, keepdims=True)
+                cond = np.where(rows > 0, t / np.where(rows > 0, rows, 1.0), self.marginals[child])
+                self.order.append((child, parent, np.cumsum(cond, axis=1)))
+        self.cards = m.cards
+
+    @staticmethod
+    def _normalise(x: np.ndarray) -> np.ndarray:
+        s = x.sum()
+        return x / s if s > 0 else np.full(len(x), 1.0 / len(x))
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        codes = np.empty((n, len(self.cards)), dtype=np.int64)
+        root = np.cumsum(self.marginals[0])
+        codes[:, 0] = np.minimum(np.searchsorted(root, rng.random(n) * root[-1], side="right"), len(root) - 1)
+        for child, parent, cum in self.order:
+            u = rng.random(n) * cum[codes[:, parent], -1]
+            # Group rows by the parent's value: one searchsorted per value, no n x card matrix.
+            out = np.empty(n, dtype=np.int64)
+            pv = codes[:, parent]
+            for v in np.unique(pv):
+                rows = np.flatnonzero(pv == v)
+                out[rows] = np.searchsorted(cum[v], u[rows], side="right")
+            codes[:, child] = np.minimum(out, cum.shape[1] - 1)
+        return codes
+
+
+class DPMST(Synthesizer):
+    """DP-MST (see the module docstring). ``privacy.dp=False``: exact marginals, Chow-Liu tree."""
+
+    kind = "dp_mst"
+    uses_batches = False
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.measurements_: _Measurements | None = None
+        self.sampler_: _TreeSampler | None = None
+
+    def fit(self, frame: pl.DataFrame, *, progress: ProgressCallback | None = None) -> Self:
+        """Measure the marginals and build the sampler; in DP mode everything read is charged."""
+        check_memory(
+            self._tabular_schema(),
+            numeric_bins=self.model.numeric_bins,
+            max_categories=self.model.max_categories,
+            max_cells=self.model.max_marginal_cells,
+        )
+        prep = self._prepare(frame)
+        self.encoder_ = prep.encoder
+        self.duplicates_ = prep.duplicates
+        cards = prep.encoder.cardinalities
+        if prep.split is None:
+            self.measurements_ = self._measure_exact(prep.codes, cards)
+            self.privacy_record_ = non_dp_record()
+        else:
+            self.measurements_, self.privacy_record_ = self._measure_dp(prep, cards, progress)
+        self.sampler_ = _TreeSampler(self.measurements_)
+        return self
+
+    def _measure_exact(self, codes: np.ndarray, cards: list[int]) -> _Measurements:
+        n = float(codes.shape[0])
+        one = [exact_marginal(codes[:, [j]], [c]) for j, c in enumerate(cards)]
+        p = [x / max(x.sum(), 1.0) for x in one]
+        edges = _spanning_tree(
+            len(cards), _independent_scores(codes, cards, p, n), epsilon=None, rng=noise_rng()
+        )
+        two = [exact_marginal(codes[:, [i, j]], [cards[i], cards[j]]) for i, j in edges]
+        return _Measurements(cards, n, one, edges, two, sigma1=1.0, sigma2=1.0)
+
+    def _plan(self, prep: Prepared, d: int) -> tuple[float, float, float, float]:
+        """(rho, 1-way sigma, epsilon of a selection round, edge sigma) from the training budget."""
+        assert prep.split is not None
+        rho = zcdp_rho(prep.split.training_epsilon, prep.split.training_delta)
+        r1, r_sel, r2 = (rho * s for s in RHO_SHARES)
+        sigma1 = gaussian_sigma(r1 / d)
+        eps_sel = exponential_epsilon(r_sel / max(d - 1, 1))
+        sigma2 = gaussian_sigma(r2 / max(d - 1, 1))
+        return rho, sigma1, eps_sel, sigma2
+
+    def _refuse_small(self, prep: Prepared, d: int, sigma2: float) -> None:
+        """One line naming the rows or the epsilon that would work, before any marginal is measured."""
+        assert prep.split is not None
+        need = MIN_ROWS_PER_SIGMA * sigma2
+        if d < 2 or prep.n_estimate >= need:
+            return
+        self.released_epsilon_ = float(self.privacy.epsilon) - prep.split.training_epsilon
+        n = max(prep.n_estimate, 1.0)
+        rho_needed = (d - 1) * (MIN_ROWS_PER_SIGMA / n) ** 2 / 2.0 / RHO_SHARES[2]
+        train_share = prep.split.training_epsilon / float(self.privacy.epsilon)
+        eps_needed = zcdp_epsilon(rho_needed, prep.split.training_delta) / train_share
+        raise ModelError(
+            f"dp_mst: the table has about {int(n)} rows (DP count), too few for epsilon "
+            f"{self.privacy.epsilon:g} ({math.ceil(need)} rows needed): raise privacy.epsilon to at "
+            f"least {eps_needed:.3g}, or give at least {math.ceil(need)} rows"
+        )
+
+    def _measure_dp(
+        self, prep: Prepared, cards: list[int], progress: ProgressCallback | None
+    ) -> tuple[_Measurements, PrivacyRecord]:
+        assert prep.split is not None and prep.total_delta is not None
+        d = len(cards)
+        rho, sigma1, eps_sel, sigma2 = self._plan(prep, d)
+        self._refuse_small(prep, d, sigma2)
+        rng = noise_rng()
+        codes, n = prep.codes, max(prep.n_estimate, 1.0)
+        names = prep.encoder.names
+        one = [gaussian_marginal(codes[:, [j]], [c], sigma=sigma1, rng=rng) for j, c in enumerate(cards)]
+        rhos: list[tuple[str, str | None, float]] = [
+            ("gaussian_marginal", names[j], gaussian_rho(sigma1)) for j in range(d)
+        ]
+        pre_eps, _ = compose(prep.mechanisms)
+        self._progress(progress, 1, pre_eps)
+        edges: list[tuple[int, int]] = []
+        if d > 1:
+            p = [project_to_simplex(x, n) / n for x in one]
+            edges = _spanning_tree(d, _independent_scores(codes, cards, p, n), epsilon=eps_sel, rng=rng)
+            rhos.append(("exponential_tree_selection", None, exponential_rho(eps_sel) * (d - 1)))
+        self._progress(progress, 2, pre_eps)
+        two = [
+            gaussian_marginal(codes[:, [i, j]], [cards[i], cards[j]], sigma=sigma2, rng=rng) for i, j in edges
+        ]
+        rhos += [("gaussian_marginal", f"{names[i]} x {names[j]}", gaussian_rho(sigma2)) for i, j in edges]
+        used = sum(r for _, _, r in rhos)
+        if used > rho * (1 + 1e-9):
+            raise PrivacyError(f"dp_mst measured rho {used:.6g} over its budget {rho:.6g}; model discarded")
+        delta = prep.split.training_delta
+        train_eps = zcdp_epsilon(used, delta)
+        entries = [
+            MechanismEntry(
+                step="training",
+                mechanism=f"{mech}_zcdp",
+                column=col,
+                epsilon=train_eps * r / used,
+                delta=delta * r / used,
+            )
+            for mech, col, r in rhos
+        ]
+        mechanisms = [*prep.mechanisms, *entries]
+        spent_eps, spent_delta = compose(mechanisms)
+        self._progress(progress, 3, spent_eps)
+        record = PrivacyRecord(
+            dp=True,
+            target_epsilon=float(self.privacy.epsilon),
+            target_delta=prep.total_delta,
+            spent_epsilon=spent_eps,
+            spent_delta=spent_delta,
+            accountant="zcdp",
+            row_count_source="laplace_count (DP); delta rule uses its upper bound at failure 1e-6",
+            mechanisms=mechanisms,
+        )
+        return _Measurements(cards, n, one, edges, two, sigma1, sigma2), record
+
+    @staticmethod
+    def _progress(progress: ProgressCallback | None, step: int, eps: float) -> None:
+        if progress is not None:
+            progress(Progress(step, 3, float("nan"), eps))
+
+    # -- sampling ------------------------------------------------------------------------
+
+    def sample_batches(
+        self, n: int, *, seed: int | None = None, batch_rows: int = 100_000
+    ) -> Iterator[pl.DataFrame]:
+        self._check_fitted()
+        if self.sampler_ is None or self.encoder_ is None:
+            raise ModelError("DP-MST is not fitted: call fit() or load() first")
+        if batch_rows < 1:
+            raise ModelError("batch_rows must be >= 1")
+        rng = np.random.default_rng(self.model.seed if seed is None else seed)
+        left = n
+        while left > 0:
+            m = min(left, batch_rows)
+            yield self.encoder_.decode(self.sampler_.sample(m, rng), rng=rng)
+            left -= m
+
+    # -- persistence ---------------------------------------------------------------------
+
+    def _save_state(self, directory: Path) -> None:
+        m = self.measurements_
+        assert m is not None
+        state = {
+            "cards": m.cards,
+            "n": m.n,
+            "sigma1": m.sigma1,
+            "sigma2": m.sigma2,
+            "one_way": [x.tolist() for x in m.one_way],
+            "edges": [list(e) for e in m.edges],
+            "two_way": [x.tolist() for x in m.two_way],
+        }
+        (directory / STATE_FILE).write_text(json.dumps(state), encoding="utf-8")
+
+    def _load_state(self, directory: Path) -> None:
+        s = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
+        self.measurements_ = _Measurements(
+            cards=[int(c) for c in s["cards"]],
+            n=float(s["n"]),
+            one_way=[np.asarray(x, dtype=np.float64) for x in s["one_way"]],
+            edges=[(int(a), int(b)) for a, b in s["edges"]],
+            two_way=[np.asarray(x, dtype=np.float64) for x in s["two_way"]],
+            sigma1=float(s["sigma1"]),
+            sigma2=float(s["sigma2"]),
+        )
+        self.sampler_ = _TreeSampler(self.measurements_)

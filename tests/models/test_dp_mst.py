@@ -1,0 +1,141 @@
+"""DP-MST: the privacy record sums to the spent epsilon, no row in the artifact, function, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from synthgen.errors import ModelError
+from synthgen.models import Synthesizer, make_synthesizer
+from synthgen.models import encoding as encoding_module
+from synthgen.models.settings import ModelSettings
+from synthgen.privacy.settings import PrivacySettings
+from synthgen.schema import ColumnSchema, TableSchema
+
+
+def _fit(frame, schema, *, privacy: PrivacySettings, **model: object) -> Synthesizer:
+    settings = ModelSettings(kind="dp_mst", **model)  # type: ignore[arg-type]
+    return make_synthesizer("dp_mst", schema=schema, model=settings, privacy=privacy).fit(frame)
+
+
+@pytest.fixture(scope="module")
+def fitted(small_frame, small_schema) -> Synthesizer:
+    return _fit(small_frame, small_schema, privacy=PrivacySettings(epsilon=2.0, delta=1e-5))
+
+
+def test_privacy_record_lists_every_marginal_and_sums_to_the_spent_epsilon(fitted, small_schema) -> None:
+    rec = fitted.privacy_record_
+    assert rec.dp and rec.accountant == "zcdp"
+    assert rec.spent_epsilon == pytest.approx(sum(m.epsilon for m in rec.mechanisms), rel=1e-12)
+    assert rec.spent_delta == pytest.approx(sum(m.delta for m in rec.mechanisms), rel=1e-12)
+    assert rec.spent_epsilon <= rec.target_epsilon * (1 + 1e-9)
+    assert rec.spent_epsilon > 0.99 * rec.target_epsilon  # the budget is used, not wasted
+    assert rec.spent_delta <= rec.target_delta * (1 + 1e-9)
+    marginals = [m.column for m in rec.mechanisms if m.mechanism == "gaussian_marginal_zcdp"]
+    names = [c.name for c in small_schema.columns]
+    d = len(names)
+    assert sorted(c for c in marginals if " x " not in c) == sorted(names)  # every 1-way
+    pairs = [c for c in marginals if " x " in c]
+    assert len(pairs) == d - 1  # a spanning tree's edges
+    assert pairs == [f"{names[i]} x {names[j]}" for i, j in fitted.measurements_.edges]
+    assert sum(m.mechanism == "exponential_tree_selection_zcdp" for m in rec.mechanisms) == 1
+
+
+def test_saved_artifact_holds_no_training_row(small_frame, small_schema, tmp_path: Path) -> None:
+    canary_cat = "CANARY-7f3a9c"
+    frame = small_frame.with_columns(
+        pl.when(pl.int_range(pl.len()) == 5).then(pl.lit(canary_cat)).otherwise(pl.col("x")).alias("x"),
+        pl.when(pl.int_range(pl.len()) == 5)
+        .then(pl.lit(987654.321))
+        .otherwise(pl.col("score"))
+        .alias("score"),
+    )
+    schema = TableSchema(
+        columns=[
+            c if c.name != "score" else ColumnSchema(name="score", type="numeric")
+            for c in small_schema.columns
+        ]
+    )
+    s = _fit(frame, schema, privacy=PrivacySettings(epsilon=2.0))
+    s.save(tmp_path)
+    files = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    assert {p.name for p in files} == {"config.json", "privacy.json", "encoding.json", "marginals.json"}
+    blob = b"".join(p.read_bytes() for p in files)
+    assert canary_cat.encode() not in blob
+    assert b"987654" not in blob
+    # The state is noisy tables only: no cell equals an exact count of the data.
+    exact = frame["x"].value_counts()["count"].to_list()
+    one_way_x = s.measurements_.one_way[0]
+    assert not any(float(v).is_integer() for v in one_way_x)
+    assert set(np.round(one_way_x).astype(int)) != set(exact)
+
+
+def test_a_planted_strong_relationship_is_kept_on_a_small_table(small_frame, small_schema) -> None:
+    s = _fit(small_frame, small_schema, privacy=PrivacySettings(epsilon=2.0))
+    syn = s.sample(4000, seed=0)
+    agree = (syn["x"] == syn["y"]).mean()
+    assert agree is not None and agree > 0.8  # real: ~0.96; independent columns: ~0.38
+    means = syn.drop_nulls("age").group_by("x").agg(pl.col("age").mean())
+    a = means.filter(pl.col("x") == "a")["age"][0]
+    b = means.filter(pl.col("x") == "b")["age"][0]
+    assert a < b - 20  # real: 20 vs 60
+
+
+def test_dp_fit_reads_no_raw_statistic(small_frame, small_schema, monkeypatch) -> None:
+    def spy(*_a: object, **_k: object) -> None:
+        raise AssertionError("raw statistic requested in DP mode")
+
+    monkeypatch.setattr(encoding_module, "_raw_quantiles", spy)
+    monkeypatch.setattr(encoding_module, "_raw_categories", spy)
+    assert _fit(small_frame, small_schema, privacy=PrivacySettings(epsilon=2.0)).privacy_record_.dp
+
+
+def test_save_load_round_trip_and_seeds(fitted, tmp_path: Path) -> None:
+    fitted.save(tmp_path)
+    loaded = Synthesizer.load(tmp_path)
+    assert loaded.sample(500, seed=3).equals(fitted.sample(500, seed=3))
+    assert not fitted.sample(500, seed=4).equals(fitted.sample(500, seed=3))
+    assert sum(f.height for f in fitted.sample_batches(1000, seed=1, batch_rows=300)) == 1000
+
+
+def test_non_dp_mode_says_dp_false_and_keeps_the_relationship(small_frame, small_schema) -> None:
+    s = _fit(small_frame, small_schema, privacy=PrivacySettings(dp=False))
+    assert s.privacy_record_.dp is False
+    syn = s.sample(3000, seed=0)
+    assert (syn["x"] == syn["y"]).mean() > 0.9
+
+
+def test_a_table_too_small_for_epsilon_names_what_would_work(small_frame) -> None:
+    tiny = small_frame.head(60)
+    schema_public = TableSchema(
+        columns=[
+            ColumnSchema(name="x", type="categorical", categories=["a", "b", "c"]),
+            ColumnSchema(name="y", type="categorical", categories=["a", "b", "c"]),
+        ]
+    )
+    s = make_synthesizer(
+        "dp_mst",
+        schema=schema_public,
+        model=ModelSettings(kind="dp_mst"),
+        privacy=PrivacySettings(epsilon=0.5, delta=1e-5, preprocessing_share=0.5),
+    )
+    msg = r"raise privacy\.epsilon to at least [0-9.]+, or give at least \d+ rows"
+    with pytest.raises(ModelError, match=msg) as err:
+        s.fit(tiny)
+    assert "\n" not in str(err.value)
+    # Only the preprocessing ran: the failed run is charged that much, not the whole epsilon.
+    assert 0 < s.released_epsilon_ < 0.5
+
+
+def test_a_marginal_over_the_memory_budget_is_refused_before_any_dp_mechanism(
+    small_frame, small_schema, monkeypatch
+) -> None:
+    def spy(*_a: object, **_k: object) -> None:
+        raise AssertionError("a DP mechanism ran")
+
+    monkeypatch.setattr("synthgen.models.base.laplace_count", spy)
+    with pytest.raises(ModelError, match=r"coarsen 'x'.*model\.max_marginal_cells"):
+        _fit(small_frame, small_schema, privacy=PrivacySettings(epsilon=2.0), max_marginal_cells=1000)
