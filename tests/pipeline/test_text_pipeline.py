@@ -26,6 +26,7 @@ SMALL = [
     "output.rows=200",
     "evaluate.plots=false",
     "evaluate.text_canary=3",
+    "privacy.accountant=rdp",  # not the default: the text model must honour it too
 ]
 
 
@@ -74,3 +75,38 @@ def test_report_has_text_metrics_and_canary_exposure_for_both_models(run: dict[s
         assert 0 <= canary[side]["exposure"] <= canary[side]["max_exposure"]
         assert canary[side]["spent_epsilon"] <= 3.0
     assert "text_canary_exposure" in summary["headline"]
+
+
+def test_the_text_model_calibrates_with_the_spec_accountant(run: dict[str, Any]) -> None:
+    ctx = run["ctx"]
+    entries = ctx.catalog.ledger(pipeline.source_key(_spec()))
+    sgd = [e for e in entries if e.mechanism in {"dp_sgd_text", "dp_sgd"} or e.step == "training"]
+    assert sgd and {e.accountant for e in sgd} == {"rdp"}
+
+
+def test_the_canary_models_train_on_synthetic_text_only(
+    run: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The two canary models are not charged, so they must never see real text (issue 12, point 3).
+    import polars as pl
+
+    from synthgen.models import text as text_pkg
+
+    ctx, spec = run["ctx"], _spec()
+    model = ctx.catalog.get_dataset(run["train"].dataset_id)
+    _, train, holdout = pipeline._training_split(spec, ctx, model)
+    synthetic = pl.DataFrame({"notes": [f"synthetic note {i}" for i in range(40)]}).with_columns(
+        holdout.select(pl.exclude("notes")).head(40)
+    )
+    seen: list[list[str]] = []
+
+    def spy(texts: pl.Series, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        seen.append(texts.to_list())
+        return {}
+
+    monkeypatch.setattr(text_pkg, "canary_exposure", spy)
+    spent = ctx.catalog.spent(pipeline.source_key(spec))
+    pipeline._text_metrics(spec, model, holdout, synthetic)
+    assert seen == [synthetic["notes"].to_list()]
+    assert not set(seen[0]) & set(train["notes"].to_list())
+    assert ctx.catalog.spent(pipeline.source_key(spec)) == spent

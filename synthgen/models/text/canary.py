@@ -12,8 +12,10 @@ this sampled estimate cannot show more). The same canary is also measured on a m
 trained on the same data without it, and both models are asked to complete the canary's
 prefix and to generate freely, counting how often the secret comes out.
 
-The canary is synthetic, so its figures are not real-derived; the training data is real,
-so run this only in the restricted evaluation, with its own budget (it trains two models).
+Both models are fitted outside the budget ledger, so give this only text that is not
+private: synthetic text (the pipeline passes the released model's output, a DP result) or
+public text. Fitted on real text it would spend an uncharged budget twice over. Its figures
+go to the restricted report all the same.
 """
 
 from __future__ import annotations
@@ -120,6 +122,9 @@ def canary_exposure(
     accountant: AccountantName = "prv",
 ) -> dict[str, Any]:
     """Plant a canary ``k`` times, train with and without it, and report exposure and reproduction.
+
+    ``texts`` must be synthetic or public: nothing here is charged to a budget (see the module
+    docstring). The sampling rate comes from ``len(texts)``, a public count for such text.
 
     Both models use the same settings, budget and data (the canary-free one trains on the
     data alone). The planted rows copy the condition values of ``k`` random real rows.
