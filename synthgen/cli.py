@@ -51,6 +51,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(audit_app, name="audit")
 app.command("read")(read_cmd)
 app.command("report")(report_cmd)
+app.command("eval-pii")(__import__("synthgen.anonymize.eval_cli", fromlist=["_"]).eval_pii_cmd)
 
 out = Console()
 err = Console(stderr=True)

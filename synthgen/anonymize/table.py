@@ -16,11 +16,12 @@ from typing import Any
 
 import polars as pl
 import pyarrow.parquet as pq
+from presidio_analyzer import AnalyzerEngine
 
 from synthgen.anonymize.detect import ColumnDecision, detect_columns, name_hint
-from synthgen.anonymize.engine import get_analyzer
+from synthgen.anonymize.engine import EngineConfig, get_analyzer
 from synthgen.anonymize.leak import LeakIndex
-from synthgen.anonymize.operators import OperatorContext, make_operator
+from synthgen.anonymize.operators import Operator, OperatorContext, make_operator
 from synthgen.anonymize.settings import AnonymizeSettings
 from synthgen.anonymize.surrogates import Surrogates, derive_key
 from synthgen.anonymize.text import TextAnonymizer, TextStats, merge_spans
@@ -58,6 +59,31 @@ def config_hash(settings: AnonymizeSettings, config_digest: str) -> str:
     """Hash of everything that decides the output besides the data and the secret."""
     blob = settings.model_dump_json() + "\x00" + config_digest
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def make_texter(
+    settings: AnonymizeSettings,
+    cfg: EngineConfig,
+    analyzer: AnalyzerEngine,
+    *,
+    threshold: float,
+    operator: Operator,
+    leak_index: LeakIndex | None,
+) -> TextAnonymizer:
+    """The text anonymizer the pipeline uses (``synthgen eval-pii`` builds it here too)."""
+    return TextAnonymizer(
+        analyzer,
+        operator=operator,
+        entities=cfg.text_entities,
+        threshold=threshold,
+        language=cfg.language,
+        batch_size=settings.batch_size,
+        n_process=settings.n_process,
+        max_doc_chars=settings.max_doc_chars,
+        leak_index=leak_index,
+        leak_entities=cfg.leak_entities,
+        doc_cache=settings.doc_cache,
+    )
 
 
 def anonymize_table(
@@ -124,19 +150,7 @@ def anonymize_table(
             d.operator = settings.text_operator
     text_op = make_operator(settings.text_operator, ctx)
     text_cols = [n for n, d in decisions.items() if d.role == "text"]
-    texter = TextAnonymizer(
-        analyzer,
-        operator=text_op,
-        entities=cfg.text_entities,
-        threshold=threshold,
-        language=cfg.language,
-        batch_size=settings.batch_size,
-        n_process=settings.n_process,
-        max_doc_chars=settings.max_doc_chars,
-        leak_index=leak,
-        leak_entities=cfg.leak_entities,
-        doc_cache=settings.doc_cache,
-    )
+    texter = make_texter(settings, cfg, analyzer, threshold=threshold, operator=text_op, leak_index=leak)
 
     rows = 0
     id_counts: Counter[str] = Counter()

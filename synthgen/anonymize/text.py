@@ -147,21 +147,13 @@ class TextAnonymizer:
         while len(self._memo) > self._memo_size:
             self._memo.popitem(last=False)
 
-    def anonymize(self, values: pl.Series) -> tuple[pl.Series, TextStats]:
-        """Anonymize one text column. Bad input never raises: it is processed or counted."""
-        stats = TextStats(docs=len(values))
-        s = values
-        if s.dtype == pl.Binary:
-            stats.non_string = s.drop_nulls().len()
-            s = pl.Series(s.name, [None if b is None else b.decode("utf-8", "replace") for b in s.to_list()])
-        elif s.dtype != pl.String:
-            stats.non_string = s.drop_nulls().len()
-            try:
-                s = s.cast(pl.String)
-            except pl.exceptions.InvalidOperationError:
-                s = pl.Series(s.name, [None if v is None else str(v) for v in s.to_list()], dtype=pl.String)
-        docs: list[str | None] = s.to_list()
-
+    def spans(
+        self, docs: list[str | None], stats: TextStats | None = None
+    ) -> dict[int, list[tuple[int, int, str]]]:
+        """Merged PII spans ``(start, end, entity)`` per document index: what :meth:`anonymize`
+        replaces. Empty documents and binary garbage have none (garbage is set to ``None`` in
+        ``docs``); ``stats`` counts them. ``synthgen eval-pii`` measures exactly this."""
+        stats = stats if stats is not None else TextStats(docs=len(docs))
         # Distinct pieces to analyse: (doc index, offset, piece). Duplicated documents are analysed once.
         pieces: dict[str, list[tuple[int, int]]] = {}
         for i, doc in enumerate(docs):
@@ -199,6 +191,23 @@ class TextAnonymizer:
             merged = merge_spans(results)
             for i, off in pieces[text]:
                 spans.setdefault(i, []).extend((s0 + off, e0 + off, ent) for s0, e0, ent in merged)
+        return spans
+
+    def anonymize(self, values: pl.Series) -> tuple[pl.Series, TextStats]:
+        """Anonymize one text column. Bad input never raises: it is processed or counted."""
+        stats = TextStats(docs=len(values))
+        s = values
+        if s.dtype == pl.Binary:
+            stats.non_string = s.drop_nulls().len()
+            s = pl.Series(s.name, [None if b is None else b.decode("utf-8", "replace") for b in s.to_list()])
+        elif s.dtype != pl.String:
+            stats.non_string = s.drop_nulls().len()
+            try:
+                s = s.cast(pl.String)
+            except pl.exceptions.InvalidOperationError:
+                s = pl.Series(s.name, [None if v is None else str(v) for v in s.to_list()], dtype=pl.String)
+        docs: list[str | None] = s.to_list()
+        spans = self.spans(docs, stats)
 
         # Index every value found before drawing any replacement, so that no surrogate can be a
         # real identifier mentioned anywhere in this batch.
