@@ -130,7 +130,10 @@ def policy_check(
     from synthgen.catalog import Catalog
     from synthgen.errors import SpecError
     from synthgen.policy import Policy
+    from synthgen.policy.model import ACTIONS
 
+    if action not in ACTIONS:
+        raise SpecError(f"--action {action!r}: expected one of {', '.join(ACTIONS)}")
     catalog = Catalog.from_env()
     ds = catalog.find_dataset(dataset, zone="synthetic") or catalog.find_dataset(dataset)
     if ds is None:

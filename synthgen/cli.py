@@ -495,7 +495,8 @@ def main(argv: list[str] | None = None) -> None:
         # that matters for privacy (Opacus's non-cryptographic noise RNG) is documented in the README.
         warnings.filterwarnings("ignore")
     try:
-        app(args=args, standalone_mode=False)
+        # standalone_mode=False makes click *return* a typer.Exit's code instead of exiting with it.
+        code = app(args=args, standalone_mode=False)
     except SynthgenError as exc:
         if debug:
             raise
@@ -522,6 +523,8 @@ def main(argv: list[str] | None = None) -> None:
             soft_wrap=True,
         )
         raise SystemExit(1) from None
+    if isinstance(code, int) and code != 0:
+        raise SystemExit(code)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,11 @@ a service that does not answer fails the test that needs it (it is never skipped
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -91,18 +94,49 @@ def adult_dir() -> Path:
     return ADULT
 
 
+SYNTHGEN = Path(sys.executable).with_name("synthgen")
+
+
+@dataclass(frozen=True)
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+def run_synthgen(
+    args: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 600
+) -> CliResult:
+    """Run the installed ``synthgen`` console script (the real entry point) in a subprocess.
+
+    Exit codes are only trustworthy from the process itself: an in-process runner once hid a
+    ``main()`` that dropped them. The environment is this process's (as monkeypatched), plus ``env``.
+    """
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(
+        [str(SYNTHGEN), *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
 @pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Callable[[list[str]], tuple[int, str, str]]:
-    """Run the ``synthgen`` CLI in-process: ``cli(args) -> (exit code, stdout, stderr)``."""
-    from synthgen.cli import main
+def synthgen_cli() -> Callable[..., CliResult]:
+    """:func:`run_synthgen` as a fixture: ``synthgen_cli(args, env=..., cwd=...) -> CliResult``."""
+    return run_synthgen
+
+
+@pytest.fixture
+def cli() -> Callable[[list[str]], tuple[int, str, str]]:
+    """Run the ``synthgen`` console script: ``cli(args) -> (exit code, stdout, stderr)``."""
 
     def run(args: list[str]) -> tuple[int, str, str]:
-        try:
-            main(args)
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        cap = capsys.readouterr()
-        return code, cap.out, cap.err
+        r = run_synthgen(args)
+        return r.code, r.out, r.err
 
     return run
