@@ -6,15 +6,14 @@ Every section forbids unknown keys, so a typo is an error that names its path
 
 from __future__ import annotations
 
-import os
 import re
-import string
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from synthgen import pathvars
 from synthgen.anonymize.settings import AnonymizeSettings
 from synthgen.errors import SpecError
 from synthgen.evaluate.settings import EvaluateSettings
@@ -50,6 +49,8 @@ class SourceSpec(BaseModel):
     text_field: str = "text"
     #: csv: the field separator.
     separator: str = ","
+    #: Environment variables ``path`` may expand besides ``SYNTHGEN_HOME`` (never a secret's name).
+    path_vars: list[str] = []
 
     @model_validator(mode="after")
     def _check(self) -> SourceSpec:
@@ -65,6 +66,10 @@ class SourceSpec(BaseModel):
                 )
         elif not self.path:
             raise ValueError(f"a {self.kind} source needs `path`")
+        pathvars.check_declared(self.path_vars, [self.password_env, self.url_env])
+        why = pathvars.refusal(self.path or "", self.path_vars)
+        if why is not None:
+            raise ValueError(f"path: {why}")
         return self
 
 
@@ -158,22 +163,18 @@ class PipelineSpec(BaseModel):
         return self.output.name or f"{self.name}-synthetic"
 
     def source_path(self) -> Path:
-        """The source file; ``${SYNTHGEN_HOME}`` and other environment variables expand."""
+        """The source file; ``${SYNTHGEN_HOME}`` and the variables in ``source.path_vars`` expand."""
         assert self.source.path is not None
-        p = Path(expand_vars(self.source.path)).expanduser()
+        p = Path(pathvars.expand(self.source.path, self.source.path_vars)).expanduser()
         return p if p.is_absolute() else (self.base_dir / p)
 
 
 # -- loading -----------------------------------------------------------------
 
 
-def expand_vars(value: str) -> str:
-    """Expand ``$VAR`` / ``${VAR}``; ``SYNTHGEN_HOME`` defaults to synthgen's home when unset."""
-    from synthgen.zones import home_dir
-
-    env = dict(os.environ)
-    env.setdefault("SYNTHGEN_HOME", str(home_dir()))
-    return string.Template(value).safe_substitute(env)
+def expand_vars(value: str, allowed: list[str] | None = None) -> str:
+    """Expand ``${SYNTHGEN_HOME}`` (and ``allowed`` variables) in a path; see :mod:`synthgen.pathvars`."""
+    return pathvars.expand(value, allowed or [])
 
 
 def _format_error(exc: ValidationError, origin: str) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
+from synthgen import pathvars
 from synthgen.errors import SourceError
 from synthgen.spec import PipelineSpec
 
@@ -38,15 +39,17 @@ class FileSource(Source):
     def __init__(self, spec: PipelineSpec) -> None:
         super().__init__(spec)
         self.path = spec.source_path()
+        # Messages show the path as the spec wrote it, never an expanded variable's value.
+        self.shown = pathvars.shown(spec.source.path or "", self.path)
         if not self.path.exists():
-            raise SourceError(f"source file not found: {self.path}")
+            raise SourceError(f"source file not found: {self.shown}")
         if not self.path.is_file():
-            raise SourceError(f"source path is not a file: {self.path}")
+            raise SourceError(f"source path is not a file: {self.shown}")
         if self.path.stat().st_size == 0:
-            raise SourceError(f"source file is empty: {self.path}")
+            raise SourceError(f"source file is empty: {self.shown}")
 
     def describe(self) -> str:
-        return f"{self.kind} {self.path}"
+        return f"{self.kind} {self.shown}"
 
     @abstractmethod
     def scan(self) -> pl.LazyFrame: ...
