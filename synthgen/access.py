@@ -43,6 +43,7 @@ from synthgen.errors import (
     SpecError,
     SynthgenError,
 )
+from synthgen.manifest import check_shareable
 from synthgen.policy import AuditLog, Decision, Policy, Resource
 from synthgen.policy.model import CLASSIFICATIONS
 from synthgen.zones import Zones
@@ -187,6 +188,7 @@ def publish_dataset(
             raise PrivacyError(
                 f"manifest says {key}={manifest[key]!r} but the publish call says {expected!r}"
             )
+    check_shareable(manifest)  # P9: the header is readable by anyone holding the file
     if not src.is_file():
         raise SpecError(f"nothing to publish: {src} does not exist")
     try:

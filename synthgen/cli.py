@@ -40,7 +40,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-from synthgen.access_cli import audit_app, keys_app, policy_app, read_cmd, report_cmd  # noqa: E402
+from synthgen.access_cli import UserOpt, audit_app, keys_app, policy_app, read_cmd, report_cmd  # noqa: E402
+from synthgen.inspect_cli import inspect_cmd  # noqa: E402
 
 spec_app = typer.Typer(help="Validate and inspect pipeline specs.", no_args_is_help=True)
 catalog_app = typer.Typer(help="List what the catalog records.", no_args_is_help=True)
@@ -52,6 +53,7 @@ app.add_typer(audit_app, name="audit")
 app.command("read")(read_cmd)
 app.command("report")(report_cmd)
 app.command("eval-pii")(__import__("synthgen.anonymize.eval_cli", fromlist=["_"]).eval_pii_cmd)
+app.command("inspect")(inspect_cmd)
 
 out = Console()
 err = Console(stderr=True)
@@ -145,45 +147,42 @@ def ingest(spec: SpecArg, set_: SetOpt = None) -> None:
 
 @catalog_app.command("list")
 def catalog_list(
+    user: UserOpt,
     zone: Annotated[str | None, typer.Option(help="real | synthetic")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List catalogued datasets."""
+    """List catalogued datasets. Exact real row counts only for users who may read restricted reports."""
     if zone not in (None, "real", "synthetic"):
         raise typer.BadParameter("expected real or synthetic", param_hint="--zone")
     from synthgen.catalog import Catalog
+    from synthgen.disclosure import catalog_row, may_see_restricted
+    from synthgen.policy import Policy
 
-    rows = Catalog.from_env().list_datasets(zone=zone)
+    policy = Policy.load()
+    data = [
+        catalog_row(d, restricted_ok=may_see_restricted(policy, user, d))
+        for d in Catalog.from_env().list_datasets(zone=zone)
+    ]
     if as_json:
-        data = [
-            {
-                "id": d.id,
-                "name": d.name,
-                "zone": d.zone,
-                "kind": d.kind,
-                "format": d.format,
-                "rows": d.rows,
-                "dp": d.dp,
-                "classification": d.classification,
-                "content_hash": d.content_hash,
-                "created_at": d.created_at.isoformat(),
-                "created_by": d.created_by,
-                "path": d.path,
-            }
-            for d in rows
-        ]
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
         return
     table = Table("id", "name", "zone", "kind", "rows", "dp", "created")
-    for d in rows:
+    for d in data:
+        rows = (
+            "withheld"
+            if d["restricted_fields"] == "withheld"
+            else f"{d['rows']:,}"
+            if d["rows"] is not None
+            else ""
+        )
         table.add_row(
-            d.id,
-            d.name,
-            d.zone,
-            d.kind,
-            f"{d.rows:,}" if d.rows is not None else "",
-            "" if d.dp is None else str(d.dp).lower(),
-            d.created_at.strftime("%Y-%m-%d %H:%M"),
+            d["id"],
+            d["name"],
+            d["zone"],
+            d["kind"],
+            rows,
+            "" if d["dp"] is None else str(d["dp"]).lower(),
+            d["created_at"][:16].replace("T", " "),
         )
     out.print(table)
 

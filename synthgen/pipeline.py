@@ -1045,10 +1045,12 @@ def publish(
 ) -> StageResult:
     """Assemble the shards, encrypt them into the SYNTHETIC zone for the allowed roles, catalogue, audit.
 
-    Only the scores travel with the dataset (never the report, which is real-derived).
+    The manifest carries public and DP-derived facts only (:mod:`synthgen.manifest`); the
+    evaluation scores stay with the restricted report (``report_id`` is not read).
     The plaintext shards are removed once the encrypted dataset is in place.
     """
     from synthgen.access import publish_dataset
+    from synthgen.manifest import shareable_manifest
 
     model = _require(ctx, model_id, "model")
     dataset_id = "syn-" + settings_hash(model_id, sorted(shard_ids), run_id)
@@ -1057,38 +1059,22 @@ def publish(
     shards = [_require(ctx, sid, "staging") for sid in shard_ids]
     zone = ctx.zones.synthetic if model.dp else ctx.zones.real
     anon_id = ctx.catalog.parents(model_id)[0]
-    anon = ctx.catalog.get_dataset(anon_id)
     snapshot_ids = ctx.catalog.parents(anon_id)
-    headline = ctx.catalog.scores(report_id) if report_id else {}
-    record = model.extra.get("privacy_record", {})
     epsilon = model.extra.get("epsilon")
     with zone.staging(f"staging/{spec.name}/{run_id}", suffix=".parquet") as assembled:
         pl.scan_parquet([s.path for s in shards]).sink_parquet(assembled, compression="zstd")
         rows = pl.scan_parquet(assembled).select(pl.len()).collect().item()
         schema = {k: str(v) for k, v in pl.read_parquet_schema(assembled).items()}
-        manifest = {
-            "schema": schema,
-            "rows": rows,
-            "lineage": {
-                "model": model_id,
-                "anonymized": anon_id,
-                "snapshots": snapshot_ids,
-                "run_id": run_id,
-            },
-            "privacy": {
-                "dp": bool(model.dp),
-                "epsilon": epsilon,
-                "delta": model.extra.get("delta"),
-                "accountant": record.get("accountant"),
-                "adjacency": record.get("adjacency"),
-                "mechanisms": len(record.get("mechanisms", []))
-                + len(model.extra.get("text", {}).get("columns", {})),
-                "model": model.extra.get("kind"),
-            },
-            "anonymization": (anon.extra.get("report_summary") if anon is not None else None),
-            "scores": headline,
-            "tags": spec.output.access.tags,
-        }
+        manifest = shareable_manifest(
+            spec=spec,
+            model_id=model_id,
+            model_extra=model.extra,
+            anonymized_id=anon_id,
+            snapshot_ids=snapshot_ids,
+            run_id=run_id,
+            rows=rows,
+            schema=schema,
+        )
         ds = publish_dataset(
             plaintext_parquet=assembled,
             name=spec.synthetic_name,
@@ -1106,8 +1092,6 @@ def publish(
         )
     for s in shards:
         Path(s.path).unlink(missing_ok=True)
-    if headline:
-        ctx.catalog.add_scores(ds.id, headline)
     return StageResult("publish", ds.id, ds.path, ds.rows, extra=_result_extra("publish", ds))
 
 

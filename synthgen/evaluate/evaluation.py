@@ -62,10 +62,10 @@ class EvaluationResult:
 
     @property
     def scores(self) -> dict[str, float]:
-        """The numeric headline scores only (for catalog score rows and the shareable manifest).
+        """The numeric headline scores only (for the restricted report's catalog score rows).
 
-        Aggregates such as these are still computed from real rows; the issue's design lets
-        the manifest carry them, while the full summary and the HTML stay restricted.
+        They are computed from real rows without noise, so they never reach the shareable
+        manifest or a catalog field consumers can read (privacy contract P9).
         """
         return {
             k: float(v)

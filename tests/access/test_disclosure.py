@@ -1,0 +1,73 @@
+"""P9 for the catalog: real-derived fields only for stewards and auditors, through the console script."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from synthgen.errors import PrivacyError
+from synthgen.manifest import check_shareable
+
+from .conftest import Env
+
+EXE = Path(sys.executable).with_name("synthgen")
+
+
+def _synthgen(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(EXE), *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def ingested(env: Env, tmp_path: Path) -> int:
+    n = 137
+    pl.DataFrame({"age": list(range(n)), "job": ["clerk"] * n}).write_csv(tmp_path / "d.csv")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"name: visits\nsource: {{kind: csv, path: {tmp_path / 'd.csv'}}}\n")
+    proc = _synthgen("ingest", str(spec))
+    assert proc.returncode == 0, proc.stderr
+    env.publish(name="visits-synthetic")
+    return n
+
+
+@pytest.mark.parametrize(
+    ("user", "sees"), [("alice", True), ("dave", True), ("bob", False), ("carol", False)]
+)
+def test_catalog_list_shows_exact_real_row_counts_only_to_stewards_and_auditors(
+    env: Env, ingested: int, user: str, sees: bool
+) -> None:
+    proc = _synthgen("catalog", "list", "--json", "--user", user)
+    assert proc.returncode == 0, proc.stderr
+    rows = {d["zone"]: d for d in json.loads(proc.stdout)}
+    assert rows["real"]["rows"] == (ingested if sees else None)
+    assert rows["real"]["restricted_fields"] == ("shown" if sees else "withheld")
+    assert rows["synthetic"]["rows"] == 200  # a DP output's size is a spec setting: shown to all
+    table = _synthgen("catalog", "list", "--zone", "real", "--user", user)
+    assert table.returncode == 0
+    assert (str(ingested) in table.stdout) is sees and ("withheld" in table.stdout) is not sees
+
+
+def test_publish_refuses_a_manifest_carrying_evaluation_scores(env: Env) -> None:
+    with pytest.raises(PrivacyError, match="scores"):
+        env.publish(manifest={"privacy": {"epsilon": 1.0}, "scores": {"exact_match_rate": 0.0001}})
+    with pytest.raises(PrivacyError, match=r"privacy\.trtr"):
+        check_shareable({"privacy": {"trtr": 0.8}})
+
+
+def test_inspect_reads_the_header_without_a_key_and_says_it_is_unverified(env: Env, tmp_path: Path) -> None:
+    ds = env.publish()
+    copy = tmp_path / "copy.sgenc"  # any holder of the file: no catalog, no keys
+    copy.write_bytes(Path(ds.path).read_bytes())
+    proc = _synthgen("inspect", str(copy), "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["manifest"]["dataset_id"] == ds.id and doc["manifest"]["privacy"]["epsilon"] == 1.0
+    assert "not checked" in doc["authentication"]
+    by_name = _synthgen("inspect", "adult-synthetic")
+    assert by_name.returncode == 0 and ds.id in by_name.stdout and "not checked" in by_name.stdout
+    missing = _synthgen("inspect", "no-such-dataset")
+    assert missing.returncode == 2 and missing.stderr.strip().count("\n") == 0
