@@ -485,6 +485,12 @@ def _print_summary(summary: dict[str, Any], title: str) -> None:
 # -- entry point ----------------------------------------------------------------
 
 
+def _one_line(exc: BaseException, limit: int = 400) -> str:
+    """An error as one line of at most ``limit`` characters: a message never reprints a large input."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the app, turning synthgen errors into one line and an exit code."""
     args = sys.argv[1:] if argv is None else argv
@@ -499,7 +505,7 @@ def main(argv: list[str] | None = None) -> None:
     except SynthgenError as exc:
         if debug:
             raise
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(_one_line(exc))}", highlight=False, soft_wrap=True)
         raise SystemExit(exc.exit_code) from None
     except typer.Abort:
         err.print("aborted")
@@ -516,7 +522,7 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         err.print(
-            f"[red]error:[/red] {type(exc).__name__}: {escape(str(exc))} "
+            f"[red]error:[/red] {type(exc).__name__}: {escape(_one_line(exc))} "
             "(run with --debug for the traceback)",
             highlight=False,
             soft_wrap=True,

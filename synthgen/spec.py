@@ -13,13 +13,16 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from synthgen import pathvars
+from synthgen import pathvars, safe_yaml
 from synthgen.anonymize.settings import AnonymizeSettings
 from synthgen.errors import SpecError
 from synthgen.evaluate.settings import EvaluateSettings
 from synthgen.models.settings import ModelSettings
 from synthgen.privacy.settings import PrivacySettings
 from synthgen.schema import ColumnType
+
+#: Largest magnitude of a public bound (beyond it float64 loses integer precision).
+MAX_BOUND = 1e15
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -76,7 +79,7 @@ class SourceSpec(BaseModel):
 class ColumnOverride(BaseModel):
     """Per-column schema override. Bounds and categories given here are *public* (free under DP)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     #: numeric | categorical | datetime | boolean | text | id (overrides inference).
     type: ColumnType | None = None
@@ -89,11 +92,20 @@ class ColumnOverride(BaseModel):
     #: Anonymization operator for this column (drop|surrogate|hash|mask|redact).
     operator: Literal["drop", "surrogate", "hash", "mask", "redact"] | None = None
 
+    @field_validator("categories")
+    @classmethod
+    def _categories(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and not v:
+            raise ValueError("an empty list declares no category: list them, or leave categories out")
+        return v
+
     @field_validator("bounds")
     @classmethod
     def _bounds(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
         if v is not None and not v[0] < v[1]:
             raise ValueError("expected lower < upper")
+        if v is not None and max(abs(v[0]), abs(v[1])) > MAX_BOUND:
+            raise ValueError(f"expected finite bounds within +-{MAX_BOUND:.0e}")
         return v
 
 
@@ -112,14 +124,21 @@ class AccessSpec(BaseModel):
 class OutputSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    #: Synthetic rows to generate (default 10,000).
-    rows: int | None = Field(default=None, ge=1)
+    #: Synthetic rows to generate (default 10,000; at most 100 million).
+    rows: int | None = Field(default=None, ge=1, le=100_000_000)
     #: Name of the synthetic dataset; defaults to ``<pipeline name>-synthetic``.
     name: str | None = None
     #: Rows per generation shard (Airflow maps one task per shard).
-    shard_rows: int = Field(default=100_000, ge=1)
+    shard_rows: int = Field(default=100_000, ge=1, le=100_000_000)
     #: Who may read the published dataset.
     access: AccessSpec = AccessSpec()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        if v is not None and not _NAME.match(v):
+            raise ValueError("use letters, digits, '_', '-', '.' (max 100), starting with a letter or digit")
+        return v
 
 
 class PipelineSpec(BaseModel):
@@ -187,7 +206,7 @@ def _format_error(exc: ValidationError, origin: str) -> str:
         msg = "required key is missing"
     elif typ.endswith("_type") or typ.endswith("_parsing"):
         expected = typ.split("_")[0]
-        msg = f"expected {expected}, got {first.get('input')!r}"
+        msg = f"expected {expected}, got {safe_yaml.quote(first.get('input'))}"
     else:
         msg = first["msg"].removeprefix("Value error, ")
     more = len(exc.errors()) - 1
@@ -207,7 +226,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise SpecError(f"--set {item!r}: expected key=value (for example model.epochs=5)")
+            raise SpecError(f"--set {safe_yaml.quote(item)}: expected key=value (for example model.epochs=5)")
         parts = key.strip().split(".")
         node: Any = data
         for p in parts[:-1]:
@@ -226,7 +245,9 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> PipelineS
     if not p.is_file():
         raise SpecError(f"spec file not found: {p}")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data, _ = safe_yaml.load(safe_yaml.read_text(p))
+    except safe_yaml.YamlLimitError as exc:
+        raise SpecError(f"{p}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""

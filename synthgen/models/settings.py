@@ -12,17 +12,17 @@ ModelKind = Literal["dp_tvae", "dp_ctgan", "dp_mst", "sdv_gaussian_copula", "sdv
 
 
 class ModelSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     #: dp_tvae | dp_ctgan (DP-SGD with Opacus), dp_mst (noisy marginals on a DP maximum spanning
     #: tree, zCDP), or the non-DP SDV kinds (outputs carry dp: false).
     kind: ModelKind = "dp_tvae"
     #: Passes over the data. Under DP fewer, larger steps pay: the defaults are tuned on Adult.
-    epochs: int = Field(default=30, ge=1)
+    epochs: int = Field(default=30, ge=1, le=10_000)
     #: Expected batch size (under DP: Poisson sampling rate = batch_size / DP row count).
     #: Unset: 1024, or a quarter of the rows (the DP row count under DP) on smaller data;
     #: 500 for the SDV kinds (their default).
-    batch_size: int | None = Field(default=None, ge=2)
+    batch_size: int | None = Field(default=None, ge=2, le=1_000_000)
     #: auto | cpu | cuda | cuda:N
     device: str = "auto"
     #: Seed of weight initialisation and sampling (never of DP noise, which uses OS entropy).
@@ -33,15 +33,15 @@ class ModelSettings(BaseModel):
     text: TextModelSettings = TextModelSettings()
     #: Hidden units of each per-column head (DP-TVAE; default 64) / half the width of the
     #: networks (DP-CTGAN; default 128). Unset: the model kind's default.
-    hidden_dim: int | None = Field(default=None, ge=4)
+    hidden_dim: int | None = Field(default=None, ge=4, le=4096)
     #: Latent dimension of DP-TVAE's encoder (0 = no latent: a purely autoregressive decoder).
-    latent_dim: int = Field(default=8, ge=0)
+    latent_dim: int = Field(default=8, ge=0, le=1024)
     #: Weight of the KL term of DP-TVAE's per-sample loss.
     kl_weight: float = Field(default=1.0, ge=0)
     #: Adam learning rate.
-    learning_rate: float = Field(default=3e-3, gt=0)
+    learning_rate: float = Field(default=3e-3, gt=0, le=10)
     #: Per-sample gradient clipping norm of DP-SGD (the sensitivity of each step).
-    max_grad_norm: float = Field(default=1.0, gt=0)
+    max_grad_norm: float = Field(default=1.0, gt=0, le=1000)
     #: ghost (fast, Linear layers) | hooks (per-sample gradients, any Opacus-supported layer).
     grad_sample_mode: Literal["ghost", "hooks"] = "ghost"
     #: Quantile bins per numeric/datetime column.

@@ -22,6 +22,7 @@ import casbin
 import yaml
 from pydantic import ValidationError
 
+from synthgen import safe_yaml
 from synthgen.errors import PolicyError
 from synthgen.policy.model import ACTIONS, PolicyFile, Rule
 
@@ -270,12 +271,11 @@ def _expand(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
 
 def _parse_file(path: Path) -> tuple[PolicyFile, yaml.Node | None]:
     try:
-        text = path.read_text(encoding="utf-8")
+        data, root = safe_yaml.load(safe_yaml.read_text(path))
     except UnicodeDecodeError:
         raise PolicyError(f"{path}: not a UTF-8 text file") from None
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+    except safe_yaml.YamlLimitError as exc:
+        raise PolicyError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""

@@ -8,16 +8,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class PrivacySettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     #: False is the explicit non-DP opt-out (P7): outputs carry ``dp: false``.
     dp: bool = True
-    #: Target epsilon for one run (preprocessing + training), > 0.
-    epsilon: float = Field(default=3.0, gt=0)
+    #: Target epsilon for one run (preprocessing + training), 0.001 to 1000.
+    epsilon: float = Field(default=3.0, ge=1e-3, le=1000)
     #: Target delta; None = 1/(10 n) (P3). A given value is still capped at 1/(10 n).
-    delta: float | None = Field(default=None, gt=0, lt=1)
+    delta: float | None = Field(default=None, ge=1e-20, le=0.1)
     #: Cumulative epsilon cap for the source across runs (P6).
-    budget_cap: float = Field(default=10.0, gt=0)
+    budget_cap: float = Field(default=10.0, gt=0, le=10_000)
     #: Share of epsilon spent on DP preprocessing (row count, numeric bins/bounds, category discovery).
     #: Unset: 0.1 + 0.2 x the share of modelled columns that need a DP mechanism (numeric bins,
     #: category discovery), so 0.3 when no column has public bounds or categories.

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class TextModelSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     #: Synthesize text columns (False: text columns are left out of the synthetic output).
     enabled: bool = True
@@ -40,18 +40,18 @@ class TextModelSettings(BaseModel):
     vocabulary_share: float = Field(default=0.3, gt=0, lt=1)
     #: Passes over the data. Under DP the noise grows with the number of steps; on the demo
     #: notes (9,000 texts, text epsilon 0.9) 4 passes of batch 256 gave the lowest perplexity.
-    epochs: int = Field(default=4, ge=1)
+    epochs: int = Field(default=4, ge=1, le=10_000)
     #: Longest text kept, in UTF-8 bytes. Longer text keeps its first ``max_length`` bytes,
     #: cut back to a UTF-8 character boundary, and is trained without an end token.
     max_length: int = Field(default=256, ge=8)
     #: Expected (Poisson) batch size in records; under DP each record is in a batch with
     #: probability ``batch_size / n``.
-    batch_size: int = Field(default=256, ge=1)
+    batch_size: int = Field(default=256, ge=1, le=1_000_000)
     #: Adam learning rate (1e-2 gave the lowest holdout perplexity at epsilon 0.9 on the demo notes).
-    learning_rate: float = Field(default=1e-2, gt=0)
+    learning_rate: float = Field(default=1e-2, gt=0, le=10)
     #: Per-record gradient clipping bound C (DP-SGD sensitivity). Without DP, the bound of the
     #: usual whole-batch gradient-norm clip.
-    max_grad_norm: float = Field(default=1.0, gt=0)
+    max_grad_norm: float = Field(default=1.0, gt=0, le=1000)
     #: Opacus per-sample gradient mode: "hooks" (per-sample gradients kept in memory) or
     #: "ghost" (ghost clipping: two backward passes, no per-sample gradients stored).
     grad_sample_mode: Literal["hooks", "ghost"] = "hooks"
