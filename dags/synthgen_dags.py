@@ -299,7 +299,7 @@ def _params(spec: PipelineSpec) -> dict[str, Param]:
             maximum=MAX_EPSILON,
             title="ε for this run",
             description=f"Target epsilon (0 < ε <= {MAX_EPSILON:g}); empty keeps the spec's "
-            f"{spec.privacy.epsilon:g}. Charged to the source's budget (cap {spec.privacy.budget_cap:g}).",
+            f"{spec.privacy.epsilon:g}. Charged to the source's budget (`synthgen budget show`).",
         ),
         "rows": Param(
             None,

@@ -41,6 +41,7 @@ app = typer.Typer(
     add_completion=False,
 )
 from synthgen.access_cli import UserOpt, audit_app, keys_app, policy_app, read_cmd, report_cmd  # noqa: E402
+from synthgen.budget_cli import budget_app  # noqa: E402
 from synthgen.inspect_cli import inspect_cmd  # noqa: E402
 
 spec_app = typer.Typer(help="Validate and inspect pipeline specs.", no_args_is_help=True)
@@ -54,6 +55,7 @@ app.command("read")(read_cmd)
 app.command("report")(report_cmd)
 app.command("eval-pii")(__import__("synthgen.anonymize.eval_cli", fromlist=["_"]).eval_pii_cmd)
 app.command("inspect")(inspect_cmd)
+app.add_typer(budget_app, name="budget")
 
 out = Console()
 err = Console(stderr=True)
@@ -218,6 +220,7 @@ def train(spec: SpecArg, set_: SetOpt = None) -> None:
     eps = r.extra.get("epsilon")
     what = f"epsilon {eps:.3g}" if eps is not None else "NON-DP (dp: false)"
     out.print(f"trained {s.model.kind} as {r.dataset_id} ({what}) -> {r.path}")
+    out.print(f"budget source: {escape(pipeline.source_key(s))} (synthgen budget show)", highlight=False)
     for warning in r.extra.get("warnings", []):
         err.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True)
 
@@ -330,91 +333,6 @@ def scan_pii(
     for col, ents in found.items():
         table.add_row(col, ", ".join(f"{k}: {v}" for k, v in ents.items()) or "-")
     out.print(table)
-
-
-# -- budget -------------------------------------------------------------------
-
-budget_app = typer.Typer(help="The privacy budget ledger.", no_args_is_help=True)
-app.add_typer(budget_app, name="budget")
-
-
-@budget_app.command("show")
-def budget_show(
-    source: Annotated[
-        str, typer.Argument(help="A pipeline spec file, or a source key as the ledger prints it.")
-    ],
-    cap: Annotated[float | None, typer.Option(help="Cap to show the remaining budget against.")] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Print a source's ledger: every DP mechanism charged, and the cumulative epsilon."""
-    from synthgen.catalog import Catalog
-
-    key = source
-    if source.endswith((".yaml", ".yml")) and Path(source).is_file():
-        from synthgen.pipeline import source_key
-
-        spec = _load(Path(source), None)
-        key = source_key(spec)
-        cap = spec.privacy.budget_cap if cap is None else cap
-    cat = Catalog.from_env()
-    entries = cat.ledger(key)
-    eps, delta = cat.spent(key)
-    if not entries and key == source:
-        err.print(
-            f"note: no ledger entry for source {escape(key)!r}; the ledger is keyed by source "
-            "(e.g. csv:/path/to/file.csv), not pipeline name: pass the spec file",
-            highlight=False,
-            soft_wrap=True,
-        )
-    if as_json:
-        data = {
-            "source": key,
-            "spent_epsilon": eps,
-            "spent_delta": delta,
-            "cap": cap,
-            "remaining_epsilon": None if cap is None else max(cap - eps, 0.0),
-            "entries": [
-                {
-                    "seq": e.seq,
-                    "run_id": e.run_id,
-                    "step": e.step,
-                    "mechanism": e.mechanism,
-                    "epsilon": e.epsilon,
-                    "delta": e.delta,
-                    "accountant": e.accountant,
-                    "created_at": e.created_at.isoformat(),
-                    "detail": e.detail,
-                }
-                for e in entries
-            ],
-        }
-        sys.stdout.write(json.dumps(data, indent=2) + "\n")
-        return
-    table = Table(
-        "seq",
-        "run",
-        "step",
-        "mechanism",
-        "epsilon",
-        "delta",
-        "accountant",
-        "when",
-        title=f"privacy ledger: {key}",
-    )
-    for e in entries:
-        table.add_row(
-            str(e.seq),
-            e.run_id,
-            e.step,
-            e.mechanism,
-            f"{e.epsilon:.4g}",
-            f"{e.delta:.2g}",
-            e.accountant,
-            e.created_at.strftime("%Y-%m-%d %H:%M"),
-        )
-    out.print(table)
-    rem = "" if cap is None else f", remaining {max(cap - eps, 0):.4g} of cap {cap:.4g}"
-    out.print(f"spent epsilon {eps:.4g}, delta {delta:.3g}{rem}")
 
 
 # -- demo ---------------------------------------------------------------------

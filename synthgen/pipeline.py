@@ -95,10 +95,13 @@ def schema_from_json(data: dict[str, Any]) -> TableSchema:
 def source_key(spec: PipelineSpec) -> str:
     """The ledger's name for the spec's data source (P6: the budget is per source, not per pipeline).
 
-    Files are keyed by their resolved path, SQL sources by the redacted URL and the table
-    (or a hash of the query), so renaming a pipeline does not reset its source's budget.
+    ``source.id`` when the spec gives one; else files are keyed by their resolved path, SQL
+    sources by the redacted URL and the table (or a hash of the query), so renaming a
+    pipeline does not reset its source's budget.
     """
     src = spec.source
+    if src.id is not None:
+        return f"id:{src.id}"
     if src.kind != "sql":
         return f"{src.kind}:{spec.source_path().resolve()}"
     from synthgen.sources.sql import SqlSource
@@ -416,52 +419,21 @@ def _split_privacy(spec: PipelineSpec, frame: pl.DataFrame, text_cols: list[str]
     )
 
 
-def _charge_failed_run(
-    ctx: Context, spec: PipelineSpec, *, source: str, run_id: str, epsilon: float, error: Exception
-) -> None:
-    """Charge a DP run that failed after a DP mechanism read the data.
-
-    Its error may depend on DP results (a DP row count below the batch size, a column
-    with nothing above the noise), so the run released something and must pay (P2).
-    The mechanisms that ran are not itemised: ``epsilon`` is an upper bound (the
-    preprocessing share if training had not started, the whole run's epsilon if it had).
-    Delta is recorded as the spec's, when it gives one (the rule's ``1/(10 n)`` needs n).
-    """
-    from synthgen.catalog.ledger import charge
-
-    charge(
-        ctx.catalog,
-        source=source,
-        run_id=run_id,
-        mechanisms=[
-            {
-                "step": "failed_run",
-                "mechanism": "upper bound of a failed DP run",
-                "epsilon": epsilon,
-                "delta": spec.privacy.delta or 0.0,
-                "error": type(error).__name__,  # not the message: it may quote data
-            }
-        ],
-        accountant="basic",
-    )
-
-
 def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) -> StageResult:
     """Fit the spec's synthesizer (and text model) on the anonymized data, charging the ledger.
 
-    The budget is checked *before* any training (P6). A holdout of real rows is split off
-    first and never reaches the model (it stays in the REAL zone, for evaluation only).
-    The model artifact holds weights and JSON, never training rows. DP models live in the
-    synthetic zone; a non-DP model is real-derived and stays in the REAL zone (P1, P7).
+    Order (P11): sweep what killed runs left, mark this run live, reserve its planned
+    (epsilon, delta) under the source's lock, and only then read the data. A kill at any
+    later point leaves the reservation charged. A holdout of real rows is split off first and
+    never reaches the model (it stays in the REAL zone, for evaluation only). The model
+    artifact holds weights and JSON, never training rows. DP models live in the synthetic
+    zone; a non-DP model is real-derived and stays in the REAL zone (P1, P7).
     """
-    from synthgen.catalog.ledger import check_budget
-    from synthgen.evaluate.holdout import holdout_key, split_holdout
-    from synthgen.models.base import make_synthesizer
-    from synthgen.privacy.accountant import planned_epsilon
+    from synthgen.orphans import running, sweep_train
+    from synthgen.privacy import budget
 
     anon = _require(ctx, anonymized_id, "anonymized")
-    schema = schema_from_json(anon.schema_json)
-    source = anon.tags.get("ledger_source") or source_key(spec)
+    source = source_key(spec)
     model_id = "model-" + settings_hash(
         anonymized_id,
         spec.model.model_dump(mode="json"),
@@ -472,17 +444,35 @@ def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) 
     )
     if (prior := _reused(ctx, "train", model_id)) is not None:
         return prior
+    sweep_train(spec, ctx)
+    with running(ctx.zones.real, model_id):
+        detail = {"model_id": model_id, "pipeline": spec.name}
+        reservation = budget.reserve(
+            ctx.catalog, source=source, run_id=run_id, privacy=spec.privacy, detail=detail
+        )
+        spec = spec.model_copy(update={"privacy": budget.run_privacy(spec.privacy)})
+        return _fit(
+            spec, ctx, anon=anon, model_id=model_id, run_id=run_id, source=source, reservation=reservation
+        )
 
-    planned = planned_epsilon(spec.privacy)
-    check_budget(ctx.catalog, source, planned, spec.privacy.budget_cap)
 
-    frame = pl.read_parquet(anon.path)
-    train_frame, holdout = split_holdout(frame, spec.evaluate.holdout, key=holdout_key(pipeline_secret(spec)))
+def _fit(
+    spec: PipelineSpec,
+    ctx: Context,
+    *,
+    anon: Dataset,
+    model_id: str,
+    run_id: str,
+    source: str,
+    reservation: Any,
+) -> StageResult:
+    """The body of :func:`train` once its budget is reserved: split, fit, save, catalogue and settle."""
+    from synthgen.evaluate.holdout import holdout_key, split_holdout
+    from synthgen.models.base import make_synthesizer
+    from synthgen.privacy import budget as ledger
+
+    schema = schema_from_json(anon.schema_json)
     holdout_rel = f"holdout/{spec.name}/{model_id}.parquet"
-    with ctx.zones.real.atomic_path(holdout_rel) as tmp:
-        holdout.write_parquet(tmp)
-    holdout_path = ctx.zones.real.resolve(holdout_rel)
-
     text_cols = _text_columns(schema, spec)
     budget: _TextBudget | None = None
     synth: Any = None
@@ -493,6 +483,13 @@ def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) 
 
     rel = f"models/{spec.name}/{model_id}"
     try:
+        frame = pl.read_parquet(anon.path)
+        train_frame, holdout = split_holdout(
+            frame, spec.evaluate.holdout, key=holdout_key(pipeline_secret(spec))
+        )
+        with ctx.zones.real.atomic_path(holdout_rel) as tmp:
+            holdout.write_parquet(tmp)
+        holdout_path = ctx.zones.real.resolve(holdout_rel)
         budget = _split_privacy(spec, train_frame, text_cols)
         synth = make_synthesizer(spec.model.kind, schema=schema, model=spec.model, privacy=budget.tabular)
         synth.fit(train_frame, progress=on_epoch)
@@ -514,9 +511,12 @@ def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) 
         if budget is not None and budget.mechanisms:
             # The text budget's DP count ran; a failure after the tabular fit is in text training.
             fitted = getattr(synth, "privacy_record_", None) is not None
-            released = planned if fitted else released + sum(m["epsilon"] for m in budget.mechanisms)
-        if spec.privacy.dp and released > 0:
-            _charge_failed_run(ctx, spec, source=source, run_id=run_id, epsilon=released, error=exc)
+            released = (
+                spec.privacy.epsilon if fitted else released + sum(m["epsilon"] for m in budget.mechanisms)
+            )
+        # Delta: the run's whole reserved delta once anything ran (an upper bound, as for epsilon).
+        delta = reservation.delta if reservation is not None and released > 0 else 0.0
+        ledger.settle_failed(ctx.catalog, reservation, epsilon=released, delta=delta, error=exc)
         ctx.zones.real.remove(holdout_rel)  # no model: its holdout would be an orphan copy of real rows
         raise
     path = zone.resolve(rel)
@@ -531,8 +531,6 @@ def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) 
             },
             fh,
         )
-
-    from synthgen.catalog import BudgetEntry
 
     warnings = [
         f"column {c!r}: DP category discovery kept no value, so every synthetic value is 'other'; "
@@ -571,33 +569,19 @@ def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) 
         extra=extra,
         created_by=ctx.user,
     )
-    # Ledger entries and the model's catalog row commit together: a retry after a crash
-    # either finds both (and reuses the model) or neither (and trains again).
-    try:
-        with ctx.catalog.session() as s:
-            s.add(ds)
-            s.flush()
-            from synthgen.catalog import Lineage
+    # Ledger entries, the reservation's settling and the model's catalog row commit together:
+    # a retry after a crash either finds all (and reuses the model) or none (and trains again,
+    # the dead run's reservation still charged).
+    from synthgen.catalog import Lineage
 
-            s.add(Lineage(child_id=model_id, parent_id=anonymized_id))
-            for m in mechanisms if record.dp else []:
-                detail = {
-                    k: v
-                    for k, v in m.items()
-                    if k not in {"step", "mechanism", "epsilon", "delta", "accountant"}
-                }
-                s.add(
-                    BudgetEntry(
-                        source=source,
-                        run_id=run_id,
-                        step=str(m["step"]),
-                        mechanism=str(m["mechanism"]),
-                        epsilon=float(m["epsilon"]),
-                        delta=float(m.get("delta") or 0.0),
-                        accountant=str(m.get("accountant") or "basic"),
-                        detail=detail | {"model_id": model_id},
-                    )
-                )
+    try:
+        ledger.settle(
+            ctx.catalog,
+            reservation,
+            mechanisms=mechanisms if record.dp else [],
+            detail={"model_id": model_id},
+            rows=[ds, Lineage(child_id=model_id, parent_id=anon.id)],
+        )
     except BaseException:
         zone.remove(rel)
         raise
@@ -1097,21 +1081,23 @@ def publish(
 
 def summarize(spec: PipelineSpec, ctx: Context, results: dict[str, Any]) -> dict[str, Any]:
     """The short summary the CLI prints after a whole run."""
-    from synthgen.catalog.ledger import remaining
+    from synthgen.privacy.budget import standing
 
     pub: StageResult = results["publish"]
     train_r: StageResult = results["train"]
     model = ctx.catalog.get_dataset(train_r.dataset_id)
     source = (model.extra.get("ledger_source") if model else None) or source_key(spec)
-    spent, _ = ctx.catalog.spent(source)
+    now = standing(ctx.catalog, source)
     out: dict[str, Any] = {
         "run": results["run_id"],
         "dataset": f"{pub.extra.get('name')} ({pub.dataset_id})",
         "rows": pub.rows,
         "dp": pub.extra.get("dp"),
         "epsilon (this run)": train_r.extra.get("epsilon"),
-        "epsilon spent (source)": spent,
-        "epsilon remaining": remaining(ctx.catalog, source, spec.privacy.budget_cap),
+        "budget source": source,
+        "epsilon charged (source)": now.charged_epsilon,
+        "epsilon remaining": f"{now.remaining_epsilon:.4g} of cap {now.cap_epsilon:.4g}",
+        "delta charged (source)": f"{now.charged_delta:.3g} of cap {now.cap_delta:.3g}",
     }
     ev = results.get("evaluate")
     if ev is not None:

@@ -36,6 +36,9 @@ class SourceSpec(BaseModel):
 
     #: csv | parquet | jsonl (text documents) | sql (SQLite, PostgreSQL, any SQLAlchemy URL).
     kind: SourceKind
+    #: Identity of the data source for the privacy ledger (e.g. ``hospital-a/visits``): every spec
+    #: and copy of the data that names the same id shares one budget. Unset: the resolved location.
+    id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,119}$")
     #: File path (csv, parquet, jsonl); relative paths resolve against the spec file.
     path: str | None = None
     #: SQL: a SQLAlchemy URL *without* a password; the password comes from ``password_env``.

@@ -155,18 +155,34 @@ class Zone:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
-    def sweep_temporaries(self) -> int:
-        """Remove temp files left by a crash (never visible under a final name). Returns the count."""
-        n = 0
+    def sweep_temporaries(self, *, older_than: float = 0.0) -> list[str]:
+        """Remove temp files left by a crash (never visible under a final name) whose newest
+        modification is more than ``older_than`` seconds ago (a younger one may belong to a
+        stage still running). Returns the removed paths, relative to the zone root."""
+        import time
+
+        removed: list[str] = []
         if not self.root.exists():
-            return 0
-        for p in self.root.rglob(f"{_TMP_PREFIX}*"):
-            if p.is_dir():
+            return removed
+        cutoff = time.time() - older_than
+        for p in sorted(self.root.rglob(f"{_TMP_PREFIX}*")):
+            if not p.exists() or any(
+                q.name.startswith(_TMP_PREFIX) for q in p.relative_to(self.root).parents
+            ):
+                continue  # inside a temp folder already removed or about to be
+            try:
+                inner = p.rglob("*") if p.is_dir() and not p.is_symlink() else ()
+                newest = max([p.lstat().st_mtime, *(f.lstat().st_mtime for f in inner)])
+            except OSError:
+                continue
+            if newest > cutoff:
+                continue
+            if p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p, ignore_errors=True)
             else:
                 p.unlink(missing_ok=True)
-            n += 1
-        return n
+            removed.append(str(p.relative_to(self.root)))
+        return removed
 
 
 def _fsync_path(p: Path) -> None:

@@ -19,7 +19,9 @@ from synthgen.catalog.models import (
     SCHEMA_VERSION,
     AccessLog,
     Base,
+    BudgetCap,
     BudgetEntry,
+    BudgetReservation,
     Dataset,
     Lineage,
     Meta,
@@ -30,7 +32,9 @@ from synthgen.errors import CatalogError
 __all__ = [
     "SCHEMA_VERSION",
     "AccessLog",
+    "BudgetCap",
     "BudgetEntry",
+    "BudgetReservation",
     "Catalog",
     "Dataset",
     "Lineage",
@@ -146,7 +150,9 @@ class Catalog:
             return list(s.scalars(q))
 
     def spent(self, source: str) -> tuple[float, float]:
-        """Cumulative (epsilon, delta) charged to ``source`` by basic composition."""
+        """Cumulative (epsilon, delta) of ``source``'s settled ledger entries (basic composition).
+
+        Open reservations are not included: :func:`synthgen.privacy.budget.standing` adds them."""
         with self.session() as s:
             eps, delta = s.execute(
                 select(
@@ -155,11 +161,6 @@ class Catalog:
                 ).where(BudgetEntry.source == source)
             ).one()
             return float(eps), float(delta)
-
-    def charge(self, entries: Sequence[BudgetEntry]) -> None:
-        """Append ledger entries in one transaction (all or nothing)."""
-        with self.session() as s:
-            s.add_all(entries)
 
     # -- scores -----------------------------------------------------------------
     def add_scores(

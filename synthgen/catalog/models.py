@@ -70,6 +70,37 @@ class BudgetEntry(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class BudgetCap(Base):
+    """A source's cumulative (epsilon, delta) cap (P11): set on its first run, changed only by ``admin``."""
+
+    __tablename__ = "budget_caps"
+    source: Mapped[str] = mapped_column(String(200), primary_key=True)
+    epsilon: Mapped[float] = mapped_column(Float)
+    delta: Mapped[float] = mapped_column(Float)
+    set_by: Mapped[str] = mapped_column(String(120))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class BudgetReservation(Base):
+    """A run's planned (epsilon, delta), held against the cap while it runs.
+
+    ``open`` reservations count as spent: a run that crashes or is killed stays charged at its
+    planned amount (an upper bound). Settling appends the run's ledger entries and closes it
+    in the same transaction.
+    """
+
+    __tablename__ = "budget_reservations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(200), index=True)
+    run_id: Mapped[str] = mapped_column(String(80), index=True)
+    epsilon: Mapped[float] = mapped_column(Float)
+    delta: Mapped[float] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(16), index=True, default="open")  # open | settled
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class Score(Base):
     __tablename__ = "scores"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from synthgen import safe_yaml
 from synthgen.errors import PolicyError
-from synthgen.policy.model import ACTIONS, PolicyFile, Rule
+from synthgen.policy.model import ACTIONS, BudgetDefaults, PolicyFile, Rule
 
 _MODEL = """
 [request_definition]
@@ -140,6 +140,8 @@ class Policy:
     rules: list[Rule] = field(default_factory=list)
     #: rule id -> "file:line"
     sources: dict[str, str] = field(default_factory=dict)
+    #: The cap a source gets on its first run, from the files' ``budget:`` sections.
+    budget: BudgetDefaults = field(default_factory=BudgetDefaults)
     _enforcer: Any = None
 
     # -- construction ------------------------------------------------------------
@@ -156,8 +158,11 @@ class Policy:
         role_lines: dict[str, str] = {}
         pending_users: list[tuple[str, list[str], str]] = []
         pending_rules: list[tuple[Rule, str, int]] = []
+        budgets: list[BudgetDefaults] = []
         for f in files:
             parsed, root = _parse_file(f)
+            if parsed.budget is not None:
+                budgets.append(parsed.budget)
             for name, role_def in parsed.roles.items():
                 policy.roles.setdefault(name, role_def.description if role_def else "")
                 role_lines.setdefault(name, f"{f}:{_line(root, ('roles', name))}")
@@ -184,6 +189,10 @@ class Policy:
                     raise PolicyError(f"{where}: rule {rule.id!r} names undefined role {r!r}")
             policy.sources[rule.id] = where
             policy.rules.append(rule)
+        if budgets:  # several files: the tightest default of each kind
+            policy.budget = BudgetDefaults(
+                epsilon_cap=min(b.epsilon_cap for b in budgets), delta_cap=min(b.delta_cap for b in budgets)
+            )
         policy._build()
         return policy
 

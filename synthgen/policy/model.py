@@ -115,9 +115,19 @@ class Rule(BaseModel):
         return v
 
 
+class BudgetDefaults(BaseModel):
+    """The cap a source gets on its first run (``synthgen budget set-cap`` changes it later)."""
+
+    model_config = ConfigDict(extra="forbid")
+    epsilon_cap: float = Field(default=10.0, gt=0, le=1e6)
+    delta_cap: float = Field(default=1e-3, gt=0, lt=1)
+
+
 class PolicyFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     version: Literal[1]
+    #: Default per-source budget cap; several files: the smallest of each wins.
+    budget: BudgetDefaults | None = None
     roles: dict[str, RoleDef | None] = {}
     users: dict[str, StrList] = {}
     rules: list[Rule] = []

@@ -16,8 +16,9 @@ class PrivacySettings(BaseModel):
     epsilon: float = Field(default=3.0, ge=1e-3, le=1000)
     #: Target delta; None = 1/(10 n) (P3). A given value is still capped at 1/(10 n).
     delta: float | None = Field(default=None, ge=1e-20, le=0.1)
-    #: Cumulative epsilon cap for the source across runs (P6).
-    budget_cap: float = Field(default=10.0, gt=0, le=10_000)
+    #: A lower cumulative epsilon cap for this pipeline's runs; it can only lower the source's
+    #: own cap (set on the source's first run from the policy, changed by `synthgen budget set-cap`).
+    budget_cap: float | None = Field(default=None, gt=0, le=10_000)
     #: Share of epsilon spent on DP preprocessing (row count, numeric bins/bounds, category discovery).
     #: Unset: 0.1 + 0.2 x the share of modelled columns that need a DP mechanism (numeric bins,
     #: category discovery), so 0.3 when no column has public bounds or categories.

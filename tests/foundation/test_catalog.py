@@ -17,7 +17,15 @@ def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]
     else:
         cat = Catalog(request.getfixturevalue("pg_database"))
         with cat.session() as s:  # the PostgreSQL database lives for the whole run: start clean
-            for t in ("lineage", "scores", "budget_ledger", "access_log", "datasets"):
+            for t in (
+                "lineage",
+                "scores",
+                "budget_ledger",
+                "budget_reservations",
+                "budget_caps",
+                "access_log",
+                "datasets",
+            ):
                 s.execute(text(f"DELETE FROM {t}"))
     yield cat
     cat.dispose()
@@ -53,37 +61,38 @@ def test_adding_the_same_id_twice_is_idempotent(catalog: Catalog) -> None:
 
 
 def test_ledger_sums_per_source(catalog: Catalog) -> None:
-    catalog.charge(
-        [
-            BudgetEntry(
-                source="s1",
-                run_id="r1",
-                step="preprocessing",
-                mechanism="m",
-                epsilon=0.3,
-                delta=0.0,
-                accountant="basic",
-            ),
-            BudgetEntry(
-                source="s1",
-                run_id="r1",
-                step="training",
-                mechanism="dpsgd",
-                epsilon=2.7,
-                delta=1e-6,
-                accountant="prv",
-            ),
-            BudgetEntry(
-                source="s2",
-                run_id="r2",
-                step="training",
-                mechanism="dpsgd",
-                epsilon=1.0,
-                delta=1e-6,
-                accountant="prv",
-            ),
-        ]
-    )
+    with catalog.session() as s:  # the ledger's table as synthgen.privacy.budget writes it
+        s.add_all(
+            [
+                BudgetEntry(
+                    source="s1",
+                    run_id="r1",
+                    step="preprocessing",
+                    mechanism="m",
+                    epsilon=0.3,
+                    delta=0.0,
+                    accountant="basic",
+                ),
+                BudgetEntry(
+                    source="s1",
+                    run_id="r1",
+                    step="training",
+                    mechanism="dpsgd",
+                    epsilon=2.7,
+                    delta=1e-6,
+                    accountant="prv",
+                ),
+                BudgetEntry(
+                    source="s2",
+                    run_id="r2",
+                    step="training",
+                    mechanism="dpsgd",
+                    epsilon=1.0,
+                    delta=1e-6,
+                    accountant="prv",
+                ),
+            ]
+        )
     eps, delta = catalog.spent("s1")
     assert eps == pytest.approx(3.0) and delta == pytest.approx(1e-6)
     assert [e.step for e in catalog.ledger("s1")] == ["preprocessing", "training"]

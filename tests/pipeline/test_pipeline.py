@@ -260,6 +260,11 @@ def test_a_dp_run_that_fails_after_reading_the_data_is_charged(run: dict[str, An
     charged = spec.privacy.epsilon * spec.privacy.preprocessing_share
     assert [(e.step, e.epsilon) for e in failed] == [("failed_run", pytest.approx(charged))]
     assert failed[0].detail == {"error": "ModelError"}
+    # The spec gives no delta: the failed run still pays the delta it may have released (its
+    # reservation's), not 0.
+    from synthgen.privacy.budget import RUN_DELTA_CEILING
+
+    assert failed[0].delta == pytest.approx(RUN_DELTA_CEILING)
     assert ctx.catalog.spent(source)[0] == pytest.approx(spent + charged)
     assert len(ctx.catalog.list_datasets(kind="model")) == models  # nothing half-written
     holdouts = ctx.zones.real.resolve(f"holdout/{spec.name}")

@@ -1,0 +1,149 @@
+"""Orphans of killed runs: files under final names that no catalog row owns, swept at the next run.
+
+A stage commits its files first and its catalog row second, so a kill in between leaves a
+complete artifact that nothing lists: for ``train`` a DP model folder (synthetic zone) or a
+non-DP one (real zone), and the holdout, an uncatalogued copy of real rows (real zone).
+Its epsilon is not lost: the run's budget reservation stays open, so the source stays
+charged (see :mod:`synthgen.privacy.budget`). The sweep, run at the start of ``train``,
+removes such files, turns a dead run's open reservation into a ``killed_run`` ledger entry
+(same amount), removes ``.tmp-`` leftovers older than :data:`TEMP_MAX_AGE_S`, and records
+everything it removed in the audit log.
+
+A training run holds an exclusive ``flock`` on ``<real zone>/locks/train/<model id>.lock``
+for its whole life, taken before it reserves budget or writes anything. The kernel drops
+the lock when the process dies, however it dies, so the sweep can tell a live run from a
+dead one: it never touches what a live run owns. The lock is per host (or per shared file
+system that honours ``flock``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from synthgen.errors import SynthgenError
+from synthgen.zones import Zone
+
+if TYPE_CHECKING:
+    from synthgen.pipeline import Context
+    from synthgen.spec import PipelineSpec
+
+#: A ``.tmp-`` file or folder younger than this may belong to a stage still writing it.
+TEMP_MAX_AGE_S = 6 * 3600.0
+_HOLDOUT_SUFFIXES = (".counts.json", ".parquet")
+
+
+def _lock_path(real: Zone, model_id: str) -> Path:
+    return real.resolve(f"locks/train/{model_id}.lock")
+
+
+@contextmanager
+def running(real: Zone, model_id: str) -> Iterator[None]:
+    """Mark the training of ``model_id`` as live for as long as the block runs (and the process lives)."""
+    path = _lock_path(real, model_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise SynthgenError(
+                f"model {model_id} is being trained by another process; wait for it"
+            ) from None
+        try:
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                break  # the lock is on the file the sweep will look at
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # a sweep removed the file between our open and our lock: take a fresh one
+    try:
+        yield
+    finally:
+        # Unlink while holding the lock: a sweeper that still opens the old file finds the
+        # model catalogued (the run commits before it gets here), one that opens later finds none.
+        path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def _dead(real: Zone, model_id: str) -> bool:
+    """True when no live process trains ``model_id`` (its lock file is gone or its lock is free)."""
+    try:
+        fd = os.open(_lock_path(real, model_id), os.O_RDWR)
+    except FileNotFoundError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # closing drops a lock we took
+    return True
+
+
+def _train_candidates(spec: PipelineSpec, ctx: Context) -> list[tuple[Zone, str, str]]:
+    """(zone, relative path, model id) of every model folder and holdout file of the pipeline."""
+    out: list[tuple[Zone, str, str]] = []
+    for zone in (ctx.zones.synthetic, ctx.zones.real):
+        models = zone.resolve(f"models/{spec.name}")
+        if models.is_dir():
+            out += [
+                (zone, f"models/{spec.name}/{p.name}", p.name)
+                for p in sorted(models.iterdir())
+                if not p.name.startswith(".tmp-")
+            ]
+    holdouts = ctx.zones.real.resolve(f"holdout/{spec.name}")
+    if holdouts.is_dir():
+        for p in sorted(holdouts.iterdir()):
+            suffix = next((s for s in _HOLDOUT_SUFFIXES if p.name.endswith(s)), None)
+            if suffix and not p.name.startswith(".tmp-"):
+                out.append((ctx.zones.real, f"holdout/{spec.name}/{p.name}", p.name.removesuffix(suffix)))
+    return out
+
+
+def sweep_train(spec: PipelineSpec, ctx: Context) -> dict[str, list[str]]:
+    """Remove what killed training runs of ``spec``'s pipeline left, and audit it.
+
+    Returns ``{"removed": ["zone:path", ...], "killed_runs": [run ids charged]}``.
+    """
+    from synthgen.policy.audit import AuditLog
+    from synthgen.privacy import budget
+
+    real = ctx.zones.real
+    removed: list[str] = []
+    for zone, rel, model_id in _train_candidates(spec, ctx):
+        if ctx.catalog.get_dataset(model_id) is None and _dead(real, model_id):
+            path = zone.resolve(rel)
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(f"{zone.name}:{rel}")
+    killed: list[str] = []
+    for r in budget.open_reservations(ctx.catalog):
+        model_id = str((r.detail or {}).get("model_id") or "")
+        if (r.detail or {}).get("pipeline") != spec.name or not model_id:
+            continue
+        dead = ctx.catalog.get_dataset(model_id) is None and _dead(real, model_id)
+        if dead and budget.charge_killed(ctx.catalog, r.id, reason="its run died before settling"):
+            killed.append(r.run_id)
+    locks = real.resolve("locks/train")
+    for stale in sorted(locks.glob("*.lock")) if locks.is_dir() else []:
+        if _dead(real, stale.stem):
+            stale.unlink(missing_ok=True)  # a dead run's lock file; it guards nothing now
+    for zone in (real, ctx.zones.synthetic):
+        removed += [f"{zone.name}:{p}" for p in zone.sweep_temporaries(older_than=TEMP_MAX_AGE_S)]
+    if removed or killed:
+        AuditLog(ctx.catalog).record(
+            actor=ctx.user,
+            action="sweep",
+            resource=f"pipeline:{spec.name}",
+            decision="ok",
+            detail={"removed": removed, "killed_runs": killed},
+        )
+    return {"removed": removed, "killed_runs": killed}

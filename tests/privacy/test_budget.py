@@ -1,0 +1,230 @@
+"""The budget module (P6, P11): reservations under a per-source lock, settling, caps, orphans."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from synthgen.catalog import Catalog
+from synthgen.errors import AccessDenied, BudgetError, SpecError
+from synthgen.privacy import budget
+from synthgen.privacy.settings import PrivacySettings
+
+REPO = Path(__file__).resolve().parents[2]
+CAP = (6.0, 1e-3)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'c.db'}"
+    return str(request.getfixturevalue("pg_database"))
+
+
+@pytest.fixture
+def catalog(url: str) -> Iterator[Catalog]:
+    cat = Catalog(url)
+    yield cat
+    cat.dispose()
+
+
+def _source(tmp_path: Path) -> str:
+    return f"csv:{tmp_path}/data.csv"  # unique per test, also on the shared PostgreSQL database
+
+
+def _reserve_until_refused(url: str, source: str, start_at: float, out: mp.Queue) -> None:
+    """One competing process: from the common start, reserve epsilon 0.05 at a time until refused."""
+    cat = Catalog(url)
+    reserved = 0
+    while time.time() < start_at:
+        time.sleep(0.001)
+    try:
+        for i in range(10_000):
+            budget.reserve(
+                cat,
+                source=source,
+                run_id=f"run-{mp.current_process().pid}-{i}",
+                privacy=PrivacySettings(epsilon=0.05, delta=1e-8),
+                default_cap=CAP,
+            )
+            reserved += 1
+    except BudgetError as exc:
+        out.put((reserved, str(exc)))
+    except Exception as exc:  # reported to the test, which fails on it
+        out.put((reserved, f"error: {type(exc).__name__}: {exc}"))
+    finally:
+        cat.dispose()
+
+
+def test_concurrent_processes_cannot_reserve_past_the_cap(url: str, catalog: Catalog, tmp_path: Path) -> None:
+    """Four processes race for a cap of 6 in steps of 0.05: together they get exactly 120 steps."""
+    source = _source(tmp_path)
+    ctx = mp.get_context("spawn")
+    results: mp.Queue = ctx.Queue()
+    start_at = time.time() + 10  # spawned interpreters import synthgen first
+    procs = [
+        ctx.Process(target=_reserve_until_refused, args=(url, source, start_at, results)) for _ in range(4)
+    ]
+    for p in procs:
+        p.start()
+    outcomes = [results.get(timeout=240) for _ in procs]
+    for p in procs:
+        p.join(30)
+    assert not [m for _, m in outcomes if m.startswith("error")], outcomes
+    assert all(source in m and "cap 6" in m for _, m in outcomes)
+    assert sum(n for n, _ in outcomes) == 120, outcomes
+    now = budget.standing(catalog, source)
+    assert now.reserved_epsilon == pytest.approx(6.0) and now.charged_epsilon <= 6.0 + 1e-9
+
+
+def test_settle_charges_the_spent_amount_and_closes_the_reservation(catalog: Catalog, tmp_path: Path) -> None:
+    source = _source(tmp_path)
+    r = budget.reserve(
+        catalog, source=source, run_id="r1", privacy=PrivacySettings(epsilon=4), default_cap=CAP
+    )
+    assert r is not None and (r.epsilon, r.delta) == (4.0, budget.RUN_DELTA_CEILING)
+    mechanisms = [
+        {"step": "preprocessing", "mechanism": "laplace_count", "epsilon": 0.4, "delta": 0.0},
+        {"step": "training", "mechanism": "dp_sgd", "epsilon": 3.1, "delta": 5e-5, "accountant": "prv"},
+    ]
+    budget.settle(catalog, r, mechanisms=mechanisms, detail={"model_id": "m"})
+    now = budget.standing(catalog, source)
+    assert (now.reserved_epsilon, now.spent_epsilon) == (0.0, pytest.approx(3.5))
+    assert now.spent_delta == pytest.approx(5e-5)
+    assert [e.detail for e in catalog.ledger(source)] == [{"model_id": "m"}] * 2
+    with pytest.raises(BudgetError, match="already settled"):
+        budget.settle(catalog, r, mechanisms=mechanisms)
+    assert budget.standing(catalog, source).spent_epsilon == pytest.approx(3.5)  # not charged twice
+
+
+def test_a_refused_run_charges_nothing_and_names_source_spent_and_cap(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    source = _source(tmp_path)
+    budget.reserve(catalog, source=source, run_id="r1", privacy=PrivacySettings(epsilon=4), default_cap=CAP)
+    before = budget.standing(catalog, source)
+    with pytest.raises(BudgetError) as info:
+        budget.reserve(
+            catalog, source=source, run_id="r2", privacy=PrivacySettings(epsilon=3), default_cap=CAP
+        )
+    msg = str(info.value)
+    assert source in msg and "reserved 4" in msg and "cap 6" in msg and "\n" not in msg
+    assert "budget_cap" not in msg  # never suggests raising the cap through the spec
+    assert budget.standing(catalog, source) == before
+
+
+def test_a_spec_cap_may_only_lower_the_source_cap(catalog: Catalog, tmp_path: Path) -> None:
+    source = _source(tmp_path)
+    with pytest.raises(SpecError, match="may only lower"):
+        budget.reserve(
+            catalog,
+            source=source,
+            run_id="r1",
+            privacy=PrivacySettings(epsilon=1, budget_cap=1000),
+            default_cap=CAP,
+        )
+    assert budget.standing(catalog, source).charged_epsilon == 0.0
+    with pytest.raises(BudgetError, match="cap 2"):
+        budget.reserve(
+            catalog,
+            source=source,
+            run_id="r2",
+            privacy=PrivacySettings(epsilon=3, budget_cap=2),
+            default_cap=CAP,
+        )
+    assert budget.reserve(
+        catalog, source=source, run_id="r3", privacy=PrivacySettings(epsilon=2, budget_cap=2), default_cap=CAP
+    )
+
+
+def test_delta_is_capped_too(catalog: Catalog, tmp_path: Path) -> None:
+    source = _source(tmp_path)
+    p = PrivacySettings(epsilon=0.5, delta=4e-4)
+    budget.reserve(catalog, source=source, run_id="r1", privacy=p, default_cap=CAP)
+    budget.reserve(catalog, source=source, run_id="r2", privacy=p, default_cap=CAP)
+    with pytest.raises(BudgetError, match=r"delta cap 0\.001"):
+        budget.reserve(catalog, source=source, run_id="r3", privacy=p, default_cap=CAP)
+
+
+def test_the_first_run_pins_the_source_cap_from_the_default(catalog: Catalog, tmp_path: Path) -> None:
+    source = _source(tmp_path)
+    assert not budget.standing(catalog, source).cap_set
+    budget.reserve(catalog, source=source, run_id="r1", privacy=PrivacySettings(epsilon=1), default_cap=CAP)
+    # A later, larger default does not raise the cap the source already has.
+    now = budget.standing(catalog, source, default_cap=(100.0, 0.5))
+    assert now.cap_set and (now.cap_epsilon, now.cap_delta) == CAP
+
+
+def test_an_unsettled_reservation_stays_charged_and_a_failed_run_pays_its_upper_bound(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    source = _source(tmp_path)
+    killed = budget.reserve(
+        catalog, source=source, run_id="k", privacy=PrivacySettings(epsilon=2), default_cap=CAP
+    )
+    assert killed is not None
+    failed = budget.reserve(
+        catalog, source=source, run_id="f", privacy=PrivacySettings(epsilon=2), default_cap=CAP
+    )
+    budget.settle_failed(catalog, failed, epsilon=0.6, delta=failed.delta, error=ValueError("x"))  # type: ignore[union-attr]
+    entry = [e for e in catalog.ledger(source) if e.run_id == "f"]
+    assert [(e.step, e.epsilon, e.delta) for e in entry] == [("failed_run", 0.6, budget.RUN_DELTA_CEILING)]
+    now = budget.standing(catalog, source)
+    assert now.reserved_epsilon == pytest.approx(2.0) and now.charged_epsilon == pytest.approx(2.6)
+    budget.charge_killed(catalog, killed.id, reason="test")
+    after = budget.standing(catalog, source)
+    assert after.reserved_epsilon == 0.0 and after.charged_epsilon == pytest.approx(2.6)
+    assert [e.step for e in catalog.ledger(source)] == ["failed_run", "killed_run"]
+
+
+def test_without_dp_nothing_is_reserved(catalog: Catalog, tmp_path: Path) -> None:
+    source = _source(tmp_path)
+    assert budget.reserve(catalog, source=source, run_id="r", privacy=PrivacySettings(dp=False)) is None
+    assert not budget.standing(catalog, source).cap_set
+
+
+def test_run_privacy_holds_an_unset_delta_to_the_reserved_ceiling() -> None:
+    from synthgen.privacy.accountant import resolve_delta
+
+    p = budget.run_privacy(PrivacySettings(epsilon=1))
+    assert resolve_delta(p, 10) == budget.RUN_DELTA_CEILING  # 1/(10 n) would be 0.01
+    assert resolve_delta(p, 1e6) == pytest.approx(1e-7)  # the rule still applies below the ceiling
+    assert budget.run_privacy(PrivacySettings(epsilon=1, delta=1e-6)).delta == 1e-6
+
+
+def test_set_cap_needs_admin_and_is_audited(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy import select
+
+    from synthgen.catalog import AccessLog
+
+    monkeypatch.setenv("SYNTHGEN_POLICY_DIR", str(REPO / "policies"))
+    cat = Catalog.from_env()
+    with pytest.raises(AccessDenied, match="admin"):
+        budget.set_cap(cat, "id:s", epsilon=50, delta=None, user="bob")
+    assert not budget.standing(cat, "id:s").cap_set
+    before, after = budget.set_cap(cat, "id:s", epsilon=3, delta=1e-5, user="alice")
+    assert (before.cap_epsilon, after.cap_epsilon, after.cap_delta) == (10.0, 3.0, 1e-5)
+    with cat.session() as s:
+        log = [(e.actor, e.action, e.decision) for e in s.scalars(select(AccessLog).order_by(AccessLog.seq))]
+    assert log == [
+        ("bob", "admin", "deny"),
+        ("alice", "admin", "allow"),
+        ("alice", "budget.set-cap", "ok"),
+    ]
+    with pytest.raises(SpecError):
+        budget.set_cap(cat, "id:s", epsilon=float("inf"), delta=None, user="alice")
+    cat.dispose()
+
+
+def test_the_policy_gives_the_default_cap(tmp_path: Path) -> None:
+    from synthgen.policy import Policy
+
+    assert Policy.load([REPO / "policies"]).budget.epsilon_cap == 10.0
+    extra = tmp_path / "tight.yaml"
+    extra.write_text("version: 1\nbudget: {epsilon_cap: 4, delta_cap: 1.0e-6}\n")
+    p = Policy.load([REPO / "policies" / "default.yaml", extra])
+    assert (p.budget.epsilon_cap, p.budget.delta_cap) == (4.0, 1e-6)  # the tightest wins
