@@ -1,0 +1,84 @@
+"""The orphan sweep at the start of train: what a killed run left under final names goes, what a
+live run owns stays, a dead run's reservation becomes a ledger entry, and the audit log says so."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from synthgen.catalog import AccessLog
+from synthgen.orphans import TEMP_MAX_AGE_S, running, sweep_train
+from synthgen.privacy import budget
+from synthgen.privacy.settings import PrivacySettings
+from synthgen.spec import PipelineSpec
+
+SPEC = PipelineSpec.model_validate({"name": "orph", "source": {"kind": "csv", "path": "/x/d.csv"}})
+
+
+def _artifacts(ctx: Any, model_id: str) -> list[Path]:
+    model = ctx.zones.synthetic.resolve(f"models/orph/{model_id}")
+    model.mkdir(parents=True)
+    (model / "run.json").write_text("{}")
+    holdout = ctx.zones.real.resolve(f"holdout/orph/{model_id}.parquet")
+    holdout.parent.mkdir(parents=True, exist_ok=True)
+    holdout.write_bytes(b"PAR1")
+    counts = holdout.with_name(f"{model_id}.counts.json")
+    counts.write_text("{}")
+    return [model, holdout, counts]
+
+
+def test_sweep_removes_a_dead_runs_files_keeps_a_live_runs_and_charges_the_dead_reservation(ctx: Any) -> None:
+    dead = _artifacts(ctx, "model-dead")
+    live = _artifacts(ctx, "model-live")
+    detail = {"model_id": "model-dead", "pipeline": "orph"}
+    res = budget.reserve(
+        ctx.catalog,
+        source="id:orph",
+        run_id="r-dead",
+        privacy=PrivacySettings(epsilon=2),
+        default_cap=(10.0, 1e-3),
+        detail=detail,
+    )
+    assert res is not None
+    old_tmp = ctx.zones.real.resolve("snapshots/orph/.tmp-abc.parquet")
+    old_tmp.parent.mkdir(parents=True)
+    old_tmp.write_bytes(b"x")
+    past = time.time() - TEMP_MAX_AGE_S - 60
+    os.utime(old_tmp, (past, past))
+    young_tmp = old_tmp.with_name(".tmp-young.parquet")  # may belong to a stage still writing it
+    young_tmp.write_bytes(b"x")
+
+    with running(ctx.zones.real, "model-live"):
+        out = sweep_train(SPEC, ctx)
+    assert not any(p.exists() for p in dead) and all(p.exists() for p in live)
+    assert not old_tmp.exists() and young_tmp.exists()
+    assert sorted(out["removed"]) == sorted(
+        [
+            "synthetic:models/orph/model-dead",
+            "real:holdout/orph/model-dead.parquet",
+            "real:holdout/orph/model-dead.counts.json",
+            "real:snapshots/orph/.tmp-abc.parquet",
+        ]
+    )
+    assert out["killed_runs"] == ["r-dead"]
+    now = budget.standing(ctx.catalog, "id:orph")
+    assert now.reserved_epsilon == 0.0 and now.spent_epsilon == 2.0  # same charge, now in the ledger
+    assert [e.step for e in ctx.catalog.ledger("id:orph")] == ["killed_run"]
+    with ctx.catalog.session() as s:
+        sweeps = [e.detail for e in s.scalars(select(AccessLog).where(AccessLog.action == "sweep"))]
+    assert sweeps == [out]
+
+
+def test_a_live_run_cannot_be_started_twice(ctx: Any) -> None:
+    import pytest
+
+    from synthgen.errors import SynthgenError
+
+    with running(ctx.zones.real, "model-x"), pytest.raises(SynthgenError, match="another process"):
+        with running(ctx.zones.real, "model-x"):
+            pass
+    assert not ctx.zones.real.resolve("locks/train/model-x.lock").exists()
