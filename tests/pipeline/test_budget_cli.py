@@ -146,7 +146,7 @@ def test_set_cap_needs_the_admin_action_and_is_audited(env: dict[str, str]) -> N
         ("alice", "allow"),
         ("alice", "ok"),
     ]
-    r = _sg(env, "budget", "set-cap", f"id:{src}", "-1", "--user", "alice")
+    r = _sg(env, "budget", "set-cap", f"id:{src}", "0", "--user", "alice")
     assert r.returncode == 2 and _one_line(r.stderr)
 
 
