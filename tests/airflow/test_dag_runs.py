@@ -145,8 +145,8 @@ def test_exhausted_budget_fails_train_with_the_ledger_message_and_publishes_noth
     spec = load_spec(Path(sqlite_airflow["SYNTHGEN_PIPELINES"]) / "demo.yaml")
     spec.source.path = str(csv)
     catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
-    catalog.charge(
-        [
+    with catalog.session() as s:  # a settled ledger entry, as synthgen.privacy.budget writes it
+        s.add(
             BudgetEntry(
                 source=source_key(spec),
                 run_id="earlier",
@@ -157,8 +157,7 @@ def test_exhausted_budget_fails_train_with_the_ledger_message_and_publishes_noth
                 accountant="prv",
                 detail={},
             )
-        ]
-    )
+        )
     catalog.dispose()
 
     result = dag_test(sqlite_airflow, tmp_path, TINY_CONF)
