@@ -1,17 +1,18 @@
 """DP mechanisms for preprocessing: row count, numeric bins and bounds, category discovery, counts.
 
 Adjacency is add/remove one row (P3): each row contributes to exactly one bucket
-of every histogram below, so every histogram has L1 sensitivity 1 and Laplace
-noise of scale ``1/epsilon`` makes it ``epsilon``-DP.
+of every histogram below, so every histogram has L1 sensitivity 1 and discrete
+Laplace noise with parameter ``epsilon`` makes it ``epsilon``-DP.
 
 Each mechanism returns its result together with the :class:`MechanismEntry`
 that must be charged to the budget ledger. Noise comes from the ``rng`` the
 caller passes; callers pass :func:`noise_rng` (seeded from OS entropy), never a
 user seed, so the noise cannot be recomputed from the spec.
 
-Caveat stated plainly: noise is drawn as IEEE floating point (numpy), which is
-not hardened against floating-point attacks on the Laplace mechanism (Mironov,
-2012). The guarantee is the textbook one for real-valued Laplace noise.
+Counts are integers and so is their noise (:mod:`synthgen.privacy.discrete`, sampled
+exactly with integer arithmetic): no floating-point Laplace draw whose low-order bits
+could reveal the true count (Mironov, 2012). Every threshold below is computed for the
+integer noise's tails, which are slightly heavier than the continuous ones.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 import polars as pl
 
 from synthgen.errors import PrivacyError
+from synthgen.privacy.discrete import discrete_laplace, laplace_tail_level
 from synthgen.privacy.record import MechanismEntry
 
 
@@ -32,15 +34,20 @@ def noise_rng() -> np.random.Generator:
     return np.random.default_rng(secrets.randbits(128))
 
 
+def count_noise(epsilon: float, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Integer noise for sensitivity-1 counts: discrete Laplace, ``epsilon``-DP."""
+    return discrete_laplace(epsilon, size, rng=rng)
+
+
 def _check_eps(epsilon: float, what: str) -> None:
     if not (epsilon > 0 and math.isfinite(epsilon)):
         raise PrivacyError(f"{what}: epsilon must be > 0, got {epsilon}; raise privacy.preprocessing_share")
 
 
 def laplace_count(n: int, *, epsilon: float, rng: np.random.Generator) -> tuple[float, MechanismEntry]:
-    """``epsilon``-DP count of rows (Laplace, sensitivity 1). Returns the noisy count, not clipped."""
+    """``epsilon``-DP count of rows (discrete Laplace, sensitivity 1): an integer, not clipped."""
     _check_eps(epsilon, "DP row count")
-    noisy = float(n) + float(rng.laplace(0.0, 1.0 / epsilon))
+    noisy = float(n + int(count_noise(epsilon, 1, rng)[0]))
     return noisy, MechanismEntry(step="preprocessing", mechanism="laplace_count", epsilon=epsilon, delta=0.0)
 
 
@@ -50,13 +57,12 @@ def count_upper_bound(noisy: float, epsilon: float, *, failure: float = 1e-6) ->
     Post-processing of the noisy count (free). Used where overestimating n is the
     safe side, e.g. the delta rule ``delta <= 1/(10 n)``.
     """
-    # P(Lap(b) < -t) = exp(-t/b)/2
-    return noisy + math.log(1.0 / (2.0 * failure)) / epsilon
+    return noisy + laplace_tail_level(epsilon, failure)
 
 
 def count_lower_bound(noisy: float, epsilon: float, *, failure: float = 1e-6) -> float:
     """Lower confidence bound on the true count (the safe side for 'is there enough data')."""
-    return noisy - math.log(1.0 / (2.0 * failure)) / epsilon
+    return noisy - laplace_tail_level(epsilon, failure)
 
 
 # -- numeric bins ---------------------------------------------------------------
@@ -117,10 +123,10 @@ UNBOUNDED_SPAN = 1e14
 def survival_threshold(buckets: int, *, epsilon: float, beta: float) -> float:
     """Noisy count that any of ``buckets`` empty buckets passes with probability <= ``beta``.
 
-    An empty bucket passes ``tau`` when ``Lap(1/eps) >= tau``, which has probability
-    ``exp(-eps tau)/2``; the union over the buckets is ``beta`` at the ``tau`` returned.
+    An empty bucket passes ``tau`` when its noise is ``>= tau``; the union over the buckets
+    is ``beta`` at the ``tau`` returned (discrete Laplace tails).
     """
-    return math.log(max(buckets, 1) / (2.0 * beta)) / epsilon
+    return laplace_tail_level(epsilon, beta / max(buckets, 1))
 
 
 def dp_quantiles(
@@ -135,7 +141,7 @@ def dp_quantiles(
     """``epsilon``-DP quantiles of ``values`` from a noisy histogram over a public ``grid``.
 
     Values are clipped into the grid's range (a data-independent transformation),
-    counted per bucket (sensitivity 1), and Laplace noise of scale 1/epsilon is
+    counted per bucket (sensitivity 1), and discrete Laplace noise (parameter epsilon) is
     added to every bucket, empty or not. The rest is post-processing of that one
     noisy histogram:
 
@@ -165,7 +171,7 @@ def dp_quantiles(
     finite = values[np.isfinite(values)]
     clipped = np.clip(finite, grid[0], grid[-1])
     counts, _ = np.histogram(clipped, bins=grid)
-    noisy = counts.astype(np.float64) + rng.laplace(0.0, 1.0 / epsilon, size=counts.shape)
+    noisy = (counts + count_noise(epsilon, len(counts), rng)).astype(np.float64)
     entry = MechanismEntry(
         step="preprocessing", mechanism="dp_quantiles", column=column, epsilon=epsilon, delta=0.0
     )
@@ -224,10 +230,10 @@ def edges_from_quantiles(q: np.ndarray, *, integer: bool) -> list[float]:
 def discovery_threshold(epsilon: float, delta: float) -> float:
     """Threshold on Laplace-noised counts that releases an unseen key with probability <= delta.
 
-    A key held by a single row appears only if ``1 + Lap(1/eps) > T``; this has
-    probability ``exp(-eps (T-1))/2``, which is ``delta`` for the T returned.
+    A key held by a single row appears only if ``1 + Z > T`` for its discrete Laplace
+    noise Z; this has probability at most ``delta`` for the T returned.
     """
-    return 1.0 + math.log(1.0 / (2.0 * delta)) / epsilon
+    return 1.0 + laplace_tail_level(epsilon, delta)
 
 
 def dp_categories(
@@ -252,7 +258,7 @@ def dp_categories(
     vc = values.drop_nulls().cast(pl.String).value_counts()
     keys = vc.get_column(vc.columns[0]).to_list()
     counts = vc.get_column("count").to_numpy().astype(np.float64)
-    noisy = counts + rng.laplace(0.0, 1.0 / epsilon, size=counts.shape)
+    noisy = (counts + count_noise(epsilon, len(counts), rng)).astype(np.float64)
     thr = discovery_threshold(epsilon, delta)
     keep = np.flatnonzero(noisy > thr)
     keep = keep[np.argsort(-noisy[keep], kind="stable")][:max_categories]
@@ -278,7 +284,7 @@ def dp_category_counts(
     """
     _check_eps(epsilon, f"DP counts of {column!r}")
     counts = np.bincount(codes.astype(np.int64), minlength=n_categories)[:n_categories].astype(np.float64)
-    noisy = np.maximum(counts + rng.laplace(0.0, 1.0 / epsilon, size=counts.shape), 0.0)
+    noisy = np.maximum(counts + count_noise(epsilon, len(counts), rng), 0.0)
     entry = MechanismEntry(
         step="preprocessing", mechanism="dp_counts", column=column, epsilon=epsilon, delta=0.0
     )
