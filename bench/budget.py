@@ -154,8 +154,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 base_src, new_src = f"b:{uuid.uuid4().hex}", f"n:{uuid.uuid4().hex}"
                 base, new = alternating_median_times(
                     [
-                        lambda c=cat, s=base_src: _baseline_run(c, s, 1e-6, 1e9),
-                        lambda c=cat, s=new_src: _budget_run(c, s, 1e-6, 1e9),
+                        lambda c=cat, s=base_src: _baseline_run(c, s, 1e-3, 1e9),
+                        lambda c=cat, s=new_src: _budget_run(c, s, 1e-3, 1e9),
                     ],
                     repeats=repeats,
                 )
