@@ -6,8 +6,9 @@ non-DP one (real zone), and the holdout, an uncatalogued copy of real rows (real
 Its epsilon is not lost: the run's budget reservation stays open, so the source stays
 charged (see :mod:`synthgen.privacy.budget`). The sweep, run at the start of ``train``,
 removes such files, turns a dead run's open reservation into a ``killed_run`` ledger entry
-(same amount), removes ``.tmp-`` leftovers older than :data:`TEMP_MAX_AGE_S`, and records
-everything it removed in the audit log.
+(same amount), removes ``.tmp-`` leftovers and the other stages' uncatalogued outputs under
+final names (snapshots, anonymized data, reports, shards) once they are older than
+:data:`TEMP_MAX_AGE_S`, and records everything it removed in the audit log.
 
 A training run holds an exclusive ``flock`` on ``<real zone>/locks/train/<model id>.lock``
 for its whole life, taken before it reserves budget or writes anything. The kernel drops
@@ -106,6 +107,47 @@ def _train_candidates(spec: PipelineSpec, ctx: Context) -> list[tuple[Zone, str,
     return out
 
 
+def _stage_candidates(spec: PipelineSpec, ctx: Context) -> list[tuple[Zone, str, str]]:
+    """(zone, relative path, dataset id) of the other stages' outputs under final names: snapshots,
+    anonymized folders, reports (real zone) and generated shards (either zone)."""
+    out: list[tuple[Zone, str, str]] = []
+
+    def each(zone: Zone, rel_dir: str, suffix: str = "") -> None:
+        d = zone.resolve(rel_dir)
+        for p in sorted(d.iterdir()) if d.is_dir() else []:
+            if not p.name.startswith(".tmp-") and p.name.endswith(suffix):
+                out.append((zone, f"{rel_dir}/{p.name}", p.name.removesuffix(suffix)))
+
+    real = ctx.zones.real
+    each(real, f"snapshots/{spec.name}", ".parquet")
+    each(real, f"anonymized/{spec.name}")
+    each(real, f"reports/{spec.name}")
+    for zone in (ctx.zones.synthetic, real):
+        staging = zone.resolve(f"staging/{spec.name}")
+        for run_dir in sorted(staging.iterdir()) if staging.is_dir() else []:
+            if run_dir.is_dir() and not run_dir.name.startswith(".tmp-"):
+                each(zone, f"staging/{spec.name}/{run_dir.name}", ".parquet")
+    return out
+
+
+def _age_s(path: Path) -> float:
+    """Seconds since anything under ``path`` was last modified."""
+    import time
+
+    try:
+        inner = path.rglob("*") if path.is_dir() else ()
+        return time.time() - max([path.lstat().st_mtime, *(f.lstat().st_mtime for f in inner)])
+    except OSError:  # changing under us: a stage is working on it
+        return 0.0
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def sweep_train(spec: PipelineSpec, ctx: Context) -> dict[str, list[str]]:
     """Remove what killed training runs of ``spec``'s pipeline left, and audit it.
 
@@ -118,11 +160,14 @@ def sweep_train(spec: PipelineSpec, ctx: Context) -> dict[str, list[str]]:
     removed: list[str] = []
     for zone, rel, model_id in _train_candidates(spec, ctx):
         if ctx.catalog.get_dataset(model_id) is None and _dead(real, model_id):
-            path = zone.resolve(rel)
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
+            _remove(zone.resolve(rel))
+            removed.append(f"{zone.name}:{rel}")
+    # The other stages hold no lock, but each catalogues its output right after committing it:
+    # one uncatalogued for longer than TEMP_MAX_AGE_S was left by a killed stage.
+    for zone, rel, dataset_id in _stage_candidates(spec, ctx):
+        path = zone.resolve(rel)
+        if ctx.catalog.get_dataset(dataset_id) is None and _age_s(path) > TEMP_MAX_AGE_S:
+            _remove(path)
             removed.append(f"{zone.name}:{rel}")
     killed: list[str] = []
     for r in budget.open_reservations(ctx.catalog):

@@ -82,3 +82,52 @@ def test_a_live_run_cannot_be_started_twice(ctx: Any) -> None:
         with running(ctx.zones.real, "model-x"):
             pass
     assert not ctx.zones.real.resolve("locks/train/model-x.lock").exists()
+
+
+def _old(path: Path) -> Path:
+    past = time.time() - TEMP_MAX_AGE_S - 60
+    for p in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        os.utime(p, (past, past))
+    return path
+
+
+def test_sweep_removes_old_uncatalogued_outputs_of_the_other_stages_only(ctx: Any) -> None:
+    from synthgen.catalog import Dataset
+
+    real, syn = ctx.zones.real, ctx.zones.synthetic
+    files = {
+        "snap": real.resolve("snapshots/orph/snap-orphan.parquet"),
+        "kept_snap": real.resolve("snapshots/orph/snap-kept.parquet"),
+        "young_snap": real.resolve("snapshots/orph/snap-young.parquet"),
+        "anon": real.resolve("anonymized/orph/anon-orphan/data.parquet"),
+        "report": real.resolve("reports/orph/report-orphan/report.html"),
+        "shard": syn.resolve("staging/orph/run-1/shard-orphan.parquet"),
+    }
+    for f in files.values():
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(b"x")
+    ctx.catalog.add_dataset(
+        Dataset(
+            id="snap-kept",
+            name="orph",
+            zone="real",
+            kind="snapshot",
+            format="parquet",
+            path=str(files["kept_snap"]),
+            content_hash="h",
+            created_by="t",
+        )
+    )
+    for key in ("snap", "kept_snap", "shard"):
+        _old(files[key])
+    _old(files["anon"].parent)
+    _old(files["report"].parent)
+
+    out = sweep_train(SPEC, ctx)
+    assert sorted(out["removed"]) == [
+        "real:anonymized/orph/anon-orphan",
+        "real:reports/orph/report-orphan",
+        "real:snapshots/orph/snap-orphan.parquet",
+        "synthetic:staging/orph/run-1/shard-orphan.parquet",
+    ]
+    assert files["kept_snap"].exists() and files["young_snap"].exists()  # catalogued / maybe in progress
