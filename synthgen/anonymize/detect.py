@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine
@@ -46,6 +46,8 @@ _NOT_PII = {"none", "false", "no", ""}
 # A string column whose sampled values average this many characters and words is free text.
 TEXT_MIN_CHARS = 40
 TEXT_MIN_WORDS = 5
+#: A value is "whole" identifier when identifier and place spans cover this share of its characters.
+WHOLE_VALUE_SHARE = 0.7
 
 
 def name_hint(column: str) -> str | None:
@@ -66,7 +68,8 @@ class ColumnDecision:
     name: str
     role: Role
     entity: str | None = None
-    #: spec | name | presidio | type | auto_text
+    #: spec (pii:, text_columns, operators) | name (column-name hint) | values (Presidio on sampled
+    #: strings, or the shape of whole numbers) | schema (typed text) | auto_text | type
     source: str = "type"
     operator: str | None = None
     #: Share of sampled values detected as ``entity`` (Presidio evidence only).
@@ -80,6 +83,15 @@ def _is_stringish(dtype: pl.DataType) -> bool:
     return dtype in (pl.String, pl.Categorical, pl.Enum) or isinstance(dtype, pl.Categorical | pl.Enum)
 
 
+def _chars(v: str) -> int:
+    return sum(not c.isspace() for c in v) or 1
+
+
+def _covered(v: str, results: list[Any]) -> int:
+    pos = {i for r in results for i in range(r.start, r.end) if not v[i].isspace()}
+    return len(pos)
+
+
 def looks_like_text(values: list[str]) -> bool:
     """Long multi-word values: a notes or comments column."""
     if not values:
@@ -87,6 +99,55 @@ def looks_like_text(values: list[str]) -> bool:
     chars = sum(len(v) for v in values) / len(values)
     words = sum(len(v.split()) for v in values) / len(values)
     return chars >= TEXT_MIN_CHARS and words >= TEXT_MIN_WORDS
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _numeric_shape(v: int) -> str | None:
+    """The identifier a whole number looks like: a Luhn-valid card number (12-19 digits), an SSN
+    (9 digits, zero-padded, a valid area/group/serial), or a phone number (10-15 digits)."""
+    if v < 0:
+        return None
+    d = str(v)
+    if 12 <= len(d) <= 19 and d[0] in "23456" and _luhn(d):
+        return "CREDIT_CARD"
+    if len(d) <= 9 and v >= 1_000_000:
+        p = d.zfill(9)
+        if p[:3] not in ("000", "666") and p[0] != "9" and p[3:5] != "00" and p[5:] != "0000":
+            return "US_SSN"
+    if 10 <= len(d) <= 15:
+        return "PHONE_NUMBER"
+    return None
+
+
+def numeric_vote(values: list[int]) -> tuple[str | None, float]:
+    """The identifier shape most sampled whole numbers have, and its share. Identifiers are
+    nearly all distinct: a column with many repeats (counts, codes, amounts) never votes."""
+    if not values or len(set(values)) < 0.8 * len(values):
+        return None, 0.0
+    votes = Counter(s for s in map(_numeric_shape, values) if s is not None)
+    if not votes:
+        return None, 0.0
+    entity, count = votes.most_common(1)[0]
+    return entity, count / len(values)
+
+
+def integers(s: pl.Series) -> list[int] | None:
+    """The non-null values of an integer column, or of a float column holding only whole numbers."""
+    vals = s.drop_nulls()
+    if s.dtype.is_integer():
+        return [int(v) for v in vals.to_list()]
+    if s.dtype.is_float() and vals.len() and bool((vals == vals.round(0)).all()) and vals.abs().max() < 1e19:  # type: ignore[operator]
+        return [int(v) for v in vals.to_list()]
+    return None
 
 
 def presidio_vote(
@@ -102,12 +163,24 @@ def presidio_vote(
     if not values:
         return None, 0.0
     results = BatchAnalyzerEngine(analyzer).analyze_iterator(
-        values, language=language, batch_size=batch_size, entities=entities, score_threshold=threshold
-    )
+        values, language=language, batch_size=batch_size, entities=[*entities, "LOCATION"],
+        score_threshold=threshold,
+    )  # fmt: skip
     votes: Counter[str] = Counter()
     for v, rs in zip(values, results, strict=True):
         core = len(v.strip()) or 1
-        best = {r.entity_type for r in rs if (r.end - r.start) >= 0.8 * core}
+        best = {r.entity_type for r in rs if (r.end - r.start) >= 0.8 * core and r.entity_type in entities}
+        if not best:
+            # A whole address or contact line: identifier spans (with the places in it) cover
+            # most of the value, whatever its length ("12 Oak St, Springfield, IL 62704").
+            direct = [r for r in rs if r.entity_type in entities]
+            covered = _covered(v, rs)
+            if (
+                direct
+                and covered >= WHOLE_VALUE_SHARE * _chars(v)
+                and _covered(v, direct) >= 0.25 * _chars(v)
+            ):
+                best = {max(direct, key=lambda r: r.end - r.start).entity_type}
         votes.update(best)
     if not votes:
         return None, 0.0
@@ -141,39 +214,50 @@ def detect_columns(
             else:
                 out[col] = ColumnDecision(col, "identifier", cs.pii.strip().upper(), source="spec")
             continue
-        if col in text_columns or (cs is not None and cs.type == ColumnType.text):
+        if col in text_columns:
             out[col] = ColumnDecision(col, "text", source="spec")
             continue
-        typed_non_string = cs is not None and cs.type in (
-            ColumnType.numeric,
-            ColumnType.boolean,
-            ColumnType.datetime,
-        )
         hint = name_hint(col) if name_hints else None
         # A name says "identifier" for strings and integers (phone numbers stored as numbers),
         # never for floats, booleans or dates.
         if hint is not None and (_is_stringish(dtype) or dtype.is_integer()):
             out[col] = ColumnDecision(col, "identifier", hint, source="name")
             continue
-        if typed_non_string or not _is_stringish(dtype):
+        ints = integers(sample[col]) if dtype.is_numeric() else None
+        if ints is not None:
+            # Card numbers, SSNs and phones stored as numbers: checked by value, not by Presidio.
+            entity, frac = numeric_vote(ints[: sample_size * 5])
+            if entity is not None and frac >= min_fraction:
+                out[col] = ColumnDecision(col, "identifier", entity, source="values", fraction=round(frac, 3))
+            else:
+                out[col] = ColumnDecision(col, "keep", source="type")
+            continue
+        if not _is_stringish(dtype):
             out[col] = ColumnDecision(col, "keep", source="type")
             continue
         values = sample[col].cast(pl.String).drop_nulls().unique(maintain_order=True).head(sample_size)
         vals = [v for v in values.to_list() if v.strip()]
-        if auto_text and looks_like_text(vals):
-            out[col] = ColumnDecision(col, "text", source="auto_text")
-            continue
-        if analyzer is None or not vals:
-            out[col] = ColumnDecision(col, "keep", source="type")
-            continue
-        entity, frac = presidio_vote(
-            analyzer, vals, entities=column_entities, threshold=threshold, language=language
-        )
-        # Names come from a statistical model: also ask that they be many (a column of 12
-        # distinct categories is not a list of people, whatever spaCy thinks of one value).
-        distinct_ok = entity != "PERSON" or len(vals) >= min(sample_size, 20)
-        if entity is not None and frac >= min_fraction and distinct_ok:
-            out[col] = ColumnDecision(col, "identifier", entity, source="presidio", fraction=round(frac, 3))
+        schema_text = cs is not None and cs.type == ColumnType.text
+        if analyzer is not None and vals:
+            # Values first: a column of whole addresses or names is an identifier however long
+            # its values are and whatever the inferred schema calls it.
+            entity, frac = presidio_vote(
+                analyzer, vals, entities=column_entities, threshold=threshold, language=language
+            )
+            # Names come from a statistical model: also ask that they be many (a column of 12
+            # distinct categories is not a list of people, whatever spaCy thinks of one value).
+            distinct_ok = entity != "PERSON" or len(vals) >= min(sample_size, 20)
+            if entity is not None and frac >= min_fraction and distinct_ok:
+                out[col] = ColumnDecision(col, "identifier", entity, source="values", fraction=round(frac, 3))
+                continue
         else:
-            out[col] = ColumnDecision(col, "keep", source="presidio", fraction=round(frac, 3))
+            entity, frac = None, 0.0
+        if schema_text:
+            out[col] = ColumnDecision(col, "text", source="schema")
+        elif auto_text and looks_like_text(vals):
+            out[col] = ColumnDecision(col, "text", source="auto_text")
+        elif analyzer is None or not vals:
+            out[col] = ColumnDecision(col, "keep", source="type")
+        else:
+            out[col] = ColumnDecision(col, "keep", source="values", fraction=round(frac, 3))
     return out

@@ -32,7 +32,7 @@ os.environ["TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS"] = ""
 import spacy
 import tldextract
 import tldextract.tldextract as _tld
-from presidio_analyzer import AnalyzerEngine
+from presidio_analyzer import AnalyzerEngine, RecognizerResult
 from presidio_analyzer.input_validation import ConfigurationValidator
 from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
 from presidio_analyzer.recognizer_registry import RecognizerRegistryProvider
@@ -41,6 +41,9 @@ from spacy.tokens import Doc
 
 # An extractor that never downloads and never writes a cache: the bundled snapshot only.
 _tld.TLD_EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+from synthgen.anonymize.recognizers import RECOGNIZERS  # noqa: E402 - after the tldextract set-up
+from synthgen.anonymize.recognizers.refine import refine  # noqa: E402
 
 # Presidio logs a warning per unmapped spaCy label and per missing optional recognizer.
 logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
@@ -113,6 +116,10 @@ class EngineConfig:
     language: str
     source: str
     digest: str = field(default="")
+    #: synthgen's own recognizers to add (names from :data:`synthgen.anonymize.recognizers.RECOGNIZERS`).
+    recognizers: list[str] = field(default_factory=list)
+    #: Post-process results with :func:`synthgen.anonymize.recognizers.refine.refine`.
+    refine: bool = False
 
     @property
     def model_name(self) -> str:
@@ -145,7 +152,14 @@ def load_config(path: str | Path | None = None) -> EngineConfig:
     ours = data.pop("synthgen", None) or {}
     if not isinstance(ours, dict):
         raise AnonymizeError(f"{source}: `synthgen` must be a mapping")
-    unknown = set(ours) - {"spacy_pipes", "text_entities", "column_entities", "leak_entities"}
+    unknown = set(ours) - {
+        "spacy_pipes",
+        "text_entities",
+        "column_entities",
+        "leak_entities",
+        "recognizers",
+        "refine",
+    }
     if unknown:
         raise AnonymizeError(f"{source}: synthgen.{sorted(unknown)[0]}: unknown key")
     nlp_conf = data.get("nlp_configuration")
@@ -173,6 +187,8 @@ def load_config(path: str | Path | None = None) -> EngineConfig:
         ),
         leak_entities=list(ours.get("leak_entities", ["PERSON", "PHONE_NUMBER", "EMAIL_ADDRESS", "US_SSN"])),
         threshold=float(data.get("default_score_threshold", 0.4)),
+        recognizers=list(ours.get("recognizers", [])),
+        refine=bool(ours.get("refine", False)),
         language=str(langs[0]),
         source=source,
         digest=hashlib.sha256(canonical.encode()).hexdigest(),
@@ -201,7 +217,16 @@ def build_analyzer(config: EngineConfig) -> AnalyzerEngine:
             registry_configuration={**config.presidio["recognizer_registry"], "supported_languages": langs},
             nlp_engine=engine,
         ).create_recognizer_registry()
-        return AnalyzerEngine(
+        for name in config.recognizers:
+            if name not in RECOGNIZERS:
+                raise AnonymizeError(
+                    f"{config.source}: synthgen.recognizers: unknown recognizer {name!r}; known: "
+                    + ", ".join(sorted(RECOGNIZERS))
+                )
+            for lang in langs:
+                registry.add_recognizer(RECOGNIZERS[name](language=lang))
+        engine_cls = RefiningAnalyzerEngine if config.refine else AnalyzerEngine
+        return engine_cls(
             nlp_engine=engine,
             registry=registry,
             supported_languages=langs,
@@ -213,6 +238,14 @@ def build_analyzer(config: EngineConfig) -> AnalyzerEngine:
         raise AnonymizeError(
             f"{config.source}: invalid recognizer configuration: {type(exc).__name__}: {_one_line(exc)}"
         ) from None
+
+
+class RefiningAnalyzerEngine(AnalyzerEngine):
+    """Presidio's analyzer whose results go through :func:`~synthgen.anonymize.recognizers.refine.refine`
+    (vague times dropped, model names trimmed and checked against the name lists)."""
+
+    def analyze(self, text: str, *args: Any, **kwargs: Any) -> list[RecognizerResult]:
+        return refine(text, super().analyze(text, *args, **kwargs))
 
 
 @lru_cache(maxsize=4)

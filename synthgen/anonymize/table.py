@@ -18,7 +18,7 @@ import polars as pl
 import pyarrow.parquet as pq
 from presidio_analyzer import AnalyzerEngine
 
-from synthgen.anonymize.detect import ColumnDecision, detect_columns, name_hint
+from synthgen.anonymize.detect import ColumnDecision, detect_columns, integers, name_hint, numeric_vote
 from synthgen.anonymize.engine import EngineConfig, get_analyzer
 from synthgen.anonymize.leak import LeakIndex
 from synthgen.anonymize.operators import Operator, OperatorContext, make_operator
@@ -252,7 +252,8 @@ def scan_pii(
 ) -> dict[str, dict[str, int]]:
     """Entities Presidio finds in each string column (first ``limit`` non-empty values per column).
 
-    Used by ``synthgen scan-pii FILE``. Non-string columns are reported with no entities.
+    Used by ``synthgen scan-pii FILE``. Whole-number columns are checked by value (card numbers,
+    SSNs and phone numbers stored as numbers); other non-string columns report no entities.
     """
     cfg, analyzer = get_analyzer(config)
     th = threshold if threshold is not None else cfg.threshold
@@ -266,6 +267,12 @@ def scan_pii(
     out: dict[str, dict[str, int]] = {}
     for col in frame.columns:
         s = frame[col]
+        ints = integers(s) if s.dtype.is_numeric() else None
+        if ints is not None:
+            entity, frac = numeric_vote(ints[:limit])
+            n = min(len(ints), limit)
+            out[col] = {entity: round(frac * n)} if entity is not None and frac > 0 else {}
+            continue
         if s.dtype not in (pl.String, pl.Categorical) and not isinstance(s.dtype, pl.Categorical | pl.Enum):
             out[col] = {}
             continue

@@ -38,7 +38,7 @@ def test_values_alone_flag_an_unnamed_identifier_column():
     assert (d["contact"].role, d["contact"].entity, d["contact"].source) == (
         "identifier",
         "EMAIL_ADDRESS",
-        "presidio",
+        "values",
     )
     assert d["grade"].role == "keep"
 
