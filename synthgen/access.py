@@ -327,10 +327,9 @@ def publish_dataset(
 
 
 def _find(svc: Services, name: str) -> Dataset:
-    ds = svc.catalog.find_dataset(name, zone="synthetic") or svc.catalog.find_dataset(name)
-    if ds is None:
-        raise SpecError(f"dataset {name!r} is not in the catalog; list datasets with `synthgen datasets`")
-    return ds
+    from synthgen.lookup import published_dataset
+
+    return published_dataset(svc.catalog, name)
 
 
 def _open_key(svc: Services, user: str, ds: Dataset, resource: Resource) -> tuple[SecretKey, Path]:
@@ -502,13 +501,9 @@ def read_report(
     Returns the report's path, or ``out`` after copying it there.
     """
     svc = Services.resolve(catalog, zones, policy, provider=_NoKeys())
-    ds = svc.catalog.get_dataset(name)
-    if ds is None or ds.kind != "report":
-        # Reports share their pipeline's name with its snapshots: pick the newest *report*.
-        found = [d for d in svc.catalog.list_datasets(zone="real", kind="report") if d.name == name]
-        ds = found[-1] if found else None
-    if ds is None:
-        raise SpecError(f"no report named {name!r} in the catalog")
+    from synthgen.lookup import report_dataset
+
+    ds = report_dataset(svc.catalog, name)
     # A report is not a model output: its dp flag does not apply (P7 concerns published outputs).
     resource = Resource(ds.zone, ds.name, ds.classification, "report", None, None)
     _decide(svc, user, "read", resource, f"{ds.zone}:{ds.name} report {ds.id}")

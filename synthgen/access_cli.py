@@ -129,17 +129,19 @@ def policy_check(
     from synthgen.access import dataset_resource
     from synthgen.catalog import Catalog
     from synthgen.errors import SpecError
-    from synthgen.policy import Policy
+    from synthgen.policy import Policy, policy_origin
     from synthgen.policy.model import ACTIONS
 
     if action not in ACTIONS:
         raise SpecError(f"--action {action!r}: expected one of {', '.join(ACTIONS)}")
+    policy = Policy.load()  # a broken policy file is reported before anything else
     catalog = Catalog.from_env()
     ds = catalog.find_dataset(dataset, zone="synthetic") or catalog.find_dataset(dataset)
     if ds is None:
         raise SpecError(f"dataset {dataset!r} is not in the catalog")
-    decision = Policy.load().check(user, action, dataset_resource(ds))
+    decision = policy.check(user, action, dataset_resource(ds))
     out.print(decision.explain(), highlight=False, soft_wrap=True)
+    out.print(f"policies: {policy_origin()}", highlight=False, soft_wrap=True)
     if not decision.allowed:
         raise typer.Exit(AccessDenied.exit_code)
 

@@ -792,7 +792,8 @@ def latest_required(ctx: Context, spec: PipelineSpec, kind: str, hint: str) -> D
 
     ds = latest(ctx, spec.name, kind)
     if ds is None:
-        raise CatalogError(f"pipeline {spec.name} has no {kind} yet; run `synthgen {hint}` first")
+        what = {"anonymized": "anonymized data", "model": "trained model"}.get(kind, kind)
+        raise CatalogError(f"pipeline {spec.name} has no {what} yet; run `synthgen {hint}` first")
     return ds
 
 

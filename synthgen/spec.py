@@ -58,6 +58,13 @@ class SourceSpec(BaseModel):
     #: Environment variables ``path`` may expand besides ``SYNTHGEN_HOME`` (never a secret's name).
     path_vars: list[str] = []
 
+    @field_validator("separator")
+    @classmethod
+    def _separator(cls, v: str) -> str:
+        if len(v.encode("utf-8")) != 1 or v in '\r\n"':
+            raise ValueError("expected one single-byte character, such as ',' or ';' or a tab")
+        return v
+
     @model_validator(mode="after")
     def _check(self) -> SourceSpec:
         if self.kind == "sql":
@@ -202,6 +209,8 @@ def expand_vars(value: str, allowed: list[str] | None = None) -> str:
 def _format_error(exc: ValidationError, origin: str) -> str:
     first = exc.errors()[0]
     loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    if len(loc) > safe_yaml.MAX_QUOTE:  # a key is input too: never reprint a long one
+        loc = loc[: safe_yaml.MAX_QUOTE - 3] + "..."
     typ = first["type"]
     if typ == "extra_forbidden":
         msg = "unknown key"

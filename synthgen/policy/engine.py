@@ -253,16 +253,26 @@ class Policy:
 # -- files -------------------------------------------------------------------------
 
 
+#: The policies shipped with synthgen (the repository's ``policies/``, beside the package).
+SHIPPED_POLICIES = Path(__file__).resolve().parents[2] / "policies"
+
+
 def policy_paths() -> list[Path]:
     """Where policies come from: ``SYNTHGEN_POLICY_DIR`` (``:``-separated files or folders), else
-    ``./policies``, else the repository's ``policies/`` next to the installed package."""
+    the shipped ``policies/``. Never the working directory's ``./policies``: whoever controls the
+    directory a command runs in must not be able to grant themselves access."""
     env = os.environ.get("SYNTHGEN_POLICY_DIR")
     if env:
         return [Path(p) for p in env.split(os.pathsep) if p]
-    for candidate in (Path.cwd() / "policies", Path(__file__).resolve().parents[2] / "policies"):
-        if candidate.is_dir():
-            return [candidate]
-    return []
+    return [SHIPPED_POLICIES] if SHIPPED_POLICIES.is_dir() else []
+
+
+def policy_origin() -> str:
+    """Which policies :func:`policy_paths` picks, in words (for ``synthgen policy check``)."""
+    env = os.environ.get("SYNTHGEN_POLICY_DIR")
+    if env:
+        return f"SYNTHGEN_POLICY_DIR ({env})"
+    return f"the shipped policies ({SHIPPED_POLICIES})"
 
 
 def _expand(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:

@@ -9,6 +9,7 @@ import polars as pl
 
 from synthgen import pathvars
 from synthgen.errors import SourceError
+from synthgen.sources.messages import read_error
 from synthgen.spec import PipelineSpec
 
 
@@ -64,5 +65,8 @@ class FileSource(Source):
         try:
             return fn()
         except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise SourceError(f"cannot read {self.describe()}: {first}") from None
+            raise SourceError(read_error(exc, self.describe(), self.locate_bad_value)) from None
+
+    def locate_bad_value(self, column: str, dtype: str) -> int | None:
+        """The 1-based data row of ``column``'s first value that is not ``dtype`` (for messages)."""
+        return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 
 import polars as pl
@@ -10,19 +11,42 @@ from synthgen.schema import TEMPORAL_PARSERS, ColumnType
 from synthgen.sources.base import FileSource
 
 _INFER_ROWS = 10_000
+#: How to re-parse a column as the type polars' error names (its short names), to find the bad row.
+_PARSES: dict[str, Callable[[pl.Expr], pl.Expr]] = {
+    "i64": lambda e: e.cast(pl.Int64, strict=False),
+    "f64": lambda e: e.cast(pl.Float64, strict=False),
+    "bool": lambda e: e.cast(pl.Boolean, strict=False),
+    "date": lambda e: e.str.to_date(strict=False),
+}
 
 
 class CsvSource(FileSource):
     kind = "csv"
 
     def _raw(self) -> pl.LazyFrame:
-        # A ragged line (too many fields) is an error, not silently truncated.
+        # A ragged line (too many fields) is an error, not silently truncated. Columns the spec
+        # types as categorical/text/id are read as text, whatever the first rows look like.
+        as_text = {
+            name: pl.String
+            for name, o in self.spec.columns.items()
+            if o.type in (ColumnType.categorical, ColumnType.text, ColumnType.id)
+        }
         return pl.scan_csv(
             self.path,
             separator=self.spec.source.separator,
             infer_schema_length=_INFER_ROWS,
             truncate_ragged_lines=False,
+            schema_overrides=as_text or None,
         )
+
+    def locate_bad_value(self, column: str, dtype: str) -> int | None:
+        parse = _PARSES.get(dtype)
+        if parse is None:
+            return None
+        as_text = pl.scan_csv(self.path, separator=self.spec.source.separator, infer_schema_length=0)
+        bad = pl.col(column).is_not_null() & parse(pl.col(column)).is_null()
+        hit = as_text.with_row_index("_row").filter(bad).select("_row").head(1).collect()
+        return int(hit.item()) + 1 if hit.height else None
 
     @cached_property
     def _raw_sample(self) -> pl.DataFrame:

@@ -19,10 +19,11 @@ import pyarrow.parquet as pq
 import yaml
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DataError, NoSuchModuleError, SQLAlchemyError
 
 from synthgen.errors import SourceError
 from synthgen.sources.base import Source
+from synthgen.sources.messages import read_error, redact
 
 _BATCH_ROWS = 50_000
 
@@ -89,6 +90,8 @@ class SqlSource(Source):
     def _fail(self, exc: SQLAlchemyError) -> SourceError:
         orig = getattr(exc, "orig", None) or exc
         first = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+        if isinstance(exc, DataError):  # "invalid input syntax for type integer: <a cell value>"
+            first = redact(first)
         # Never echo the URL with its password: _where is already redacted.
         return SourceError(f"cannot read {self.describe()}: {first}")
 
@@ -127,7 +130,7 @@ class SqlSource(Source):
         except SQLAlchemyError as exc:
             raise self._fail(exc) from None
         except (pl.exceptions.PolarsError, pa.ArrowException) as exc:
-            raise SourceError(f"cannot read {self.describe()}: {str(exc).splitlines()[0]}") from None
+            raise SourceError(read_error(exc, self.describe())) from None
         finally:
             if writer is not None:
                 writer.close()
