@@ -950,6 +950,7 @@ def evaluate(
 ) -> StageResult:
     """Write the evaluation report (HTML + JSON) to the REAL zone, restricted: it compares with real rows."""
     from synthgen.evaluate import evaluate as evaluate_frames
+    from synthgen.evaluate.html import render as render_report
 
     model = _require(ctx, model_id, "model")
     report_id = "report-" + settings_hash(model_id, sorted(shard_ids), spec.evaluate.model_dump(mode="json"))
@@ -976,7 +977,7 @@ def evaluate(
     headline = _headline(summary)
     rel = f"reports/{spec.name}/{report_id}"
     with ctx.zones.real.atomic_dir(rel) as d:
-        (d / "report.html").write_text(result.to_html(), encoding="utf-8")
+        (d / "report.html").write_text(render_report(result), encoding="utf-8")
         (d / "summary.json").write_text(json.dumps(summary, indent=1, default=str), encoding="utf-8")
     path = ctx.zones.real.resolve(rel) / "report.html"
     ctx.catalog.add_dataset(

@@ -2,7 +2,8 @@
 
 Pure library code over polars frames: :func:`split_holdout` before training, then
 :func:`evaluate` after generation. The result (:class:`EvaluationResult`) has a JSON
-``summary`` and ``to_html()``; both are real-derived and restricted (P1).
+``summary`` and a verdict; :func:`synthgen.evaluate.html.render` makes the HTML page. Both
+are real-derived and restricted (P1).
 
 Names load lazily: the pipeline spec imports :mod:`synthgen.evaluate.settings`, and DAG
 files parse the spec, so importing this package must not pull in matplotlib or pandas.

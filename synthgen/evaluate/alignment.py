@@ -142,7 +142,13 @@ def align(
     issues: list[str] = []
     info: dict[str, tuple[str, str, str | None]] = {}
 
-    missing_syn = [c for c in train.columns if c not in synthetic.columns]
+    types = {c: declared.get(c) or _infer_type(train[c]) for c in train.columns}
+    # Identifier and text columns the pipeline leaves out on purpose are not a schema problem.
+    missing_syn = [
+        c
+        for c in train.columns
+        if c not in synthetic.columns and types[c] not in (ColumnType.text, ColumnType.id)
+    ]
     extra_syn = [c for c in synthetic.columns if c not in train.columns]
     if missing_syn:
         issues.append(f"synthetic data lacks real column(s): {', '.join(missing_syn)}")
@@ -150,9 +156,12 @@ def align(
         issues.append(f"synthetic data has column(s) not in the real data (ignored): {', '.join(extra_syn)}")
 
     for name in train.columns:
-        ctype = declared.get(name) or _infer_type(train[name])
+        ctype = types[name]
         syn_dtype = synthetic.schema.get(name)
         info[name] = (ctype.value, str(train.schema[name]), None if syn_dtype is None else str(syn_dtype))
+        if ctype in (ColumnType.text, ColumnType.id) and syn_dtype is None:
+            excluded[name] = f"{ctype.value} column: left out of the synthetic data on purpose"
+            continue
         if ctype in (ColumnType.text, ColumnType.id):
             excluded[name] = f"{ctype.value} column: covered by the PII leak scan, not by tabular metrics"
             continue

@@ -24,9 +24,11 @@ from synthgen.evaluate.sections.base import (
     SectionError,
     SectionResult,
     SectionSkipped,
+    Verdict,
     _jsonable,
 )
 from synthgen.evaluate.settings import EvaluateSettings
+from synthgen.evaluate.verdict import VERDICT_WORDS, judge, worst
 from synthgen.schema import TableSchema
 
 log = logging.getLogger(__name__)
@@ -34,12 +36,15 @@ log = logging.getLogger(__name__)
 #: progress(stage, done, total, **info), the pipeline's progress signature.
 Progress = Callable[..., None]
 
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2
 
 
 @dataclass
 class EvaluationResult:
-    """All sections of one evaluation, with a JSON summary and an HTML rendering."""
+    """All sections of one evaluation, with a verdict and a JSON summary.
+
+    :func:`synthgen.evaluate.html.render` turns it into the HTML report.
+    """
 
     sections: list[SectionResult]
     rows: dict[str, int]
@@ -87,16 +92,29 @@ class EvaluationResult:
             "rows": dict(self.rows),
             "headline": self.headline,
             "alerts": self.alerts,
+            "verdict": self.verdict,
+            "verdict_words": self.verdict_words,
+            "look_first": self.look_first,
+            "verdicts": {s.name: s.verdict for s in self.sections},
             "status": {s.name: s.status for s in self.sections},
             "seconds": round(self.seconds, 3),
             "sections": {s.name: s.to_dict() for s in self.sections},
         }
 
-    def to_html(self, title: str = "Synthetic data evaluation") -> str:
-        """One self-contained HTML page (inline CSS, plots as base64 PNG, no external links)."""
-        from synthgen.evaluate.html import render
+    @property
+    def verdict(self) -> Verdict:
+        """The worst section verdict: ``pass``, ``warn``, ``fail`` (``n/a`` when nothing was judged)."""
+        return worst(s.verdict for s in self.sections)
 
-        return render(self, title=title)
+    @property
+    def verdict_words(self) -> str:
+        return VERDICT_WORDS[self.verdict]
+
+    @property
+    def look_first(self) -> list[str]:
+        """Failures, then warnings, each naming its section: what a reader should check first."""
+        found = [(lvl, f"{s.title}: {text}") for s in self.sections for lvl, text in s.findings]
+        return [text for lvl, text in found if lvl == "fail"] + [text for lvl, text in found if lvl == "warn"]
 
 
 def run_section(section: Section, ctx: EvaluationContext) -> SectionResult:
@@ -113,6 +131,7 @@ def run_section(section: Section, ctx: EvaluationContext) -> SectionResult:
         log.exception("evaluation section %s failed", section.name)
         out.status, out.message = "error", f"{type(exc).__name__}: {exc}"
     out.seconds = time.perf_counter() - t0
+    judge(out)
     return out
 
 

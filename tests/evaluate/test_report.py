@@ -4,6 +4,7 @@ import json
 import re
 
 from synthgen.evaluate import EvaluateSettings, evaluate
+from synthgen.evaluate.html import render
 
 from .conftest import shuffle_columns
 
@@ -23,7 +24,7 @@ def _report(people, **kw):
 
 def test_html_report_is_self_contained_and_has_every_section_with_plots(people):
     r = _report(people, leaks={"real_values_found": 0, "per_column": {"email": 0}})
-    html = r.to_html(title="people <test>")
+    html = render(r, title="people <test>")
     assert html.startswith("<!DOCTYPE html>")
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, re.I)
     assert "http://" not in html and "https://" not in html
@@ -104,7 +105,7 @@ def test_leaked_identifier_is_counted_alerted_and_rendered(people):
     assert r.headline["pii_values_found"] == 1
     assert leak.metrics["text_entities_found"] == 2 and leak.metrics["text_columns"] == "notes"
     assert any("1 real identifier value(s) leaked" in a for a in r.alerts)
-    assert "EMAIL_ADDRESS" in r.to_html()
+    assert "EMAIL_ADDRESS" in render(r)
 
 
 def test_clean_leak_scan_says_zero_found(people):

@@ -20,6 +20,8 @@ from synthgen.evaluate.alignment import AlignedData
 from synthgen.evaluate.settings import EvaluateSettings
 
 Status = Literal["ok", "skipped", "error"]
+#: A section's verdict against the documented thresholds (see :mod:`synthgen.evaluate.verdict`).
+Verdict = Literal["pass", "warn", "fail", "n/a"]
 
 
 class SectionError(Exception):
@@ -65,6 +67,12 @@ class SectionResult:
     alerts: list[str] = field(default_factory=list)
     #: Scores promoted to the report's headline (key -> value).
     headline: dict[str, Any] = field(default_factory=dict)
+    #: JSON-able facts the verdict reads that are not single metrics (strongest pairs, ...).
+    details: dict[str, Any] = field(default_factory=dict)
+    #: Set by :func:`synthgen.evaluate.verdict.judge` after the section ran.
+    verdict: Verdict = "n/a"
+    #: Why the verdict is what it is: (level, sentence), worst first.
+    findings: list[tuple[Verdict, str]] = field(default_factory=list)
     seconds: float = 0.0
 
     def note(self, text: str) -> None:
@@ -80,6 +88,9 @@ class SectionResult:
             "metrics": {k: _jsonable(v) for k, v in self.metrics.items()},
             "tables": [t.to_dict() for t in self.tables],
             "alerts": list(self.alerts),
+            "verdict": self.verdict,
+            "findings": [{"level": lvl, "text": text} for lvl, text in self.findings],
+            "details": _jsonable(self.details),
             "seconds": round(self.seconds, 3),
         }
 

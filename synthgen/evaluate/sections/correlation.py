@@ -9,6 +9,7 @@ The difference matrix is ``|real - synthetic|``; its mean and max are reported.
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -24,6 +25,11 @@ from synthgen.evaluate.sections.base import (
     Table,
     rounded,
 )
+
+#: A real association at least this strong (|r|, V or η) is one the synthetic data should keep.
+STRONG_ASSOCIATION = 0.3
+#: How many of the strongest real associations the verdict checks.
+STRONGEST_PAIRS = 5
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
@@ -157,6 +163,7 @@ class CorrelationSection(Section):
                 ],
             )
         )
+        self._strongest(names, real_m, syn_m, out)
         if st.plots:
             out.figures.append(
                 Figure(
@@ -173,3 +180,37 @@ class CorrelationSection(Section):
                     " correlation ratio η (mixed).",
                 )
             )
+
+    def _strongest(self, names: list[str], real_m: np.ndarray, syn_m: np.ndarray, out: SectionResult) -> None:
+        """The strongest real associations and what the synthetic data kept of them (read by the verdict)."""
+        pairs = [
+            (i, j)
+            for i in range(len(names))
+            for j in range(i + 1, len(names))
+            if np.isfinite(real_m[i, j]) and abs(real_m[i, j]) >= STRONG_ASSOCIATION
+        ]
+        pairs.sort(key=lambda ij: -abs(real_m[ij]))
+        strongest: list[dict[str, Any]] = []
+        rows: list[list[Any]] = []
+        for i, j in pairs[:STRONGEST_PAIRS]:
+            real, syn = float(real_m[i, j]), float(syn_m[i, j])
+            kept = np.isfinite(syn)
+            strongest.append(
+                {
+                    "column_1": names[i],
+                    "column_2": names[j],
+                    "real": rounded(real),
+                    "synthetic": rounded(syn) if kept else None,
+                }
+            )
+            rows.append(
+                [names[i], names[j], rounded(real), rounded(syn), rounded(abs(real - syn)) if kept else None]
+            )
+        out.details["strongest"] = strongest
+        out.tables.append(
+            Table(
+                f"Strongest real associations (|real| >= {STRONG_ASSOCIATION})",
+                ["column 1", "column 2", "real", "synthetic", "|diff|"],
+                rows,
+            )
+        )

@@ -79,16 +79,18 @@ class FidelitySection(Section):
 
         self._sdmetrics(ctx, real, syn, out)
         self._marginals(ctx, real, syn, out)
+        self._unseen(ctx, real, syn, out)
         if len(data.kinds) < 2:
             out.note(
                 "Only one compared column: column pair trends and 2-way marginals are undefined"
                 " and are reported as null."
             )
         if st.plots:
+            dates = {c for c, info in data.column_info.items() if info[0] == "datetime"}
             out.figures.append(
                 Figure(
                     "Per-column marginals, real vs synthetic",
-                    plots.marginals(real, syn, data.kinds),
+                    plots.marginals(real, syn, data.kinds, dates=dates),
                     "Numeric columns: densities clipped to the central 99%. Categorical: the most"
                     " frequent real categories.",
                 )
@@ -129,7 +131,13 @@ class FidelitySection(Section):
         )
         if len(kinds) > 1:
             pair_details = report.get_details("Column Pair Trends")
-            worst = pair_details.sort_values("Score", na_position="last").head(10)
+            scored = pair_details.dropna(subset=["Score"])
+            if len(scored) < len(pair_details):
+                out.note(
+                    f"{len(pair_details) - len(scored)} column pair(s) got no SDMetrics pair score"
+                    " (a constant column or too few values) and are left out of the worst pairs."
+                )
+            worst = scored.sort_values("Score").head(10)
             out.tables.append(
                 Table(
                     "Worst column pair trends (SDMetrics)",
@@ -198,3 +206,31 @@ class FidelitySection(Section):
             out.metrics["tvd_2way_max"] = None
         for key in ("tvd_1way_mean", "tvd_1way_max", "tvd_2way_mean", "tvd_2way_max"):
             out.headline[key] = out.metrics[key]
+
+    def _unseen(
+        self, ctx: EvaluationContext, real: pl.DataFrame, syn: pl.DataFrame, out: SectionResult
+    ) -> None:
+        """Per categorical column, the share of synthetic values absent from the real rows.
+
+        Under DP, categories that category discovery did not keep come out as the model's
+        ``other`` label; a column where most synthetic values are such values has collapsed.
+        """
+        shares: dict[str, float] = {}
+        labels: dict[str, str] = {}
+        for c in ctx.data.categorical:
+            values = syn[c].drop_nulls()
+            if values.len() == 0:
+                continue
+            unseen = values.filter(~values.is_in(real[c].drop_nulls().unique()))
+            share = unseen.len() / values.len()
+            if share > 0:
+                shares[c] = rounded(share) or 0.0
+                labels[c] = str(unseen.mode().sort()[0])
+        out.details["unseen_share"] = shares
+        out.tables.append(
+            Table(
+                "Synthetic values never seen in the real data (such as 'other')",
+                ["column", "share of synthetic values", "most common"],
+                [[c, v, labels[c]] for c, v in sorted(shares.items(), key=lambda kv: -kv[1])],
+            )
+        )

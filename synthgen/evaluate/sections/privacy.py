@@ -252,8 +252,9 @@ class PrivacySection(Section):
         ).strip()
         if ctx.privacy is None:
             out.note("No ledger entry was passed: the formal (ε, δ) guarantee is unknown.")
-        elif guarantee["dp"]:
-            out.note(f"Formal guarantee: (ε = {guarantee['epsilon']}, δ = {guarantee['delta']})-DP training.")
+        elif guarantee["dp"] and guarantee["epsilon"] is not None:
+            delta = "" if guarantee["delta"] is None else f", δ = {guarantee['delta']:.2g}"
+            out.note(f"Formal guarantee: (ε = {guarantee['epsilon']:.3g}{delta})-DP training.")
         if st.plots:
             out.figures.append(
                 Figure(

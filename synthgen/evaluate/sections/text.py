@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from synthgen.evaluate.sections.base import EvaluationContext, Section, SectionResult, SectionSkipped, Table
+from synthgen.evaluate.sections.base import (
+    EvaluationContext,
+    Section,
+    SectionResult,
+    SectionSkipped,
+    Table,
+    rounded,
+)
 
 
 def _flat(prefix: str, value: Any, out: dict[str, Any]) -> None:
@@ -32,7 +39,7 @@ class TextSection(Section):
         for column, metrics in text.items():
             rows: dict[str, Any] = {}
             _flat("", metrics, rows)
-            table = [[k, v] for k, v in sorted(rows.items())]
+            table = [[k, rounded(v) if isinstance(v, float) else v] for k, v in sorted(rows.items())]
             out.tables.append(Table(f"Text column {column}", ["metric", "value"], table))
             canary = metrics.get("canary") or {}
             flat = {
@@ -43,7 +50,9 @@ class TextSection(Section):
             for key, value in flat.items():
                 if isinstance(value, int | float):
                     out.headline[f"text_{key}" if len(text) == 1 else f"{column}_{key}"] = value
-            out.metrics[column] = metrics
+            for key in ("perplexity", "bits_per_byte", "distinct_2", "real_distinct_2", "length_tvd"):
+                if isinstance(metrics.get(key), int | float):
+                    out.metrics[f"{column}.{key}"] = rounded(metrics[key])
         out.note(
             "Perplexity is per byte on held-out real text (lower is better); distinct-n is the share of "
             "unique n-grams (diversity); length TVD compares byte-length histograms. Canary exposure "
