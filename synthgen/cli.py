@@ -79,8 +79,14 @@ def _root(
 @contextmanager
 def progress_bars(enabled: bool = True) -> Iterator[Any]:
     """A Rich progress display, and a callback ``progress(stage, done, total, **info)`` for the stages."""
-    if not enabled or not err.is_terminal:
+    if not enabled:
         yield None
+        return
+    if not err.is_terminal:
+        # Piped or in CI: one line per stage start and end instead of bars nobody sees.
+        from synthgen.stage_log import StageLines
+
+        yield StageLines()
         return
     prog = Progress(
         SpinnerColumn(),
@@ -109,8 +115,20 @@ def _fmt(v: Any) -> str:
 
 def _context(progress: Any = None) -> Any:
     from synthgen.pipeline import Context
+    from synthgen.stage_log import StageLines
 
-    return Context.from_env(progress=progress)
+    ctx = Context.from_env(progress=progress)
+    if isinstance(progress, StageLines):
+        ctx.stages = progress
+    return ctx
+
+
+def _log_epsilon(ctx: Any, spec: Any) -> None:
+    """Stage lines show the source's ledger total (a DP figure) at the end of each stage."""
+    from synthgen.pipeline import source_key
+
+    if ctx.stages is not None:
+        ctx.stages.epsilon = lambda: ctx.catalog.spent(source_key(spec))[0]
 
 
 def _load(spec: Path, overrides: list[str] | None) -> Any:
@@ -294,8 +312,11 @@ def run(spec: SpecArg, set_: SetOpt = None) -> None:
     s = _load(spec, set_)
     with progress_bars() as cb:
         ctx = _context(cb)
+        _log_epsilon(ctx, s)
         results = pipeline.run_pipeline(s, ctx)
-    _print_summary(pipeline.summarize(s, ctx, results), f"synthgen run {s.name}")
+    from synthgen import run_summary
+
+    run_summary.render(run_summary.build(s, ctx, results, title=f"synthgen run {s.name}"), out)
 
 
 @app.command("scan-pii")
@@ -358,18 +379,22 @@ def demo(
     with progress_bars() as cb:
         ctx = _context(cb)
         ctx.user = os.environ.get("SYNTHGEN_USER", DEMO_PIPELINE_USER)
+        _log_epsilon(ctx, spec)
         created = _demo_keys()
         if created:
             out.print(f"created role keys (as a data steward): {', '.join(created)}")
         results = pipeline.run_pipeline(spec, ctx)
-    summary = pipeline.summarize(spec, ctx, results)
+    from synthgen import run_summary
+
+    summary = run_summary.build(spec, ctx, results, title="synthgen demo")
+    read_back = {}
     reader = _first_user_with_role("analyst")
     if reader is not None:
         import synthgen
 
         frame = synthgen.read_dataset(results["publish"].extra["name"], user=reader)
-        summary[f"read back as {reader} (analyst)"] = f"{frame.height:,} rows x {frame.width} columns"
-    _print_summary(summary, "synthgen demo")
+        read_back[f"read back as {reader} (analyst)"] = f"{frame.height:,} rows x {frame.width} columns"
+    run_summary.render(summary, out, extra_facts=read_back)
 
 
 DEMO_PIPELINE_USER = "synthgen-pipeline"
@@ -390,14 +415,6 @@ def _demo_keys() -> list[str]:
     if steward is None:
         return []
     return [role for role, kek in init_keys(user=steward).items() if kek is not None]
-
-
-def _print_summary(summary: dict[str, Any], title: str) -> None:
-    table = Table(show_header=False, title=title, title_justify="left")
-    for k, v in summary.items():
-        if v is not None:
-            table.add_row(k, _fmt(v) if not isinstance(v, dict) else json.dumps(v))
-    out.print(table)
 
 
 # -- entry point ----------------------------------------------------------------

@@ -40,6 +40,8 @@ class Context:
     user: str = field(default_factory=lambda: os.environ.get("SYNTHGEN_USER") or _login())
     #: Optional progress callback: progress(stage, done, total, **info).
     progress: Progress | None = None
+    #: Optional stage observer with ``start(stage)`` and ``end(stage, result, failed=)``.
+    stages: Any = None
 
     @classmethod
     def from_env(cls, progress: Progress | None = None) -> Context:
@@ -48,6 +50,19 @@ class Context:
     def report(self, stage: str, done: float, total: float | None = None, **info: Any) -> None:
         if self.progress is not None:
             self.progress(stage, done, total, **info)
+
+    def staged(self, stage: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run one stage, telling :attr:`stages` (see :mod:`synthgen.stage_log`) when it starts and ends."""
+        if self.stages is None:
+            return fn(*args, **kwargs)
+        self.stages.start(stage)
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException:
+            self.stages.end(stage, failed=True)
+            raise
+        self.stages.end(stage, result)
+        return result
 
 
 @dataclass
@@ -828,19 +843,31 @@ def run_pipeline(spec: PipelineSpec, ctx: Context, *, run_id: str | None = None)
     """Every stage in order, as one run (the CLI's and the demo's path; DAGs call the stages one by one)."""
     run_id = run_id or new_run_id()
     results: dict[str, Any] = {"run_id": run_id}
-    results["ingest"] = ingest(spec, ctx)
-    results["anonymize"] = anonymize(spec, ctx, snapshot_id=results["ingest"].dataset_id)
-    results["train"] = train(spec, ctx, anonymized_id=results["anonymize"].dataset_id, run_id=run_id)
+    results["ingest"] = ctx.staged("ingest", ingest, spec, ctx)
+    results["anonymize"] = ctx.staged(
+        "anonymize", anonymize, spec, ctx, snapshot_id=results["ingest"].dataset_id
+    )
+    anonymized_id = results["anonymize"].dataset_id
+    results["train"] = ctx.staged("train", train, spec, ctx, anonymized_id=anonymized_id, run_id=run_id)
     model_id = results["train"].dataset_id
-    shards = generate_all(spec, ctx, model_id=model_id, run_id=run_id)
+    shards = ctx.staged("generate", generate_all, spec, ctx, model_id=model_id, run_id=run_id)
     results["generate"] = shards
     shard_ids = [s.dataset_id for s in shards]
     report_id = None
     if spec.evaluate.enabled:
-        results["evaluate"] = evaluate(spec, ctx, model_id=model_id, shard_ids=shard_ids, run_id=run_id)
+        results["evaluate"] = ctx.staged(
+            "evaluate", evaluate, spec, ctx, model_id=model_id, shard_ids=shard_ids, run_id=run_id
+        )
         report_id = results["evaluate"].dataset_id
-    results["publish"] = publish(
-        spec, ctx, model_id=model_id, shard_ids=shard_ids, run_id=run_id, report_id=report_id
+    results["publish"] = ctx.staged(
+        "publish",
+        publish,
+        spec,
+        ctx,
+        model_id=model_id,
+        shard_ids=shard_ids,
+        run_id=run_id,
+        report_id=report_id,
     )
     return results
 
@@ -997,6 +1024,8 @@ def evaluate(
             extra={
                 "headline": headline,
                 "alerts": [str(a) for a in summary.get("alerts", [])],
+                "verdict": summary["verdict"],
+                "look_first": summary["look_first"],
                 "summary_path": str(path.with_name("summary.json")),
             },
             created_by=ctx.user,
@@ -1005,7 +1034,10 @@ def evaluate(
     )
     ctx.catalog.add_scores(report_id, headline)
     alerts = [str(a) for a in summary.get("alerts", [])]
-    return StageResult("evaluate", report_id, str(path), extra={"headline": headline, "alerts": alerts})
+    verdict = {k: summary[k] for k in ("verdict", "verdict_words", "look_first", "rows")}
+    return StageResult(
+        "evaluate", report_id, str(path), extra={"headline": headline, "alerts": alerts, **verdict}
+    )
 
 
 def _headline(summary: dict[str, Any]) -> dict[str, float | None]:

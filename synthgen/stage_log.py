@@ -1,0 +1,75 @@
+"""One plain line when each pipeline stage starts and ends, for output that is not a terminal.
+
+In a terminal the CLI shows Rich progress bars; piped into ``tee`` or a CI log those print
+nothing until the run ends. :class:`StageLines` is both the stages' progress callback and
+the observer of :meth:`synthgen.pipeline.Context.staged`, and writes::
+
+    [synthgen] train: start
+    [synthgen] train: done in 41.2 s (8,012 rows, epsilon spent so far 3.0)
+
+The epsilon figure is the source's ledger total (a DP result, P9), read through the
+function the caller passes; rows are the stage result's own count.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+
+def _rows_of(result: Any) -> int | None:
+    if isinstance(result, list):
+        counts = [_rows_of(r) for r in result]
+        return sum(c for c in counts if c is not None) if any(c is not None for c in counts) else None
+    rows = getattr(result, "rows", None)
+    return rows if isinstance(rows, int) else None
+
+
+class StageLines:
+    """Writes a start line and an end line per stage (stage, rows, seconds, epsilon so far)."""
+
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        epsilon: Callable[[], float | None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._stream = stream
+        self.epsilon = epsilon
+        self._clock = clock
+        self._started: dict[str, float] = {}
+
+    def _write(self, text: str) -> None:
+        stream = self._stream or sys.stderr
+        print(f"[synthgen] {text}", file=stream, flush=True)
+
+    def __call__(self, stage: str, done: float, total: float | None = None, **info: Any) -> None:
+        """Progress callback: stays quiet (one line per stage is the point); bars are for terminals."""
+
+    def start(self, stage: str) -> None:
+        self._started[stage] = self._clock()
+        self._write(f"{stage}: start")
+
+    def end(self, stage: str, result: Any = None, *, failed: bool = False) -> None:
+        now = self._clock()
+        seconds = now - self._started.pop(stage, now)
+        parts = []
+        rows = _rows_of(result)
+        if rows is not None:
+            parts.append(f"{rows:,} rows")
+        eps = self._epsilon()
+        if eps is not None:
+            parts.append(f"epsilon spent so far {eps:.3g}")
+        detail = f" ({', '.join(parts)})" if parts else ""
+        self._write(f"{stage}: {'FAILED after' if failed else 'done in'} {seconds:.1f} s{detail}")
+
+    def _epsilon(self) -> float | None:
+        if self.epsilon is None:
+            return None
+        try:
+            return self.epsilon()
+        except Exception:  # noqa: BLE001 - a log line must never break the run it describes
+            return None
