@@ -9,6 +9,8 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     import polars as pl
 
+    from synthgen.api import Synthesizer, anonymize
+
 
 def read_dataset(name: str, *, user: str, **kwargs: Any) -> pl.DataFrame:
     """Read a published synthetic dataset as ``user``: policy check, key unwrap, verify, decrypt (audited).
@@ -20,4 +22,18 @@ def read_dataset(name: str, *, user: str, **kwargs: Any) -> pl.DataFrame:
     return _read(name, user=user, **kwargs)
 
 
-__all__ = ["__version__", "read_dataset"]
+def __getattr__(name: str) -> Any:
+    # The notebook API loads on first use: `import synthgen` stays cheap for the CLI and DAG files.
+    if name in ("Synthesizer", "anonymize"):
+        from synthgen import api
+
+        return getattr(api, name)
+    if name == "evaluate":
+        # The package synthgen.evaluate, callable as the notebook's evaluate(real, synthetic).
+        from synthgen import evaluate
+
+        return evaluate
+    raise AttributeError(f"module 'synthgen' has no attribute {name!r}")
+
+
+__all__ = ["Synthesizer", "__version__", "anonymize", "evaluate", "read_dataset"]

@@ -11,7 +11,9 @@ files parse the spec, so importing this package must not pull in matplotlib or p
 
 from __future__ import annotations
 
+import sys
 from importlib import import_module
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -33,3 +35,19 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(name)
+
+
+class _CallablePackage(ModuleType):
+    """``synthgen.evaluate(real, synthetic, ...)`` is the notebook call (:func:`synthgen.api.evaluate`).
+
+    This package and that function share the name ``synthgen.evaluate``: once the package is
+    imported, the import system binds the name to it, so the package itself forwards calls.
+    """
+
+    def __call__(self, real: Any, synthetic: Any, **kwargs: Any) -> Any:
+        from synthgen.api import evaluate as notebook_evaluate
+
+        return notebook_evaluate(real, synthetic, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallablePackage
