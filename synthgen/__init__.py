@@ -30,9 +30,9 @@ def __getattr__(name: str) -> Any:
         return getattr(api, name)
     if name == "evaluate":
         # The package synthgen.evaluate, callable as the notebook's evaluate(real, synthetic).
-        from synthgen import evaluate
+        from importlib import import_module
 
-        return evaluate
+        return import_module("synthgen.evaluate")
     raise AttributeError(f"module 'synthgen' has no attribute {name!r}")
 
 

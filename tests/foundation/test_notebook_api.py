@@ -59,3 +59,17 @@ def test_wrong_input_and_unfitted_use_say_what_to_do() -> None:
         synthgen.Synthesizer().fit([[1, 2]])
     with pytest.raises(SpecError, match=r"call \.fit\(df\) first"):
         synthgen.Synthesizer().sample(5)
+
+
+def test_the_three_names_resolve_in_a_fresh_interpreter() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import synthgen; "
+        "print(callable(synthgen.evaluate), synthgen.Synthesizer.__name__, synthgen.anonymize.__name__)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.split() == ["True", "Synthesizer", "anonymize"]
