@@ -446,8 +446,10 @@ def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) 
     """
     from synthgen.orphans import running, sweep_train
     from synthgen.privacy import budget
+    from synthgen.privacy.declared import require_declared_types
 
     anon = _require(ctx, anonymized_id, "anonymized")
+    require_declared_types(spec.privacy, spec.columns, schema_from_json(anon.schema_json))
     source = source_key(spec)
     model_id = "model-" + settings_hash(
         anonymized_id,

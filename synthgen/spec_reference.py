@@ -72,7 +72,7 @@ def _section(path: str, model: type[BaseModel], out: list[str]) -> None:
             key = name + (".<name>" if typing.get_origin(ann) is dict else "")
             nested.append((f"{path}.{key}" if path != "(top level)" else key, sub))
         out.append(
-            f"| `{name}` | {_type_name(ann).replace('|', chr(92) + '|')} | {_default(field)} "
+            f"| `{field.alias or name}` | {_type_name(ann).replace('|', chr(92) + '|')} | {_default(field)} "
             f"| {comments.get(name, '').replace('|', '/')} |"
         )
     out.append("")

@@ -25,6 +25,7 @@ import numpy as np
 import polars as pl
 
 from synthgen.errors import ModelError, PrivacyError, SpecError
+from synthgen.models.dp_input import dp_coerce, dp_schema
 from synthgen.models.encoding import TABULAR_TYPES, TableEncoder, validate_frame
 from synthgen.models.settings import ModelSettings
 from synthgen.privacy.accountant import BudgetSplit, resolve_delta, split_budget
@@ -147,14 +148,15 @@ class Synthesizer(ABC):
         cols = [c for c in self.schema.columns if c.type in TABULAR_TYPES]
         if not cols:
             raise ModelError("the schema has no numeric, datetime, categorical or boolean column to model")
-        return TableSchema(columns=cols)
+        # Under DP nullability is not read from the data: every column has a null token.
+        return dp_schema(TableSchema(columns=cols)) if self.privacy.dp else TableSchema(columns=cols)
 
     def _prepare(self, frame: pl.DataFrame) -> Prepared:
         """Shared preprocessing: validation, duplicates, DP row count, budget split, DP encoding.
 
         In DP mode the only reads of raw rows are the DP mechanisms listed in the
-        returned ``mechanisms`` (P2), plus the refusals of
-        :func:`~synthgen.models.encoding.validate_frame`.
+        returned ``mechanisms`` (P2); nullability, parsing and refusals read no value
+        (:mod:`synthgen.models.dp_input`).
         """
         if self.privacy.dp and self.privacy.entity_key is not None:
             raise PrivacyError(
@@ -166,7 +168,9 @@ class Synthesizer(ABC):
         schema = self._tabular_schema()
         if frame.height == 0:
             raise ModelError("the training data has no rows")
-        validate_frame(frame, schema, max_categories=self.model.max_categories)
+        if self.privacy.dp:
+            frame = dp_coerce(frame, schema)  # unparseable values become nulls, row by row
+        validate_frame(frame, schema, max_categories=self.model.max_categories, dp=self.privacy.dp)
         frame = frame.select(schema.names)
         duplicates = count_duplicates(frame)
         if self.model.drop_duplicates and duplicates:

@@ -164,13 +164,15 @@ def as_datetime(s: pl.Series, name: str) -> pl.Series:
 # -- validation ------------------------------------------------------------------------------
 
 
-def validate_frame(frame: pl.DataFrame, schema: TableSchema, *, max_categories: int) -> None:
+def validate_frame(
+    frame: pl.DataFrame, schema: TableSchema, *, max_categories: int, dp: bool = False
+) -> None:
     """Refuse input the models cannot learn from, with one clear line per problem.
 
-    These checks read the raw column (distinct count, null count) and refuse to
-    run; they release nothing else. A refusal reveals one bit about the data
-    (for example "this column has more than ``max_categories`` values"); that is
-    the accepted cost of failing clearly instead of training on a broken schema.
+    Without DP these checks read the raw column (distinct count, null count, parsing) and
+    refuse to run; a refusal reveals one bit about the data. With ``dp`` only the checks of
+    the spec against the data's column names run: the value checks would be uncharged
+    reads, and :mod:`synthgen.models.dp_input` makes them unnecessary.
     """
     for col in schema.columns:
         if col.type not in TABULAR_TYPES:
@@ -179,6 +181,13 @@ def validate_frame(frame: pl.DataFrame, schema: TableSchema, *, max_categories: 
             raise ModelError(
                 f"column {col.name!r} is in the schema but not in the data; fix the spec's columns"
             )
+        if col.categories is not None and len(col.categories) > max_categories:
+            raise ModelError(
+                f"column {col.name!r} declares {len(col.categories)} categories (limit {max_categories}): "
+                "raise model.max_categories or group the categories"
+            )
+        if dp:
+            continue
         s = frame.get_column(col.name)
         if s.null_count() == len(s):
             raise ModelError(
@@ -199,11 +208,6 @@ def validate_frame(frame: pl.DataFrame, schema: TableSchema, *, max_categories: 
             as_boolean(s, col.name)
         elif col.type == ColumnType.datetime and s.dtype == pl.String:
             as_datetime(s, col.name)
-        if col.categories is not None and len(col.categories) > max_categories:
-            raise ModelError(
-                f"column {col.name!r} declares {len(col.categories)} categories (limit {max_categories}): "
-                "raise model.max_categories or group the categories"
-            )
 
 
 # -- the encoder ------------------------------------------------------------------------------

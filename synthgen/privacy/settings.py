@@ -8,7 +8,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class PrivacySettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(
+        extra="forbid",
+        allow_inf_nan=False,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
 
     #: False is the explicit non-DP opt-out (P7): outputs carry ``dp: false``.
     dp: bool = True
@@ -25,6 +31,9 @@ class PrivacySettings(BaseModel):
     preprocessing_share: float | None = Field(default=None, ge=0, lt=1)
     #: Share of the training epsilon given to the text model, when there is one.
     text_share: float = Field(default=0.3, ge=0, lt=1)
+    #: declared: a DP run refuses any column whose type the spec does not declare, so no type
+    #: is read from real rows; inferred: undeclared types come from a sample of rows (not DP).
+    schema_source: Literal["declared", "inferred"] = Field(default="inferred", alias="schema")
     #: Opacus accountant that calibrates DP-SGD noise: prv (tighter) or rdp.
     accountant: Literal["prv", "rdp"] = "prv"
     #: Column identifying a person when one person has several rows.

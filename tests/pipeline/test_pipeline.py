@@ -171,6 +171,19 @@ def test_cli_budget_evaluate_read_and_denied_read(
     assert code == 3 and "denied" in err and err.strip().count("\n") == 0
 
 
+def test_cli_train_with_a_declared_schema_refuses_an_untyped_column(
+    run: dict[str, Any], cli: Callable[[list[str]], tuple[int, str, str]]
+) -> None:
+    # privacy.schema: declared removes the type inference read: an untyped column is refused
+    # in one line (exit 2) before any budget is reserved.
+    sets = [x for item in FAST for x in ("--set", item)]
+    ctx, source = run["ctx"], pipeline.source_key(_spec())
+    before = ctx.catalog.spent(source)
+    code, _, err = cli(["train", str(DEMO_SPEC), *sets, "--set", "privacy.schema=declared"])
+    assert code == 2 and "privacy.schema is declared" in err and err.strip().count("\n") == 0
+    assert ctx.catalog.spent(source) == before
+
+
 #: Every key the shareable manifest may hold (synthgen.manifest): public or DP-derived facts only.
 _MANIFEST_KEYS = {
     "schema", "rows", "lineage", "privacy", "anonymization", "tags", "format", "dataset_id", "name",
