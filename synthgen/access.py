@@ -30,6 +30,15 @@ from typing import Any, Literal
 import polars as pl
 import pyarrow.parquet as pq
 
+from synthgen.binding import (
+    HashingReader,
+    HashingWriter,
+    check_binding,
+    check_file,
+    check_keyring,
+    make_binding,
+    rebind_keyring,
+)
 from synthgen.catalog import Catalog, Dataset
 from synthgen.crypto import DEFAULT_SEGMENT_SIZE, KeyProvider, Keyring, SecretKey, provider_from_env
 from synthgen.crypto.canonical import canonical_json
@@ -42,8 +51,10 @@ from synthgen.errors import (
     PrivacyError,
     SpecError,
     SynthgenError,
+    ZoneError,
 )
 from synthgen.manifest import check_shareable
+from synthgen.publication_orphans import RESERVED_FOLDERS, publish_lock, sweep_orphans
 from synthgen.policy import AuditLog, Decision, Policy, Resource
 from synthgen.policy.model import CLASSIFICATIONS
 from synthgen.zones import Zones
@@ -178,7 +189,7 @@ def publish_dataset(
     """
     svc = Services.resolve(catalog, zones, policy, provider)
     src = Path(plaintext_parquet)
-    if not _NAME.match(name):
+    if not _NAME.match(name) or name in RESERVED_FOLDERS:
         raise SpecError(f"dataset name {name!r}: use letters, digits, '_', '-', '.' (max 100)")
     if classification not in CLASSIFICATIONS:
         raise SpecError(f"classification {classification!r}: expected one of {', '.join(CLASSIFICATIONS)}")
@@ -239,6 +250,47 @@ def publish_dataset(
     except ValueError as exc:
         raise SpecError(f"manifest for {name}: {exc}") from None
 
+    with publish_lock(svc.zones):
+        sweep_orphans(svc.catalog, svc.zones, svc.audit, user=user)
+        record = _publish_locked(
+            svc,
+            src=src,
+            name=name,
+            dataset_id=dataset_id,
+            key_id=key_id,
+            readers=readers,
+            dropped=dropped,
+            full_manifest=full_manifest,
+            dp=dp,
+            classification=classification,
+            tags=tags,
+            parents=parents,
+            eps=eps,
+            user=user,
+            segment_size=segment_size,
+        )
+    src.unlink(missing_ok=True)  # the plaintext staging file goes only after everything succeeded
+    return record
+
+
+def _publish_locked(
+    svc: Services,
+    *,
+    src: Path,
+    name: str,
+    dataset_id: str,
+    key_id: str,
+    readers: list[str],
+    dropped: list[str],
+    full_manifest: dict[str, Any],
+    dp: bool,
+    classification: str,
+    tags: dict[str, Any],
+    parents: Sequence[str],
+    eps: float | None,
+    user: str,
+    segment_size: int,
+) -> Dataset:
     rel = f"{name}/{dataset_id}{ENVELOPE_SUFFIX}"
     ring_rel = f"{name}/{dataset_id}{KEYRING_SUFFIX}"
     zone = svc.zones.synthetic
@@ -246,44 +298,92 @@ def publish_dataset(
     ring = Keyring(dataset_id=dataset_id, key_id=key_id)
     for role in readers:
         ring.add(svc.provider, role, data_key)
+    ring_bytes = ring.to_bytes()
     final = zone.resolve(rel)
+    # Order: files under their final names first (unreadable: nothing catalogues them yet),
+    # then ONE transaction holding the catalog row, its binding and both audit entries. A
+    # kill before that commit leaves uncatalogued files that the next publish sweeps; a kill
+    # after it leaves a complete, audited publication. Never a readable dataset unaudited.
     try:
         with open(src, "rb") as fin, zone.atomic_write(rel) as fout:
+            hashed = HashingWriter(fout)
             info = encrypt_stream(
-                fin, fout, data_key=data_key, manifest=full_manifest, segment_size=segment_size
+                fin,
+                hashed,  # type: ignore[arg-type]
+                data_key=data_key,
+                manifest=full_manifest,
+                segment_size=segment_size,
             )
         with zone.atomic_write(ring_rel) as fring:
-            fring.write(ring.to_bytes())
-        record = svc.catalog.add_dataset(
-            Dataset(
-                id=dataset_id,
-                name=name,
-                zone="synthetic",
-                kind="synthetic",
-                format=ENVELOPE_FORMAT,
-                path=str(final),
-                rows=int(full_manifest["rows"]) if full_manifest["rows"] is not None else None,
-                schema_json=full_manifest["schema"],
-                content_hash=info.digest,
-                classification=classification,
-                dp=dp,
-                tags=dict(tags),
-                extra={
-                    "epsilon": eps,
-                    "roles": readers,
-                    "envelope": {
-                        "version": 1,
-                        "key_id": key_id,
-                        "header_hash": info.header_hash,
-                        "segments": info.segments,
-                        "bytes": info.ciphertext_bytes,
-                        "keyring": str(zone.resolve(ring_rel)),
-                    },
-                },
-                created_by=user,
-            ),
-            parents=list(parents),
+            fring.write(ring_bytes)
+        binding = make_binding(
+            dataset_id=dataset_id,
+            header_hash=info.header_hash,
+            file_sha256=hashed.hexdigest(),
+            keyring_generation=ring.generation,
+            keyring_bytes=ring_bytes,
         )
+        with svc.audit.batch() as batch:
+            record = svc.catalog.add_dataset(
+                Dataset(
+                    id=dataset_id,
+                    name=name,
+                    zone="synthetic",
+                    kind="synthetic",
+                    format=ENVELOPE_FORMAT,
+                    path=str(final),
+                    rows=int(full_manifest["rows"]) if full_manifest["rows"] is not None else None,
+                    schema_json=full_manifest["schema"],
+                    content_hash=info.digest,
+                    classification=classification,
+                    dp=dp,
+                    tags=dict(tags),
+                    extra={
+                        "epsilon": eps,
+                        "roles": readers,
+                        "envelope": {
+                            "version": 1,
+                            "key_id": key_id,
+                            "header_hash": info.header_hash,
+                            "segments": info.segments,
+                            "bytes": info.ciphertext_bytes,
+                            "keyring": str(zone.resolve(ring_rel)),
+                        },
+                        "binding": binding,
+                    },
+                    created_by=user,
+                ),
+                parents=list(parents),
+                session=batch.session,
+            )
+            batch.record(
+                actor=user,
+                action="key.wrap",
+                resource=f"synthetic:{name}",
+                decision="ok",
+                detail={
+                    "dataset_id": dataset_id,
+                    "key_id": key_id,
+                    "kek_ids": {r: w.kek_id for r, w in ring.entries.items()},
+                    "refused_roles": dropped,
+                },
+            )
+            batch.record(
+                actor=user,
+                action="publication",
+                resource=f"synthetic:{name}",
+                decision="ok",
+                detail={
+                    "dataset_id": dataset_id,
+                    "dp": dp,
+                    "classification": classification,
+                    "roles": readers,
+                    "header_hash": info.header_hash,
+                    "digest": info.digest,
+                    "bytes": info.ciphertext_bytes,
+                    "keyring_generation": ring.generation,
+                },
+            )
     except BaseException as exc:
         zone.remove(rel)
         zone.remove(ring_rel)
@@ -292,34 +392,6 @@ def publish_dataset(
         raise CatalogError(
             f"publishing {name} failed and was rolled back: {type(exc).__name__}: {exc}"
         ) from exc
-    svc.audit.record(
-        actor=user,
-        action="key.wrap",
-        resource=f"synthetic:{name}",
-        decision="ok",
-        detail={
-            "dataset_id": dataset_id,
-            "key_id": key_id,
-            "kek_ids": {r: w.kek_id for r, w in ring.entries.items()},
-            "refused_roles": dropped,
-        },
-    )
-    svc.audit.record(
-        actor=user,
-        action="publication",
-        resource=f"synthetic:{name}",
-        decision="ok",
-        detail={
-            "dataset_id": dataset_id,
-            "dp": dp,
-            "classification": classification,
-            "roles": readers,
-            "header_hash": info.header_hash,
-            "digest": info.digest,
-            "bytes": info.ciphertext_bytes,
-        },
-    )
-    src.unlink(missing_ok=True)  # the plaintext staging file goes only after everything succeeded
     return record
 
 
@@ -336,12 +408,15 @@ def _open_key(svc: Services, user: str, ds: Dataset, resource: Resource) -> tupl
     """Unwrap the dataset's data key with a KEK of one of ``user``'s allowed roles. Audited."""
     envelope = svc.zones.synthetic.resolve(ds.path)
     ring_file = _keyring_path(envelope)
+    binding = check_binding((ds.extra or {}).get("binding"), dataset_id=ds.id)
     try:
-        ring = Keyring.from_bytes(ring_file.read_bytes(), where=str(ring_file))
+        ring_bytes = ring_file.read_bytes()
     except FileNotFoundError:
         raise CryptoError(f"keyring {ring_file} is missing; the dataset cannot be decrypted") from None
+    ring = Keyring.from_bytes(ring_bytes, where=str(ring_file))
     if ring.dataset_id != ds.id:
         raise CryptoError(f"keyring {ring_file} belongs to dataset {ring.dataset_id}, not {ds.id}")
+    check_keyring(binding, generation=ring.generation, keyring_bytes=ring_bytes, where=str(ring_file))
     allowed = [r for r in svc.policy.roles_of(user) if svc.policy.role_check(r, "read", resource).allowed]
     usable = [r for r in allowed if r in ring.entries]
     label = f"{ds.zone}:{ds.name}"
@@ -402,23 +477,29 @@ def _decrypted_parquet(svc: Services, user: str, name: str, workdir: Path | None
     if workdir is None:
         buf = io.BytesIO()
         with open(envelope, "rb") as fh:
-            manifest = decrypt_stream(fh, buf, data_key=key)
-        _check_manifest(manifest, ds)
+            hashed = HashingReader(fh)
+            manifest = decrypt_stream(hashed, buf, data_key=key)  # type: ignore[arg-type]
+            digest = hashed.hexdigest()
+        _check_manifest(manifest, ds, digest)
         yield buf.getvalue()
         return
     fd, tmp_name = tempfile.mkstemp(prefix=".tmp-read-", suffix=".parquet", dir=workdir)
     tmp = Path(tmp_name)
     try:
         with open(envelope, "rb") as fh, os.fdopen(fd, "wb") as out:
-            manifest = decrypt_stream(fh, out, data_key=key)
-        _check_manifest(manifest, ds)
+            hashed = HashingReader(fh)
+            manifest = decrypt_stream(hashed, out, data_key=key)  # type: ignore[arg-type]
+            digest = hashed.hexdigest()
+        _check_manifest(manifest, ds, digest)
         yield tmp
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def _check_manifest(manifest: dict[str, Any], ds: Dataset) -> None:
-    # The envelope verified; now make sure it is *this* dataset's envelope (no swapped files).
+def _check_manifest(manifest: dict[str, Any], ds: Dataset, file_sha256: str) -> None:
+    # The envelope verified under the data key; a holder of that key could have written it, so
+    # it must also be the very file the platform published (the catalog binding's hash).
+    check_file((ds.extra or {})["binding"], file_sha256=file_sha256, name=ds.name)
     if manifest.get("dataset_id") != ds.id:
         raise CryptoError(
             f"the encrypted file for {ds.name} carries dataset id {manifest.get('dataset_id')!r}, "
@@ -512,8 +593,18 @@ def read_report(
         raise SpecError(f"report file {path} is missing")
     if out is None:
         return path
-    out = Path(out)
-    shutil.copyfile(path, out)
+    out = Path(out).absolute()
+    if svc.zones.synthetic.contains(out):
+        raise ZoneError(f"--out {out} is inside the synthetic zone; a restricted report never goes there")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, staged = tempfile.mkstemp(prefix=".tmp-report-", dir=out.parent)  # 0600 from the start
+    try:
+        with os.fdopen(fd, "wb") as dst, open(path, "rb") as src_fh:
+            shutil.copyfileobj(src_fh, dst)
+        os.chmod(staged, 0o600)
+        os.replace(staged, out)
+    finally:
+        Path(staged).unlink(missing_ok=True)
     return out
 
 
@@ -611,18 +702,22 @@ def rotate_role_key(
     old_ids = svc.provider.kek_ids(role)
     new_id = svc.provider.new_version(role)
     result = RotationResult(role=role, new_kek_id=new_id)
-    for ring_file in _keyrings(svc.zones):
-        try:
-            ring = Keyring.from_bytes(ring_file.read_bytes(), where=str(ring_file))
-            wrapped = ring.entries.get(role)
-            if wrapped is None or wrapped.kek_id == new_id:
-                continue
-            data_key = ring.unwrap(svc.provider, role)
-            ring.add(svc.provider, role, data_key)
-            _write_ring(svc.zones, ring_file, ring)
-            result.rewrapped.append(ring.dataset_id)
-        except SynthgenError as exc:
-            result.failed[str(ring_file)] = str(exc)
+    with publish_lock(svc.zones):
+        for ring_file in _keyrings(svc.zones):
+            try:
+                ring = Keyring.from_bytes(ring_file.read_bytes(), where=str(ring_file))
+                wrapped = ring.entries.get(role)
+                if wrapped is None or wrapped.kek_id == new_id:
+                    continue
+                ds = svc.catalog.get_dataset(ring.dataset_id)
+                if ds is None:  # an orphan (publish killed before its catalog row): swept, not re-wrapped
+                    continue
+                data_key = ring.unwrap(svc.provider, role)
+                ring.add(svc.provider, role, data_key)
+                _commit_ring(svc, ds, ring, ring_file, audit=None)
+                result.rewrapped.append(ring.dataset_id)
+            except SynthgenError as exc:
+                result.failed[str(ring_file)] = str(exc)
     if not result.failed:
         result.retired = svc.provider.retire(role, [k for k in old_ids if k != new_id])
     svc.audit.record(
@@ -661,18 +756,41 @@ def revoke_role(
         raise SpecError(f"dataset {ds.name} is not encrypted; nothing to revoke")
     _decide(svc, user, "admin", dataset_resource(ds), f"{ds.zone}:{ds.name}")
     ring_file = _keyring_path(svc.zones.synthetic.resolve(ds.path))
-    ring = Keyring.from_bytes(ring_file.read_bytes(), where=str(ring_file))
-    removed = ring.revoke(role)
-    if removed:
-        _write_ring(svc.zones, ring_file, ring)
-        extra = dict(ds.extra or {})
-        extra["roles"] = ring.roles
-        svc.catalog.update_dataset(ds.id, extra=extra)
-    svc.audit.record(
-        actor=user,
-        action="key.revoke",
-        resource=f"{ds.zone}:{ds.name}",
-        decision="ok",
-        detail={"dataset_id": ds.id, "role": role, "removed": removed},
-    )
+    with publish_lock(svc.zones):
+        ring = Keyring.from_bytes(ring_file.read_bytes(), where=str(ring_file))
+        removed = ring.revoke(role)
+        audit: dict[str, Any] = {
+            "actor": user,
+            "action": "key.revoke",
+            "resource": f"{ds.zone}:{ds.name}",
+            "decision": "ok",
+            "detail": {"dataset_id": ds.id, "role": role, "removed": removed},
+        }
+        if removed:
+            _commit_ring(svc, ds, ring, ring_file, audit=audit)
+        else:
+            svc.audit.record(**audit)
     return removed
+
+
+def _commit_ring(
+    svc: Services, ds: Dataset, ring: Keyring, ring_file: Path, *, audit: dict[str, Any] | None
+) -> None:
+    """Rewrite a keyring under a new generation: the catalog binding first (with the audit
+    entry, one transaction), then the file. A crash between the two leaves the old keyring,
+    which the binding now refuses (fail closed); running the operation again converges."""
+    binding = (ds.extra or {}).get("binding")
+    recorded = int(binding["keyring_generation"]) if isinstance(binding, dict) else 0
+    ring.generation = max(ring.generation, recorded) + 1
+    ring_bytes = ring.to_bytes()
+    extra = dict(ds.extra or {})
+    extra["roles"] = ring.roles
+    extra["binding"] = rebind_keyring(binding or {}, generation=ring.generation, keyring_bytes=ring_bytes)
+    with svc.audit.batch() as batch:
+        row = batch.session.get(Dataset, ds.id)
+        if row is None:
+            raise CatalogError(f"dataset {ds.id} is not in the catalog")
+        row.extra = extra
+        if audit is not None:
+            batch.record(**audit)
+    _write_ring(svc.zones, ring_file, ring)

@@ -169,18 +169,19 @@ audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=Tr
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Check the audit chain (JSONL file and catalog copy); exit 1 if anything was edited or deleted."""
+    """Check the keyed audit chain (JSONL file, catalog copy, catalog anchor); exit 1 if anything was
+    edited, deleted, inserted or cut. Needs the platform secret (the chain's key)."""
     from synthgen.catalog import Catalog
+    from synthgen.errors import AuditError
     from synthgen.policy import verify_audit
 
     report = verify_audit(Catalog.from_env())
     if report.ok:
-        out.print(report.summary(), highlight=False)
+        out.print(f"{report.summary()} (head {report.head})", highlight=False)
         return
     for problem in report.problems:
         err.print(escape(str(problem)), highlight=False, soft_wrap=True)
-    err.print(report.summary(), highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
+    raise AuditError(report.summary())
 
 
 # -- read ----------------------------------------------------------------------------

@@ -49,6 +49,10 @@ class CryptoError(SynthgenError):
     """Decryption, key unwrapping or integrity verification failed."""
 
 
+class AuditError(SynthgenError):
+    """The audit trail fails verification (an entry edited, deleted, inserted, or the log cut)."""
+
+
 class PolicyError(SynthgenError):
     """A policy file is invalid."""
 

@@ -772,27 +772,9 @@ def pipeline_secret(spec: PipelineSpec) -> bytes:
     its own key (HMAC of the master and the pipeline name), so surrogates are consistent
     within a pipeline and unlinkable across pipelines.
     """
-    import hmac
-    import secrets as _secrets
+    from synthgen.crypto.platform import derive_key
 
-    from synthgen.zones import home_dir
-
-    raw = os.environ.get("SYNTHGEN_PIPELINE_SECRET")
-    if raw is not None:
-        master = raw.encode()
-        if len(master) < 16:
-            raise SpecError("SYNTHGEN_PIPELINE_SECRET must be at least 16 bytes")
-    else:
-        path = home_dir() / "keys" / "pipeline.secret"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(_secrets.token_bytes(32))
-        if path.stat().st_mode & 0o077:
-            raise SpecError(f"{path} is readable by others; chmod 600 it")
-        master = path.read_bytes()
-    return hmac.new(master, b"synthgen/pipeline/" + spec.name.encode(), hashlib.sha256).digest()
+    return derive_key("pipeline/" + spec.name)
 
 
 # -- whole runs (CLI) -----------------------------------------------------------

@@ -10,6 +10,7 @@ leaves a half-written file under its final name.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -95,12 +96,21 @@ class Zone:
         tmp = Path(tmp_name)
         try:
             yield tmp
+            self._private(tmp)
             _fsync_path(tmp)
             os.replace(tmp, final)
             _fsync_path(final.parent)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+
+    def _private(self, path: Path) -> None:
+        """Real-zone files are 0600 whatever the writer's umask (reports included)."""
+        if self.name != "real":
+            return
+        for p in [path, *path.rglob("*")] if path.is_dir() else [path]:
+            if p.is_file() and not p.is_symlink():
+                os.chmod(p, 0o600)
 
     @contextmanager
     def staging(self, rel_dir: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
@@ -123,6 +133,7 @@ class Zone:
         if not self.contains(tmp):
             raise ZoneError(f"staging file {tmp} is not in the {self.name} zone")
         final.parent.mkdir(parents=True, exist_ok=True)
+        self._private(tmp)
         _fsync_path(tmp)
         os.replace(tmp, final)
         _fsync_path(final.parent)
@@ -140,6 +151,7 @@ class Zone:
         tmp = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=final.parent))
         try:
             yield tmp
+            self._private(tmp)
             for f in tmp.rglob("*"):
                 if f.is_file():
                     _fsync_path(f)
@@ -185,6 +197,58 @@ class Zone:
         return removed
 
 
+#: A file at each zone root recording its role, so that one deployment's real zone can never
+#: be pointed into another deployment's synthetic zone (or the reverse).
+ZONE_MARKER = ".synthgen-zone"
+
+
+def _check_marked_role(root: Path, role: ZoneName) -> None:
+    """Refuse ``root`` as a ``role`` zone if it, or a folder above it, is marked as the other zone."""
+    for folder in (root, *root.parents):
+        marker = folder / ZONE_MARKER
+        try:
+            marked = json.loads(marker.read_text(encoding="utf-8")).get("role")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if marked != role:
+            raise ZoneError(
+                f"{role} zone root {root} lies in a folder marked as a {marked} zone ({marker}); "
+                f"point SYNTHGEN_{role.upper()}_ZONE at a folder of its own"
+            )
+
+
+def _mark(root: Path, role: ZoneName) -> None:
+    marker = root / ZONE_MARKER
+    if not marker.exists():
+        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=root)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump({"role": role}, fh)
+        os.replace(tmp, marker)
+
+
+def zone_roots_from_env() -> tuple[Path, Path]:
+    """The configured (real, synthetic) roots, resolved, without creating them."""
+    home = home_dir()
+    real = os.environ.get("SYNTHGEN_REAL_ZONE", str(home / "zones" / "real"))
+    synthetic = os.environ.get("SYNTHGEN_SYNTHETIC_ZONE", str(home / "zones" / "synthetic"))
+    return tuple(  # type: ignore[return-value]
+        Path(os.fspath(p).removeprefix("file://")).expanduser().resolve() for p in (real, synthetic)
+    )
+
+
+def check_outside_zones(path: str | os.PathLike[str], what: str, *, allow_real: bool = False) -> None:
+    """Refuse a key folder, audit file or catalog database inside a zone (the real zone only
+    when ``allow_real``): keys and records must not travel with the data they protect."""
+    p = Path(path).expanduser().resolve()
+    real, synthetic = zone_roots_from_env()
+    for root, name in ((synthetic, "synthetic"), (real, "real")):
+        if name == "real" and allow_real:
+            continue
+        if _is_within(p, root):
+            where = "outside both zones" if not allow_real else "outside the synthetic zone"
+            raise ZoneError(f"{what} {p} is inside the {name} zone ({root}); keep it {where}")
+
+
 def _fsync_path(p: Path) -> None:
     try:
         fd = os.open(p, os.O_RDONLY)
@@ -217,18 +281,17 @@ class Zones:
             raise ZoneError(
                 f"zone roots overlap: real={r} synthetic={s}; give the two zones separate, non-nested roots"
             )
-        for p in (r, s):
+        for p, role in ((r, "real"), (s, "synthetic")):
+            _check_marked_role(p, role)  # type: ignore[arg-type]
+        for p, role in ((r, "real"), (s, "synthetic")):
             p.mkdir(parents=True, exist_ok=True)
+            _mark(p, role)  # type: ignore[arg-type]
         return cls(real=Zone("real", r, s), synthetic=Zone("synthetic", s, r))
 
     @classmethod
     def from_env(cls) -> Zones:
         """Zones from ``SYNTHGEN_REAL_ZONE`` / ``SYNTHGEN_SYNTHETIC_ZONE`` (defaults under the home)."""
-        home = home_dir()
-        return cls.from_roots(
-            os.environ.get("SYNTHGEN_REAL_ZONE", str(home / "zones" / "real")),
-            os.environ.get("SYNTHGEN_SYNTHETIC_ZONE", str(home / "zones" / "synthetic")),
-        )
+        return cls.from_roots(*zone_roots_from_env())
 
     def zone(self, name: ZoneName) -> Zone:
         return self.real if name == "real" else self.synthetic

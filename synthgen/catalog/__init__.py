@@ -7,7 +7,7 @@ production) through ``SYNTHGEN_CATALOG_URL``.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import create_engine, event, func, select
@@ -60,6 +60,11 @@ class Catalog:
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             raise CatalogError(f"cannot open catalog {_redact(url)}: {exc}") from None
         if self.engine.dialect.name == "sqlite":
+            database = self.engine.url.database
+            if database and database != ":memory:":
+                from synthgen.zones import check_outside_zones
+
+                check_outside_zones(database, "the catalog database")
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._init_schema()
@@ -96,8 +101,11 @@ class Catalog:
         self.engine.dispose()
 
     # -- datasets ---------------------------------------------------------------
-    def add_dataset(self, ds: Dataset, parents: Sequence[str] = ()) -> Dataset:
-        with self.session() as s:
+    def add_dataset(
+        self, ds: Dataset, parents: Sequence[str] = (), *, session: Session | None = None
+    ) -> Dataset:
+        """Catalogue ``ds`` (an existing id is kept as it is); inside ``session`` when given."""
+        with nullcontext(session) if session is not None else self.session() as s:
             existing = s.get(Dataset, ds.id)
             if existing is not None:
                 return existing

@@ -6,7 +6,8 @@ rewrites this small file and never touches the encrypted data. Its integrity com
 from the wraps themselves: each is AES-GCM with associated data naming the dataset,
 the data key id, the role and the KEK id, so an entry edited, relabelled or copied
 from another dataset fails to unwrap; and the envelope's key commitment rejects a
-data key that belongs to another file.
+data key that belongs to another file. Which keyring is *current* is the catalog's to say:
+its binding records the keyring's generation and hash (see :mod:`synthgen.binding`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ class Keyring:
     #: Random id of the data key (not derived from it); stable across KEK rotations.
     key_id: str
     entries: dict[str, WrappedKey] = field(default_factory=dict)
+    #: Grows by one on every rewrite (revocation, rotation); the catalog binding records the
+    #: current one, so a keyring restored from before a revocation is refused.
+    generation: int = 1
 
     def context(self, role: str) -> dict[str, str]:
         """What each wrap is bound to (the AAD / KMS encryption context)."""
@@ -65,6 +69,7 @@ class Keyring:
             "version": VERSION,
             "dataset_id": self.dataset_id,
             "key_id": self.key_id,
+            "generation": self.generation,
             "entries": [
                 {
                     "role": w.role,
@@ -85,7 +90,10 @@ class Keyring:
                 raise ValueError("not a synthgen keyring")
             if doc.get("version") != VERSION:
                 raise ValueError(f"keyring version {doc.get('version')} is not supported")
-            ring = cls(dataset_id=str(doc["dataset_id"]), key_id=str(doc["key_id"]))
+            generation = doc.get("generation", 0)
+            if not isinstance(generation, int) or isinstance(generation, bool):
+                raise ValueError("generation is not an integer")
+            ring = cls(dataset_id=str(doc["dataset_id"]), key_id=str(doc["key_id"]), generation=generation)
             for e in doc["entries"]:
                 role = check_role(str(e["role"]))
                 blob = base64.b64decode(e["wrapped"], validate=True)

@@ -6,12 +6,20 @@ file (``<home>/audit/audit.jsonl``), in one step under a file lock. An entry is:
     {"seq": n, "ts": ..., "actor": ..., "action": ..., "resource": ..., "decision": ...,
      "rule": ..., "detail": {...}, "prev_hash": <hash of entry n-1>, "hash": ...}
 
-with ``hash = SHA-256(canonical JSON of the entry without "hash")`` and
-``prev_hash`` of the first entry 64 zeros. Editing any field breaks that entry's
-hash; deleting or inserting an entry breaks the next entry's ``prev_hash`` (or the
-sequence); and the two copies must agree, so a tail cut from one of them shows too.
-The chain cannot show a tail cut from *both* copies alike: anchor the latest hash
-elsewhere (print it in a ticket, a WORM bucket) if that matters.
+with ``hash = HMAC-SHA256(K, canonical JSON of the entry without "hash")`` and
+``prev_hash`` of the first entry 64 zeros. ``K`` is derived from the platform secret
+(:mod:`synthgen.crypto.platform`, under ``<home>/keys`` or ``SYNTHGEN_PIPELINE_SECRET``),
+never stored beside the log: without it nobody can recompute a valid chain after editing,
+deleting or inserting an entry. Editing any field breaks that entry's hash; deleting or
+inserting an entry breaks the next entry's ``prev_hash`` (or the sequence); and the two
+copies must agree, so a tail cut from one of them shows too.
+
+The latest ``seq`` and ``hash`` are also anchored in the catalog (``catalog_meta``
+``audit_head``), written in the same transaction as the entry, so a tail cut from *both*
+copies alike, or both copies emptied, is caught; an anchor missing from a catalog that
+holds datasets is a break too. What the anchor cannot catch is a rollback of the whole
+catalog database together with the file (restore from an old backup): copy the head
+(``synthgen audit verify`` prints it) somewhere append-only if that matters.
 
 Details never hold key material: key operations record KEK ids and roles only.
 """
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import hmac
 import json
 import os
 from collections.abc import Iterator
@@ -30,8 +39,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from synthgen.catalog import AccessLog, Catalog
+from synthgen.catalog import AccessLog, Catalog, Dataset
+from synthgen.catalog.models import Meta
 from synthgen.crypto.canonical import canonical_json
 from synthgen.errors import CatalogError
 
@@ -47,8 +58,19 @@ def audit_path() -> Path:
     return Path(env) if env else home_dir() / "audit" / "audit.jsonl"
 
 
-def entry_hash(entry: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical_json({k: entry.get(k) for k in _FIELDS})).hexdigest()
+_PURPOSE = "audit-chain"
+ANCHOR = "audit_head"
+
+
+def audit_key(*, create: bool = True) -> bytes:
+    """The chain's HMAC key, derived from the platform secret (never stored beside the log)."""
+    from synthgen.crypto.platform import derive_key
+
+    return derive_key(_PURPOSE, create=create)
+
+
+def entry_hash(entry: dict[str, Any], key: bytes) -> str:
+    return hmac.new(key, canonical_json({k: entry.get(k) for k in _FIELDS}), hashlib.sha256).hexdigest()
 
 
 @contextmanager
@@ -63,11 +85,18 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 class AuditLog:
-    """Appends hash-chained entries to the catalog and the JSONL file."""
+    """Appends keyed, hash-chained entries to the catalog and the JSONL file."""
 
-    def __init__(self, catalog: Catalog, path: Path | None = None) -> None:
+    def __init__(self, catalog: Catalog, path: Path | None = None, *, key: bytes | None = None) -> None:
         self.catalog = catalog
         self.path = path or audit_path()
+        self._key = key
+
+    @property
+    def key(self) -> bytes:
+        if self._key is None:
+            self._key = audit_key()
+        return self._key
 
     def record(
         self,
@@ -80,43 +109,96 @@ class AuditLog:
         detail: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Append one entry and return it. ``decision`` is allow | deny | ok | error."""
-        with _locked(self.path), self.catalog.session() as s:
-            last = s.execute(select(AccessLog).order_by(AccessLog.seq.desc()).limit(1)).scalar_one_or_none()
-            entry: dict[str, Any] = {
-                "seq": (last.seq + 1) if last else 1,
-                "ts": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
-                "actor": actor,
-                "action": action,
-                "resource": resource,
-                "decision": decision,
-                "rule": rule,
-                "detail": json.loads(canonical_json(detail or {})),
-                "prev_hash": last.hash if last else GENESIS,
-            }
-            entry["hash"] = entry_hash(entry)
-            s.add(
-                AccessLog(
-                    seq=entry["seq"],
-                    ts=datetime.fromisoformat(entry["ts"]),
-                    actor=actor,
-                    action=action,
-                    resource=resource,
-                    decision=decision,
-                    rule=rule,
-                    detail=entry["detail"],
-                    prev_hash=entry["prev_hash"],
-                    hash=entry["hash"],
-                )
+        with self.batch() as batch:
+            return batch.record(
+                actor=actor, action=action, resource=resource, decision=decision, rule=rule, detail=detail
             )
-            s.flush()  # a conflicting seq (another writer on a shared catalog) fails here, before the file
-            # The file line is written before the catalog commits: if the commit then fails the
-            # file holds an extra entry, which verify_audit reports; a silent gap is never possible.
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-            try:
-                os.write(fd, canonical_json(entry) + b"\n")
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+
+    @contextmanager
+    def batch(self) -> Iterator[AuditBatch]:
+        """One catalog transaction for entries *and* whatever else the caller adds to
+        ``batch.session`` (a dataset row): they commit together or not at all.
+
+        The file lines are written after the rows are flushed and before the commit: if the
+        commit then fails, the file holds entries the catalog lacks, which ``verify_audit``
+        reports; an entry that committed without its file line is never possible.
+        """
+        from synthgen.zones import check_outside_zones
+
+        check_outside_zones(self.path, "the audit file", allow_real=True)
+        with _locked(self.path), self.catalog.session() as s:
+            batch = AuditBatch(self, s)
+            yield batch
+            if batch.entries:
+                s.flush()  # a conflicting seq (another writer on a shared catalog) fails here
+                head = batch.entries[-1]
+                anchor = s.get(Meta, ANCHOR)
+                value = f"{head['seq']} {head['hash']}"
+                if anchor is None:
+                    s.add(Meta(key=ANCHOR, value=value))
+                else:
+                    anchor.value = value
+                s.flush()
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                try:
+                    os.write(fd, b"".join(canonical_json(e) + b"\n" for e in batch.entries))
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+
+
+class AuditBatch:
+    """Entries appended inside one :meth:`AuditLog.batch` transaction."""
+
+    def __init__(self, log: AuditLog, session: Session) -> None:
+        self.log = log
+        self.session = session
+        self.entries: list[dict[str, Any]] = []
+
+    def record(
+        self,
+        *,
+        actor: str,
+        action: str,
+        resource: str,
+        decision: str,
+        rule: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        if self.entries:
+            seq, prev = self.entries[-1]["seq"] + 1, self.entries[-1]["hash"]
+        else:
+            last = self.session.execute(
+                select(AccessLog).order_by(AccessLog.seq.desc()).limit(1)
+            ).scalar_one_or_none()
+            seq, prev = ((last.seq + 1), last.hash) if last else (1, GENESIS)
+        entry: dict[str, Any] = {
+            "seq": seq,
+            "ts": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+            "actor": actor,
+            "action": action,
+            "resource": resource,
+            "decision": decision,
+            "rule": rule,
+            "detail": json.loads(canonical_json(detail or {})),
+            "prev_hash": prev,
+        }
+        entry["hash"] = entry_hash(entry, self.log.key)
+        self.session.add(
+            AccessLog(
+                seq=entry["seq"],
+                ts=datetime.fromisoformat(entry["ts"]),
+                actor=actor,
+                action=action,
+                resource=resource,
+                decision=decision,
+                rule=rule,
+                detail=entry["detail"],
+                prev_hash=entry["prev_hash"],
+                hash=entry["hash"],
+            )
+        )
+        self.entries.append(entry)
         return entry
 
 
@@ -134,9 +216,13 @@ class AuditReport:
         return f"audit chain BROKEN: {self.problems[0]}{more}"
 
 
-def verify_audit(catalog: Catalog | None = None, path: Path | None = None) -> AuditReport:
-    """Check the JSONL chain and that the catalog copy matches it entry for entry."""
+def verify_audit(
+    catalog: Catalog | None = None, path: Path | None = None, *, key: bytes | None = None
+) -> AuditReport:
+    """Check the keyed JSONL chain, that the catalog copy matches it entry for entry, and that
+    the catalog's anchor names the last entry. Needs the platform secret (the chain's key)."""
     path = path or audit_path()
+    key = key if key is not None else audit_key(create=False)
     problems: list[str] = []
     file_entries: list[dict[str, Any]] = []
     prev, expected_seq = GENESIS, 1
@@ -153,7 +239,7 @@ def verify_audit(catalog: Catalog | None = None, path: Path | None = None) -> Au
                 except ValueError:
                     problems.append(f"{path}:{lineno}: not a JSON object")
                     continue
-                if entry.get("hash") != entry_hash(entry):
+                if not hmac.compare_digest(str(entry.get("hash")), entry_hash(entry, key)):
                     problems.append(f"{path}:{lineno}: entry {entry.get('seq')} was edited (hash mismatch)")
                 if entry.get("prev_hash") != prev:
                     problems.append(
@@ -192,4 +278,25 @@ def verify_audit(catalog: Catalog | None = None, path: Path | None = None) -> Au
             )
             if not same:
                 problems.append(f"catalog entry {row.seq} differs from {path.name}")
+        problems += _check_anchor(catalog, file_entries)
     return AuditReport(ok=not problems, entries=len(file_entries), head=prev, problems=problems)
+
+
+def _check_anchor(catalog: Catalog, entries: list[dict[str, Any]]) -> list[str]:
+    """The catalog's anchor must name the last entry (catches a tail cut from both copies)."""
+    with catalog.session() as s:
+        anchor = s.get(Meta, ANCHOR)
+        value = anchor.value if anchor is not None else None
+        has_datasets = s.scalar(select(func.count()).select_from(Dataset)) or 0
+    last = f"{entries[-1].get('seq')} {entries[-1].get('hash')}" if entries else None
+    if value is None:
+        if entries or has_datasets:
+            return ["the catalog holds no audit anchor: the anchor, or the whole log, was removed"]
+        return []
+    if value != last:
+        seq = value.split(" ")[0]
+        return [
+            f"the catalog's anchor names entry {seq}, but the chain ends at "
+            f"{entries[-1].get('seq') if entries else 'nothing'}: entries were cut or the log replaced"
+        ]
+    return []

@@ -25,6 +25,19 @@ def _ring_path(env: Env, ds) -> Path:  # type: ignore[no-untyped-def]
     return p.with_name(p.name.removesuffix(ENVELOPE_SUFFIX) + KEYRING_SUFFIX)
 
 
+def _write_ring_as_insider(env: Env, ds, data: bytes) -> None:  # type: ignore[no-untyped-def]
+    """Write a tampered keyring *and* make the catalog binding accept it, as someone holding the
+    platform secret could: what is left to stop the read is the wraps' own AAD."""
+    from synthgen.binding import rebind_keyring
+
+    _ring_path(env, ds).write_bytes(data)
+    row = env.catalog.get_dataset(ds.id)
+    extra = dict(row.extra)
+    ring = Keyring.from_bytes(data)
+    extra["binding"] = rebind_keyring(extra["binding"], generation=ring.generation, keyring_bytes=data)
+    env.catalog.update_dataset(ds.id, extra=extra)
+
+
 def _read(env: Env, user: str, name: str = "adult-synthetic"):  # type: ignore[no-untyped-def]
     return read_dataset(name, user=user, catalog=env.catalog, zones=env.zones, provider=env.provider)
 
@@ -46,6 +59,9 @@ def test_wrong_roles_kek_cannot_unwrap_another_roles_entry(env: Env) -> None:
         "ml-engineer", analyst.kek_id.replace("analyst", "ml-engineer"), analyst.alg, analyst.blob
     )
     ring_file.write_bytes(ring.to_bytes())
+    with pytest.raises(CryptoError, match="not the one the catalog records"):
+        _read(env, "carol")
+    _write_ring_as_insider(env, ds, ring.to_bytes())
     with pytest.raises(CryptoError, match="cannot unwrap"):
         _read(env, "carol")
     assert_frame_equal(_read(env, "bob"), env.frame())
@@ -57,7 +73,7 @@ def test_keyring_entry_copied_from_another_dataset_does_not_unwrap(env: Env) -> 
     ring_a = Keyring.from_bytes(_ring_path(env, a).read_bytes())
     ring_b = Keyring.from_bytes(_ring_path(env, b).read_bytes())
     ring_b.entries["analyst"] = ring_a.entries["analyst"]
-    _ring_path(env, b).write_bytes(ring_b.to_bytes())
+    _write_ring_as_insider(env, b, ring_b.to_bytes())
     with pytest.raises(CryptoError, match="cannot unwrap"):
         _read(env, "bob", "set-b")
 
@@ -113,7 +129,10 @@ def test_rotation_rewraps_without_touching_data_and_retires_the_old_kek(env: Env
 
     # The old wrapped key is gone: putting the old keyring back no longer opens (old KEK destroyed).
     _ring_path(env, ds).write_bytes(old_ring.to_bytes())
-    with pytest.raises(CryptoError, match="missing"):
+    with pytest.raises(CryptoError, match="older than the catalog"):  # the binding refuses it first
+        _read(env, "bob")
+    _write_ring_as_insider(env, ds, old_ring.to_bytes())
+    with pytest.raises(CryptoError, match="missing"):  # and the old KEK is gone anyway
         _read(env, "bob")
     # Even with the old KEK file restored, the new keyring holds nothing it can open.
     _ring_path(env, ds).write_bytes(new_ring.to_bytes())
@@ -175,6 +194,9 @@ def test_edited_keyring_is_a_clear_error(env: Env) -> None:
     for e in doc["entries"]:
         e["wrapped"] = base64.b64encode(bytes(blob)).decode()
     ring_file.write_text(json.dumps(doc))
+    with pytest.raises(CryptoError, match="not the one the catalog records"):
+        _read(env, "bob")
+    _write_ring_as_insider(env, ds, json.dumps(doc).encode())
     with pytest.raises(CryptoError, match="cannot unwrap"):
         _read(env, "bob")
     ring_file.write_text("{not json")

@@ -8,6 +8,7 @@ import pytest
 from synthgen.errors import SourceError, SpecError
 from synthgen.pipeline import Context, ingest
 from synthgen.spec import spec_from_dict
+from synthgen.zones import ZONE_MARKER
 
 
 def _spec(tmp_path: Path, path: str = "d.csv", **extra: object):  # type: ignore[no-untyped-def]
@@ -17,7 +18,7 @@ def _spec(tmp_path: Path, path: str = "d.csv", **extra: object):  # type: ignore
 
 
 def _zone_files(ctx: Context) -> list[Path]:
-    return [p for p in ctx.zones.real.root.rglob("*") if p.is_file()]
+    return [p for p in ctx.zones.real.root.rglob("*") if p.is_file() and p.name != ZONE_MARKER]
 
 
 def test_ingest_snapshots_into_real_zone_and_catalogues(ctx: Context, tmp_path: Path) -> None:

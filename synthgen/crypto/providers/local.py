@@ -55,7 +55,11 @@ class LocalKeyProvider(KeyProvider):
     name = "local"
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
+        from synthgen.zones import check_outside_zones
+
         self.root = Path(root)
+        # Keys never live with the data they protect: refused inside either zone (issue 14.6).
+        check_outside_zones(self.root, "the key folder")
 
     def __repr__(self) -> str:
         return f"LocalKeyProvider({self.root})"

@@ -1,0 +1,78 @@
+"""Publication orphans: what a killed publish leaves in the SYNTHETIC zone, and its sweep.
+
+A publish writes the envelope and keyring under their final names, then commits the catalog
+row with its binding and audit entries in one transaction (:func:`synthgen.access.publish_dataset`).
+A kill before that commit leaves files nothing catalogues: unreadable (every read starts
+from the catalog) but taking space and confusing a rotation. The next publish, under the
+same lock, removes them and the ``.tmp-`` files of publication folders (``<zone>/<name>/``;
+never ``staging/`` or ``models/``, where generate and train work), and records what it removed in the audit
+trail (``sweep``). Publishing, revocation and rotation hold :func:`publish_lock`, so a sweep
+never removes another publish's files in flight.
+"""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from synthgen.zones import Zones
+
+if TYPE_CHECKING:
+    from synthgen.catalog import Catalog
+    from synthgen.policy import AuditLog
+
+LOCK_NAME = ".synthgen-publish.lock"
+#: Top-level folders of the synthetic zone that are not publications (generate's shards, DP
+#: models; :mod:`synthgen.orphans` sweeps those): never swept here, and not dataset names.
+RESERVED_FOLDERS = frozenset({"staging", "models"})
+_ENVELOPE = ".sgenc"
+_KEYRING = ".keyring.json"
+
+
+@contextmanager
+def publish_lock(zones: Zones) -> Iterator[None]:
+    """An exclusive lock over the synthetic zone's publications (one file, ``flock``)."""
+    root = zones.synthetic.root
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / LOCK_NAME, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _dataset_id(name: str) -> str | None:
+    for suffix in (_ENVELOPE, _KEYRING):
+        if name.endswith(suffix):
+            return name.removesuffix(suffix)
+    return None
+
+
+def sweep_orphans(catalog: Catalog, zones: Zones, audit: AuditLog, *, user: str) -> list[str]:
+    """Remove uncatalogued envelopes/keyrings and temporary files from the synthetic zone
+    (call under :func:`publish_lock`). Returns the removed paths, relative to the zone; audited."""
+    root = zones.synthetic.root
+    if not root.is_dir():
+        return []
+    catalogued = {d.id for d in catalog.list_datasets(zone="synthetic")}
+    removed: list[str] = []
+    for path in sorted(root.glob("*/*")):  # publications are <zone>/<name>/<id>.sgenc
+        rel = path.relative_to(root)
+        if not path.is_file() or rel.parts[0] in RESERVED_FOLDERS:
+            continue
+        ds_id = _dataset_id(path.name)
+        if path.name.startswith(".tmp-") or (ds_id is not None and ds_id not in catalogued):
+            removed.append(str(rel))
+            path.unlink(missing_ok=True)
+    if removed:
+        audit.record(
+            actor=user,
+            action="sweep",
+            resource="synthetic:*",
+            decision="ok",
+            detail={"removed": removed, "reason": "uncatalogued publication files or temporaries"},
+        )
+    return removed
