@@ -54,9 +54,9 @@ from synthgen.errors import (
     ZoneError,
 )
 from synthgen.manifest import check_shareable
-from synthgen.publication_orphans import RESERVED_FOLDERS, publish_lock, sweep_orphans
 from synthgen.policy import AuditLog, Decision, Policy, Resource
 from synthgen.policy.model import CLASSIFICATIONS
+from synthgen.publication_orphans import RESERVED_FOLDERS, publish_lock, sweep_orphans
 from synthgen.zones import Zones
 
 #: ``Dataset.format`` of an encrypted Parquet dataset (envelope v1 around Parquet bytes).
@@ -190,7 +190,9 @@ def publish_dataset(
     svc = Services.resolve(catalog, zones, policy, provider)
     src = Path(plaintext_parquet)
     if not _NAME.match(name) or name in RESERVED_FOLDERS:
-        raise SpecError(f"dataset name {name!r}: use letters, digits, '_', '-', '.' (max 100)")
+        raise SpecError(
+            f"dataset name {name!r}: use letters, digits, '_', '-', '.' (max 100), not staging or models"
+        )
     if classification not in CLASSIFICATIONS:
         raise SpecError(f"classification {classification!r}: expected one of {', '.join(CLASSIFICATIONS)}")
     for key in _RESERVED:
