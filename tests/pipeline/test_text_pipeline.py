@@ -67,14 +67,15 @@ def test_published_rows_carry_generated_notes(run: dict[str, Any]) -> None:
 
 def test_report_has_text_metrics_and_canary_exposure_for_both_models(run: dict[str, Any]) -> None:
     summary = json.loads((Path(run["evaluate"].path).parent / "summary.json").read_text())
-    text = summary["sections"]["text"]["metrics"]["notes"]
-    assert text["perplexity"] > 1
-    canary = text["canary"]
-    assert canary["k"] == 3 and canary["dp"] is True
+    text = summary["sections"]["text"]
+    assert text["metrics"]["notes.perplexity"] > 1
+    # The canary figures: one table row each, and both exposures in the headline.
+    rows = {k: v for table in text["tables"] for k, v in table["rows"]}
+    assert rows["canary.k"] == 3 and rows["canary.dp"] is True
     for side in ("with_canary", "without_canary"):
-        assert 0 <= canary[side]["exposure"] <= canary[side]["max_exposure"]
-        assert canary[side]["spent_epsilon"] <= 3.0
-    assert "text_canary_exposure" in summary["headline"]
+        assert 0 <= rows[f"canary.{side}.exposure"] <= rows[f"canary.{side}.max_exposure"]
+        assert rows[f"canary.{side}.spent_epsilon"] <= 3.0
+    assert {"text_canary_exposure", "text_canary_exposure_without"} <= set(summary["headline"])
 
 
 def test_the_text_model_calibrates_with_the_spec_accountant(run: dict[str, Any]) -> None:
