@@ -54,10 +54,10 @@ class EvaluateSettings(BaseModel):
     #: multi-threaded HistGradientBoosting measured 15-40x slower than single-threaded.
     threads: int = Field(default=1, ge=1)
     #: Memorisation test for text columns: plant a canary sentence this many times in the
-    #: training text, train the text model with and without it (same settings and epsilon),
-    #: and report the canary's exposure for both. 0 = off: it trains two extra text models.
-    #: Like the rest of the report, the figures are real-derived and stay restricted (the
-    #: two models are discarded and charge nothing to the ledger).
+    #: *synthetic* text (a DP output, so no uncharged model sees real text), train the text
+    #: model with and without it (same settings and epsilon), and report the canary's exposure
+    #: for both. 0 = off: it trains two extra text models. The figures stay in the restricted
+    #: report; the two models are discarded and charge nothing to the ledger.
     text_canary: int = Field(default=0, ge=0)
     #: Embed PNG plots in the HTML report (off = tables only, faster).
     plots: bool = True
