@@ -18,6 +18,7 @@ from typing import Any, Literal
 import polars as pl
 from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine
 
+from synthgen.anonymize.recognizers.cards import luhn_valid
 from synthgen.schema import ColumnType, TableSchema
 
 Role = Literal["identifier", "text", "keep"]
@@ -101,23 +102,13 @@ def looks_like_text(values: list[str]) -> bool:
     return chars >= TEXT_MIN_CHARS and words >= TEXT_MIN_WORDS
 
 
-def _luhn(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
 def _numeric_shape(v: int) -> str | None:
     """The identifier a whole number looks like: a Luhn-valid card number (12-19 digits), an SSN
     (9 digits, zero-padded, a valid area/group/serial), or a phone number (10-15 digits)."""
     if v < 0:
         return None
     d = str(v)
-    if 12 <= len(d) <= 19 and d[0] in "23456" and _luhn(d):
+    if 12 <= len(d) <= 19 and d[0] in "23456" and luhn_valid(d):
         return "CREDIT_CARD"
     if len(d) <= 9 and v >= 1_000_000:
         p = d.zfill(9)
