@@ -38,7 +38,8 @@ app = typer.Typer(
     "publish encrypted datasets under role-based policies.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    # --install-completion / --show-completion for bash, zsh, fish and PowerShell.
+    add_completion=True,
 )
 from synthgen.access_cli import UserOpt, audit_app, keys_app, policy_app, read_cmd, report_cmd  # noqa: E402
 from synthgen.budget_cli import budget_app  # noqa: E402
@@ -69,9 +70,21 @@ SetOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from synthgen import __version__
+
+        out.print(f"synthgen {__version__}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
 ) -> None:
     _state["debug"] = debug
 
