@@ -28,6 +28,7 @@ DEFAULT_DATA = (BENCH_DIR.parent.parent / "shared" / "data" / "adult").resolve()
 _REGISTRY: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {}
 
 _PACKAGES = [
+    "synthgen-dp",
     "synthgen",
     "polars",
     "torch",

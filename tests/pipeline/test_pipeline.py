@@ -293,3 +293,24 @@ def test_a_dp_run_that_fails_after_reading_the_data_is_charged(run: dict[str, An
             run_id="t-fail-nodp",
         )
     assert not [e for e in ctx.catalog.ledger(source) if e.run_id == "t-fail-nodp"]
+
+
+def test_run_summary_gives_verdict_rows_and_full_paths_on_their_own_lines(run: dict[str, Any]) -> None:
+    import io
+
+    from rich.console import Console
+
+    from synthgen import run_summary
+
+    summary = run_summary.build(_spec(), run["ctx"], run, title="synthgen run demo-patients")
+    buf = io.StringIO()
+    run_summary.render(summary, Console(file=buf, width=60, force_terminal=False))
+    text = buf.getvalue()
+    facts = dict(summary.facts)
+    assert "trained on" in facts["real rows"] and "held out" in facts["real rows"]
+    assert summary.verdict in ("pass", "warn", "fail") and f"verdict: {summary.verdict.upper()}" in text
+    report = run["evaluate"].path
+    assert f"  {report}\n" in text  # whole, on its own line, in a 60-column console
+    assert f"  {run['publish'].path}\n" in text
+    assert summary.open_command is not None and report in summary.open_command
+    assert "epsilon remaining" in facts
