@@ -149,3 +149,17 @@ def budget_set_cap(
         highlight=False,
         soft_wrap=True,
     )
+
+
+@budget_app.command("unbind")
+def budget_unbind(source: SourceArg, user: UserOpt) -> None:
+    """Release a source key's binding to its data, so it (or another key) can be bound anew.
+
+    Needs the policy's admin action; audited. The key's ledger and cap stay.
+    """
+    from synthgen.catalog import Catalog
+    from synthgen.privacy import budget
+
+    key = _key(source)
+    gone = budget.unbind(Catalog.from_env(), key, user=user)
+    out.print(f"source {key}: {len(gone)} data binding(s) removed", highlight=False, soft_wrap=True)

@@ -447,6 +447,7 @@ def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) 
     from synthgen.orphans import running, sweep_train
     from synthgen.privacy import budget
     from synthgen.privacy.declared import require_declared_types
+    from synthgen.source_identity import claims
 
     anon = _require(ctx, anonymized_id, "anonymized")
     require_declared_types(spec.privacy, spec.columns, schema_from_json(anon.schema_json))
@@ -465,7 +466,12 @@ def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) 
     with running(ctx.zones.real, model_id):
         detail = {"model_id": model_id, "pipeline": spec.name}
         reservation = budget.reserve(
-            ctx.catalog, source=source, run_id=run_id, privacy=spec.privacy, detail=detail
+            ctx.catalog,
+            source=source,
+            run_id=run_id,
+            privacy=spec.privacy,
+            detail=detail,
+            location=claims(spec),
         )
         spec = spec.model_copy(update={"privacy": budget.run_privacy(spec.privacy)})
         return _fit(

@@ -81,6 +81,18 @@ class BudgetCap(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class BudgetSourceClaim(Base):
+    """One identity of a source's data (a real path, a device+inode, a normalised SQL location),
+    bound to the ledger key that first reserved on it (F1: a new ``source.id`` or another
+    spelling of the location cannot start a fresh budget). Changed only by ``admin``."""
+
+    __tablename__ = "budget_source_claims"
+    claim: Mapped[str] = mapped_column(String(600), primary_key=True)
+    source: Mapped[str] = mapped_column(String(200), index=True)
+    bound_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class BudgetReservation(Base):
     """A run's planned (epsilon, delta), held against the cap while it runs.
 

@@ -33,10 +33,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from synthgen.catalog import BudgetCap, BudgetEntry, BudgetReservation, Catalog
+from synthgen.catalog import BudgetCap, BudgetEntry, BudgetReservation, BudgetSourceClaim, Catalog
 from synthgen.errors import BudgetError, SpecError
 from synthgen.privacy.accountant import planned_epsilon
 from synthgen.privacy.settings import PrivacySettings
@@ -214,13 +215,17 @@ def reserve(
     privacy: PrivacySettings,
     default_cap: tuple[float, float] | None = None,
     detail: Mapping[str, Any] | None = None,
+    location: Sequence[str] = (),
 ) -> Reservation | None:
     """Hold the run's planned (epsilon, delta) against ``source``'s cap, or refuse. None without DP.
 
     Call before any DP mechanism reads data. Raises :class:`SpecError` (exit 2) when the spec's
     ``budget_cap`` is above the source's cap, :class:`BudgetError` (exit 1) when the source has
     too little left; either way nothing is reserved. ``default_cap`` is the cap a source gets on
-    its first run (default: the policy's, see :func:`policy_default_cap`).
+    its first run (default: the policy's, see :func:`policy_default_cap`). ``location`` are the
+    data's canonical identities (:func:`synthgen.source_identity.claims`): the first reservation
+    binds them to ``source``; a key bound elsewhere, or data bound to another key, is a
+    :class:`SpecError` naming the existing key (see :func:`_bind`).
     """
     eps, delta = plan(privacy)
     if not privacy.dp:
@@ -228,7 +233,26 @@ def reserve(
     if not (math.isfinite(eps) and eps > 0):
         raise SpecError(f"privacy.epsilon must be a finite number > 0, got {eps}")
     default = default_cap or policy_default_cap()
+    try:
+        return _reserve(catalog, source, run_id, privacy, default, detail, location, eps, delta)
+    except IntegrityError:  # another key bound the same data at the same moment
+        owner = _owner(catalog, location)
+        raise SpecError(_bound_elsewhere(source, owner or "another source")) from None
+
+
+def _reserve(
+    catalog: Catalog,
+    source: str,
+    run_id: str,
+    privacy: PrivacySettings,
+    default: tuple[float, float],
+    detail: Mapping[str, Any] | None,
+    location: Sequence[str],
+    eps: float,
+    delta: float,
+) -> Reservation:
     with _locked(catalog, source) as s:
+        _bind(s, source, location)
         now = _standing(s, source, default)
         if not now.cap_set:  # every source is capped from its first run
             s.add(BudgetCap(source=source, epsilon=now.cap_epsilon, delta=now.cap_delta, set_by="default"))
@@ -250,6 +274,54 @@ def reserve(
         s.add(row)
         s.flush()
         return Reservation(row.id, source, run_id, eps, delta)
+
+
+def _bound_elsewhere(source: str, owner: str) -> str:
+    use = f"source.id {owner.removeprefix('id:')!r}" if owner.startswith("id:") else "no source.id"
+    return (
+        f"source {source} names the same data as registered source {owner}; use {use}, "
+        "or ask an admin (`synthgen budget unbind`)"
+    )
+
+
+def _owner(catalog: Catalog, location: Sequence[str]) -> str | None:
+    with catalog.session() as s:
+        return s.scalar(select(BudgetSourceClaim.source).where(BudgetSourceClaim.claim.in_(list(location))))
+
+
+def _bind(s: Session, source: str, location: Sequence[str]) -> None:
+    """Bind ``location`` to ``source`` on its first reservation; refuse a key or data bound elsewhere.
+
+    A source that matches one of its bound identities keeps its key and records the others it
+    now has (a hardlink's path, a rewritten file's new inode; a path's old inode is dropped, as
+    the number may be reused by an unrelated file).
+    """
+    if not location:
+        return
+    claimed = dict(
+        s.execute(
+            select(BudgetSourceClaim.claim, BudgetSourceClaim.source).where(
+                BudgetSourceClaim.claim.in_(list(location))
+            )
+        ).all()
+    )
+    others = sorted({owner for owner in claimed.values() if owner != source})
+    if others:
+        raise SpecError(_bound_elsewhere(source, others[0]))
+    mine = list(s.scalars(select(BudgetSourceClaim.claim).where(BudgetSourceClaim.source == source)))
+    if mine and not claimed:
+        raise SpecError(
+            f"source {source} is registered for other data than this spec names; point the spec at that "
+            "data, choose another source.id, or ask an admin (`synthgen budget unbind`)"
+        )
+    if any(c.startswith("path:") for c in claimed):  # the bound path now holds this file
+        stale = [c for c in mine if c.startswith("inode:") and c not in location]
+        if stale:
+            s.execute(delete(BudgetSourceClaim).where(BudgetSourceClaim.claim.in_(stale)))
+    for c in location:
+        if c not in claimed:
+            s.add(BudgetSourceClaim(claim=c, source=source, bound_by="first reservation"))
+    s.flush()
 
 
 def _refusal(now: Standing, cap_eps: float, eps: float, delta: float) -> str:
@@ -410,7 +482,6 @@ def set_cap(
     or deny, and the change are audited. A cap below what is already charged is allowed: it
     refuses every further run. Raises :class:`AccessDenied` (exit 3) or :class:`SpecError` (exit 2).
     """
-    from synthgen.errors import AccessDenied
     from synthgen.policy import AuditLog, Policy
 
     if not (math.isfinite(epsilon) and 0 < epsilon <= 1e6):
@@ -420,20 +491,7 @@ def set_cap(
     policy = policy or Policy.load()
     audit = AuditLog(catalog)
     label = f"budget:{source}"
-    decision = policy.check(user, "admin", cap_resource(source))
-    audit.record(
-        actor=user,
-        action="admin",
-        resource=label,
-        decision=decision.effect,
-        rule=decision.rule,
-        detail={"operation": "budget.set-cap", "role": decision.role, "source": decision.source},
-    )
-    if not decision.allowed:
-        raise AccessDenied(
-            f"access denied: {user} may not change the budget cap of source {source} "
-            f"(needs the admin action; rule {decision.rule})"
-        )
+    _require_admin(audit, policy, user, source, "budget.set-cap", "change the budget cap of")
     default = (float(policy.budget.epsilon_cap), float(policy.budget.delta_cap))
     with _locked(catalog, source) as s:
         before = _standing(s, source, default)
@@ -457,3 +515,47 @@ def set_cap(
         },
     )
     return before, after
+
+
+def _require_admin(audit: Any, policy: Any, user: str, source: str, operation: str, what: str) -> None:
+    """The policy's ``admin`` action on ``source``'s budget, audited allow or deny; else AccessDenied."""
+    from synthgen.errors import AccessDenied
+
+    decision = policy.check(user, "admin", cap_resource(source))
+    audit.record(
+        actor=user,
+        action="admin",
+        resource=f"budget:{source}",
+        decision=decision.effect,
+        rule=decision.rule,
+        detail={"operation": operation, "role": decision.role, "source": decision.source},
+    )
+    if not decision.allowed:
+        raise AccessDenied(
+            f"access denied: {user} may not {what} source {source} "
+            f"(needs the admin action; rule {decision.rule})"
+        )
+
+
+def unbind(catalog: Catalog, source: str, *, user: str, policy: Any = None) -> list[str]:
+    """Remove ``source``'s data bindings as ``user`` (the policy's ``admin`` action; audited).
+
+    Its next reservation binds whatever data its spec then names; another key may then claim
+    the data it had. Returns the removed identities (never printed: a path may be private).
+    """
+    from synthgen.policy import AuditLog, Policy
+
+    policy = policy or Policy.load()
+    audit = AuditLog(catalog)
+    _require_admin(audit, policy, user, source, "budget.unbind", "unbind")
+    with _locked(catalog, source) as s:
+        gone = list(s.scalars(select(BudgetSourceClaim.claim).where(BudgetSourceClaim.source == source)))
+        s.execute(delete(BudgetSourceClaim).where(BudgetSourceClaim.source == source))
+    audit.record(
+        actor=user,
+        action="budget.unbind",
+        resource=f"budget:{source}",
+        decision="ok",
+        detail={"claims": len(gone)},
+    )
+    return gone

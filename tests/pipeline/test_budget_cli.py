@@ -76,6 +76,18 @@ def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         admin.dispose()
 
 
+@pytest.fixture(autouse=True)
+def _unbound(env: dict[str, str]) -> Iterator[None]:
+    """Each test names the module's one data file under its own source.id: release the binding after."""
+    yield
+    from synthgen.catalog import BudgetSourceClaim
+
+    cat = Catalog(env["SYNTHGEN_CATALOG_URL"])
+    with cat.session() as s:
+        s.query(BudgetSourceClaim).delete()
+    cat.dispose()
+
+
 def _sg(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [SYNTHGEN, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=env["SYNTHGEN_HOME"]
@@ -194,3 +206,37 @@ def test_a_train_killed_mid_fit_stays_charged_and_the_next_run_sweeps_it(env: di
         sweeps = [e.detail for e in s.scalars(select(AccessLog).where(AccessLog.action == "sweep"))]
     cat.dispose()
     assert any(any(str(o.name) in x for x in d["removed"]) for d in sweeps for o in orphans)
+
+
+def test_a_new_source_id_on_bound_data_is_refused_with_exit_2_until_an_admin_unbinds(
+    env: dict[str, str],
+) -> None:
+    """F1: the data file is bound to the first key that reserved on it; another id cannot reset it."""
+    from synthgen.privacy import budget
+    from synthgen.privacy.settings import PrivacySettings
+    from synthgen.source_identity import claims
+    from synthgen.spec import load_spec
+
+    first, second = f"first-{uuid.uuid4().hex[:6]}", f"second-{uuid.uuid4().hex[:6]}"
+    spec = load_spec(Path(_spec(env)), [f"source.id={first}"])
+    cat = Catalog(env["SYNTHGEN_CATALOG_URL"])
+    held = budget.reserve(
+        cat,
+        source=f"id:{first}",
+        run_id="bind",
+        privacy=PrivacySettings(epsilon=1),
+        default_cap=(10.0, 1e-3),
+        location=claims(spec),
+    )
+    budget.settle(cat, held, mechanisms=[{"step": "t", "mechanism": "m", "epsilon": 1.0}])
+    cat.dispose()
+    r = _sg(env, "train", _spec(env), "--set", f"source.id={second}")
+    assert r.returncode == 2, r.stderr
+    assert _one_line(r.stderr) and f"registered source id:{first}" in r.stderr, r.stderr
+    assert _show(env, second)["entries"] == [] and _show(env, second)["reserved_epsilon"] == 0
+    assert _sg(env, "budget", "unbind", f"id:{first}", "--user", "bob").returncode == 3
+    r = _sg(env, "budget", "unbind", f"id:{first}", "--user", "alice")
+    assert r.returncode == 0 and "2 data binding(s) removed" in r.stdout, r.stderr
+    # The data is free now: a too-large run on the new id gets past the binding to the cap check.
+    r = _sg(env, "train", _spec(env), "--set", f"source.id={second}", "--set", "privacy.epsilon=11")
+    assert r.returncode == 1 and "privacy budget exhausted" in r.stderr, r.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -228,3 +229,103 @@ def test_the_policy_gives_the_default_cap(tmp_path: Path) -> None:
     extra.write_text("version: 1\nbudget: {epsilon_cap: 4, delta_cap: 1.0e-6}\n")
     p = Policy.load([REPO / "policies" / "default.yaml", extra])
     assert (p.budget.epsilon_cap, p.budget.delta_cap) == (4.0, 1e-6)  # the tightest wins
+
+
+# -- F1: a source is bound to its data on the first reservation ---------------------------------
+
+
+def _spec(path: Path | str, **source: object) -> object:
+    from synthgen.spec import PipelineSpec
+
+    src = {"kind": "csv", "path": str(path), **source}
+    return PipelineSpec.model_validate({"name": "p", "source": src, "privacy": {"epsilon": 1}})
+
+
+def _try(cat: Catalog, spec: object, run: str) -> str:
+    from synthgen.pipeline import source_key
+    from synthgen.source_identity import claims
+
+    key = source_key(spec)  # type: ignore[arg-type]
+    held = budget.standing(cat, key).charged_epsilon
+    try:
+        budget.reserve(
+            cat,
+            source=key,
+            run_id=run,
+            privacy=PrivacySettings(epsilon=4),
+            default_cap=(10.0, 1e-3),
+            location=claims(spec),
+        )
+    except SpecError as exc:
+        assert budget.standing(cat, key).charged_epsilon == held  # refused before anything was held
+        return f"refused: {exc}"
+    return "ok"
+
+
+def test_a_new_id_or_another_spelling_of_bound_data_cannot_start_a_fresh_budget(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    data = tmp_path / "data.csv"
+    data.write_text("a,b\n1,2\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.csv").symlink_to(data)
+    os.link(data, tmp_path / "hard.csv")
+    first = f"csv:{data.resolve()}"
+    assert _try(catalog, _spec(data), "r0") == "ok"
+    for i, spec in enumerate(
+        [
+            _spec(data, id="hospital"),
+            _spec(data, id="hospital2"),
+            _spec(tmp_path / "link.csv", id="x"),
+            _spec(tmp_path / "hard.csv"),  # a hardlink: another path, the same inode
+            _spec(tmp_path / "sub" / ".." / "data.csv", id="y"),
+        ]
+    ):
+        outcome = _try(catalog, spec, f"r{i + 1}")
+        assert outcome.startswith("refused") and f"registered source {first};" in outcome, outcome
+        assert "\n" not in outcome and "unbind" in outcome
+    assert _try(catalog, _spec(data), "again") == "ok"  # the bound key itself still runs
+    assert budget.standing(catalog, first).charged_epsilon == pytest.approx(8.0)
+
+
+def test_a_bound_id_pointed_at_other_data_is_refused_until_an_admin_unbinds_it(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SYNTHGEN_POLICY_DIR", str(REPO / "policies"))
+    cat = Catalog.from_env()
+    (home / "a.csv").write_text("a\n1\n")
+    (home / "b.csv").write_text("a\n2\n")
+    assert _try(cat, _spec(home / "a.csv", id="ward"), "r0") == "ok"
+    outcome = _try(cat, _spec(home / "b.csv", id="ward"), "r1")
+    assert outcome.startswith("refused: source id:ward is registered for other data"), outcome
+    with pytest.raises(AccessDenied, match="admin"):
+        budget.unbind(cat, "id:ward", user="bob")
+    assert _try(cat, _spec(home / "b.csv", id="ward"), "r2").startswith("refused")
+    assert len(budget.unbind(cat, "id:ward", user="alice")) == 2  # its path and its inode
+    assert _try(cat, _spec(home / "b.csv", id="ward"), "r3") == "ok"
+    with cat.session() as s:
+        from sqlalchemy import select
+
+        from synthgen.catalog import AccessLog
+
+        log = [(e.actor, e.action, e.decision) for e in s.scalars(select(AccessLog).order_by(AccessLog.seq))]
+    assert log == [("bob", "admin", "deny"), ("alice", "admin", "allow"), ("alice", "budget.unbind", "ok")]
+    cat.dispose()
+
+
+def test_sql_locations_ignore_user_driver_default_port_and_query_whitespace() -> None:
+    from synthgen.source_identity import claims
+    from synthgen.spec import PipelineSpec
+
+    def sql(url: str, **src: str) -> list[str]:
+        spec = PipelineSpec.model_validate(
+            {"name": "p", "source": {"kind": "sql", "url": url, **src}, "privacy": {"epsilon": 1}}
+        )
+        return claims(spec)
+
+    a = sql("postgresql://alice@DB.example:5432/h", table="visits")
+    assert a == sql("postgresql+psycopg://bob@db.example/h", table="visits")
+    assert a != sql("postgresql://alice@db.example/h", table="other")
+    assert "alice" not in str(a)
+    q = sql("postgresql://db.example/h", query="SELECT a, b\n  FROM visits;")
+    assert q == sql("postgresql://u@db.example/h", query="SELECT a, b FROM visits")
