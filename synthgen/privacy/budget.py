@@ -176,20 +176,27 @@ def policy_default_cap() -> tuple[float, float]:
 
 
 @contextmanager
-def _locked(catalog: Catalog, source: str) -> Iterator[Session]:
+def _locked(catalog: Catalog, source: str, first_cap: tuple[float, float] | None = None) -> Iterator[Session]:
     """One transaction holding ``source``'s budget lock; committed on success, rolled back on error.
 
-    PostgreSQL: a transaction-scoped advisory lock keyed by the source (held until commit).
-    SQLite: ``BEGIN IMMEDIATE`` takes the database's write lock before anything is read, so
-    a second run waits (busy timeout) and then sees the first one's reservation.
+    PostgreSQL: a transaction-scoped advisory lock keyed by the source (held until commit), on a
+    connection forced to READ COMMITTED: under the server's or role's REPEATABLE READ default the
+    transaction's snapshot would be taken before the lock wait ends, and the sums would miss the
+    reservation of the run that held it (review F5). SQLite: ``BEGIN IMMEDIATE`` takes the
+    database's write lock before anything is read. Any other database: the cap row is locked
+    ``FOR UPDATE``; on a source's first run (``first_cap``) it is created first, in its own
+    transaction, so there is a row to lock.
     """
     with catalog.engine.connect() as conn:
         dialect = conn.dialect.name
         if dialect == "sqlite":
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         elif dialect == "postgresql":
+            conn.execution_options(isolation_level="READ COMMITTED")
             key = int.from_bytes(hashlib.sha256(b"synthgen-budget:" + source.encode()).digest()[:8], "big")
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key - (1 << 63)})
+        elif first_cap is not None:
+            _ensure_cap_row(catalog, source, first_cap)
         session = Session(bind=conn, expire_on_commit=False)
         try:
             if dialect not in ("sqlite", "postgresql"):  # any other database: lock the cap row
@@ -202,6 +209,16 @@ def _locked(catalog: Catalog, source: str) -> Iterator[Session]:
             raise
         finally:
             session.close()
+
+
+def _ensure_cap_row(catalog: Catalog, source: str, cap: tuple[float, float]) -> None:
+    """Create ``source``'s cap row from the default if it has none (a concurrent creator wins)."""
+    try:
+        with catalog.session() as s:
+            if s.get(BudgetCap, source) is None:
+                s.add(BudgetCap(source=source, epsilon=cap[0], delta=cap[1], set_by="default"))
+    except IntegrityError:
+        pass
 
 
 # -- reserve / settle -----------------------------------------------------------------------
@@ -251,7 +268,7 @@ def _reserve(
     eps: float,
     delta: float,
 ) -> Reservation:
-    with _locked(catalog, source) as s:
+    with _locked(catalog, source, default) as s:
         _bind(s, source, location)
         now = _standing(s, source, default)
         if not now.cap_set:  # every source is capped from its first run
@@ -493,7 +510,7 @@ def set_cap(
     label = f"budget:{source}"
     _require_admin(audit, policy, user, source, "budget.set-cap", "change the budget cap of")
     default = (float(policy.budget.epsilon_cap), float(policy.budget.delta_cap))
-    with _locked(catalog, source) as s:
+    with _locked(catalog, source, default) as s:
         before = _standing(s, source, default)
         row = s.get(BudgetCap, source)
         new_delta = before.cap_delta if delta is None else float(delta)

@@ -329,3 +329,21 @@ def test_sql_locations_ignore_user_driver_default_port_and_query_whitespace() ->
     assert "alice" not in str(a)
     q = sql("postgresql://db.example/h", query="SELECT a, b\n  FROM visits;")
     assert q == sql("postgresql://u@db.example/h", query="SELECT a, b FROM visits")
+
+
+@pytest.mark.postgres
+def test_the_lock_holds_under_a_repeatable_read_database_default(pg_database: str, tmp_path: Path) -> None:
+    """F5: with default_transaction_isolation = repeatable read, racing runs still stop at the cap."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = make_url(pg_database).database
+    admin = create_engine(pg_database, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f"ALTER DATABASE \"{name}\" SET default_transaction_isolation = 'repeatable read'"))
+    admin.dispose()
+    probe = create_engine(pg_database)
+    with probe.connect() as c:
+        assert c.execute(text("SHOW default_transaction_isolation")).scalar() == "repeatable read"
+    probe.dispose()
+    test_concurrent_processes_cannot_reserve_past_the_cap(pg_database, Catalog(pg_database), tmp_path)
