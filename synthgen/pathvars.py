@@ -3,8 +3,10 @@
 A spec path such as ``${SYNTHGEN_HOME}/demo/patients.csv`` expands ``SYNTHGEN_HOME`` and the
 variables the spec lists in ``source.path_vars``, nothing else. Expanding any variable would let
 ``path: /nonexistent/${SYNTHGEN_KEK_ANALYST}`` print a key in "source file not found". A variable
-whose name marks a secret (``*_KEK_*``, ``*SECRET*``, ``*PASSWORD*``, ``*TOKEN*``, ...) or that the
-spec names as a credential (``password_env``, ``url_env``) never expands, even when listed.
+whose name marks a secret (``*_KEK_*``, ``*SECRET*``, ``*PASSWORD*``, ``*TOKEN*``, ``*_KEY*``,
+``*_URL``, ``*_DSN``, ``*CREDENTIAL*``, ...) or that the spec names as a credential (``password_env``,
+``url_env``) never expands, even when listed; nor does a value holding a URL with credentials.
+The expanded path becomes the budget ledger's key, which messages and ``budget show`` print.
 Messages show the path as written (the template), never the expanded value.
 """
 
@@ -21,8 +23,12 @@ from synthgen.errors import SpecError
 ALWAYS = ("SYNTHGEN_HOME",)
 
 _SECRET_NAME = re.compile(
-    r"(^|_)KEK(_|$)|SECRET|PASSW(OR)?D|TOKEN|CREDENTIAL|PRIVATE|API_?KEY|(^|_)PGPASS", re.IGNORECASE
+    r"(^|_)KEK(_|$)|SECRET|PASSW(OR)?D|TOKEN|CREDENTIAL|PRIVATE|API_?KEY|(^|_)PGPASS"
+    r"|(^|_)KEYS?(_|$)|(^|_)URLS?(_|$)|(^|_)URI(_|$)|DSN|(^|_)CONN(ECTION)?(_|$)",
+    re.IGNORECASE,
 )
+#: A value that carries credentials in a URL (``scheme://user:pw@host``): never expands.
+_USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s]*@")
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -75,6 +81,11 @@ def expand(template: str, allowed: Iterable[str] = (), *, field: str = "source.p
         raise SpecError(f"{field}: {why}")
     allow = set(ALWAYS) | set(allowed)
     env = {k: v for k, v in os.environ.items() if k in allow}
+    for name in referenced(template):
+        if _USERINFO.search(env.get(name, "")):
+            raise SpecError(
+                f"{field}: ${{{name}}} holds a URL with credentials, which never expands in a path"
+            )
     env.setdefault("SYNTHGEN_HOME", str(home_dir()))
     return string.Template(template).safe_substitute(env)
 

@@ -74,7 +74,9 @@ class SqlSource(Source):
                 raise SourceError(f"SQLite database not found: {db}")
             url = url.set(database=str(db))
         self._url = url
-        self._where = url.render_as_string(hide_password=True)
+        # Shown in messages and part of the budget ledger's key: no password, and no query options
+        # (``?password=...``, ``?sslkey=...`` can carry secrets too).
+        self._where = url.set(query={}).render_as_string(hide_password=True)
         self._sql = src.query or f"SELECT * FROM {_quote_table(src.table)}"
 
     def describe(self) -> str:

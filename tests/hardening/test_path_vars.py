@@ -20,7 +20,20 @@ def _spec(tmp_path: Path, source: str) -> Path:
 
 
 @pytest.mark.parametrize(
-    "var", ["SYNTHGEN_KEK_ANALYST", "DB_PASSWORD", "APP_SECRET", "GITHUB_TOKEN", "PGPASSWORD"]
+    "var",
+    [
+        "SYNTHGEN_KEK_ANALYST",
+        "DB_PASSWORD",
+        "APP_SECRET",
+        "GITHUB_TOKEN",
+        "PGPASSWORD",
+        "SYNTHGEN_CATALOG_URL",
+        "DATABASE_URL",
+        "WAREHOUSE_DSN",
+        "AWS_ACCESS_KEY_ID",
+        "SIGNING_KEY",
+        "GCP_CREDENTIALS_FILE",
+    ],
 )
 def test_a_secret_variable_never_expands_into_a_message(
     tmp_path: Path, home: Path, synthgen_cli: Cli, var: str
@@ -77,3 +90,22 @@ def test_synthgen_home_still_expands(tmp_path: Path, home: Path, synthgen_cli: C
     spec = _spec(tmp_path, "{kind: csv, path: '${SYNTHGEN_HOME}/a.csv'}")
     r = synthgen_cli(["ingest", str(spec)])
     assert r.code == 0 and "ingested 2 rows" in r.out, r.err
+
+
+@pytest.mark.parametrize("var", ["DATABASE_URL", "AWS_ACCESS_KEY_ID", "WAREHOUSE_DSN"])
+def test_a_listed_url_key_or_dsn_variable_is_refused_at_validation(
+    tmp_path: Path, home: Path, synthgen_cli: Cli, var: str
+) -> None:
+    spec = _spec(tmp_path, f"{{kind: csv, path: '/d/${{{var}}}/a.csv', path_vars: [{var}]}}")
+    r = synthgen_cli(["spec", "validate", str(spec)], env={var: SECRET})
+    assert r.code == 2 and f"{var} names a secret" in r.err and SECRET not in r.err
+
+
+def test_a_value_holding_a_url_with_credentials_never_expands(
+    tmp_path: Path, home: Path, synthgen_cli: Cli
+) -> None:
+    """Its expansion would become the ledger key, which messages and ``budget show`` print."""
+    spec = _spec(tmp_path, "{kind: csv, path: '${DATA_ROOT}/a.csv', path_vars: [DATA_ROOT]}")
+    r = synthgen_cli(["ingest", str(spec)], env={"DATA_ROOT": f"postgresql://u:{SECRET}@db/x"})
+    assert r.code == 2 and "DATA_ROOT" in r.err and "credentials" in r.err, r.err
+    assert SECRET not in r.err + r.out and r.err.strip().count("\n") == 0

@@ -347,3 +347,17 @@ def test_the_lock_holds_under_a_repeatable_read_database_default(pg_database: st
         assert c.execute(text("SHOW default_transaction_isolation")).scalar() == "repeatable read"
     probe.dispose()
     test_concurrent_processes_cannot_reserve_past_the_cap(pg_database, Catalog(pg_database), tmp_path)
+
+
+def test_a_sql_ledger_key_never_carries_a_password_or_url_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    """F8: the key is printed by refusals and ``budget show``."""
+    from synthgen.pipeline import source_key
+    from synthgen.spec import PipelineSpec
+
+    monkeypatch.setenv("WH_URL", "postgresql://u:hunter2pw@db/h?sslpassword=optsecret&sslmode=require")
+    spec = PipelineSpec.model_validate(
+        {"name": "p", "source": {"kind": "sql", "url_env": "WH_URL", "table": "t"}, "privacy": {"epsilon": 1}}
+    )
+    key = source_key(spec)
+    assert key.startswith("sql:") and "db/h" in key
+    assert "hunter2pw" not in key and "optsecret" not in key and "sslmode" not in key
