@@ -39,7 +39,7 @@ def catalog_row(ds: Dataset, *, restricted_ok: bool) -> dict[str, Any]:
         "rows": ds.rows if shown else None,
         "dp": ds.dp,
         "classification": ds.classification,
-        "content_hash": ds.content_hash,
+        "content_hash": ds.content_hash if shown else None,  # a hash of real bytes confirms guesses
         "created_at": ds.created_at.isoformat(),
         "created_by": ds.created_by,
         "path": ds.path,

@@ -99,6 +99,14 @@ def settings_hash(*parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def keyed_hash(key: bytes, *parts: Any) -> str:
+    """:func:`settings_hash` under an HMAC key: for ids derived from real data bytes."""
+    import hmac
+
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hmac.new(key, blob, hashlib.sha256).hexdigest()[:16]
+
+
 def schema_to_json(schema: TableSchema) -> dict[str, Any]:
     return schema.model_dump(mode="json")
 
@@ -172,7 +180,9 @@ def ingest(spec: PipelineSpec, ctx: Context) -> StageResult:
         digest = file_sha256(tmp)
         # The id covers the schema too: the same data under changed overrides (bounds, types,
         # categories) is a new snapshot, or a re-run would keep the first run's schema.
-        dataset_id = f"snap-{settings_hash(digest, schema_to_json(schema))}"
+        # Keyed (review F3): an unkeyed hash of the real Parquet reaches the shareable manifest's
+        # lineage and would confirm any guess of the data; the same content and schema keep one id.
+        dataset_id = f"snap-{keyed_hash(pipeline_secret(spec), digest, schema_to_json(schema))}"
         rel = f"snapshots/{spec.name}/{dataset_id}.parquet"
         existing = ctx.catalog.get_dataset(dataset_id)
         if existing is not None and zone.exists(rel):

@@ -45,6 +45,7 @@ def test_catalog_list_shows_exact_real_row_counts_only_to_stewards_and_auditors(
     rows = {d["zone"]: d for d in json.loads(proc.stdout)}
     assert rows["real"]["rows"] == (ingested if sees else None)
     assert rows["real"]["restricted_fields"] == ("shown" if sees else "withheld")
+    assert (rows["real"]["content_hash"] is not None) is sees  # F3: a hash of real bytes
     assert rows["synthetic"]["rows"] == 200  # a DP output's size is a spec setting: shown to all
     table = _synthgen("catalog", "list", "--zone", "real", "--user", user)
     assert table.returncode == 0
@@ -71,3 +72,15 @@ def test_inspect_reads_the_header_without_a_key_and_says_it_is_unverified(env: E
     assert by_name.returncode == 0 and ds.id in by_name.stdout and "not checked" in by_name.stdout
     missing = _synthgen("inspect", "no-such-dataset")
     assert missing.returncode == 2 and missing.stderr.strip().count("\n") == 0
+
+
+def test_a_snapshot_id_is_keyed_not_a_hash_of_the_real_bytes(env: Env, ingested: int) -> None:
+    """F3: the id reaches the shareable manifest's lineage; unkeyed, it would confirm a guess of the data."""
+    from synthgen.catalog import Catalog
+    from synthgen.pipeline import file_sha256, settings_hash
+
+    cat = Catalog.from_env()
+    snap = cat.list_datasets(kind="snapshot")[0]
+    cat.dispose()
+    assert snap.id.startswith("snap-")
+    assert snap.id != f"snap-{settings_hash(file_sha256(Path(snap.path)), snap.schema_json)}"
