@@ -262,7 +262,8 @@ def test_a_dp_run_that_fails_after_reading_the_data_is_charged(run: dict[str, An
     # its error depends on that count, so the run pays its preprocessing share (training
     # never started).
     ctx = run["ctx"]
-    spec = _spec("model.batch_size=5000", "privacy.preprocessing_share=0.1")
+    # DP-SGD needs a batch below the DP row count (the demo itself uses dp_mst, which has no batch).
+    spec = _spec("model.kind=dp_tvae", "model.batch_size=5000", "privacy.preprocessing_share=0.1")
     source = pipeline.source_key(spec)
     spent, models = ctx.catalog.spent(source)[0], len(ctx.catalog.list_datasets(kind="model"))
     from synthgen.errors import ModelError
