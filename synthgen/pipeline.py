@@ -569,7 +569,7 @@ def _fit(
         f"column {c!r}: DP category discovery kept no value, so every synthetic value is 'other'; "
         f"give columns.{c}.categories (public, free) or raise privacy.preprocessing_share"
         for c in (synth.encoder_.all_other if synth.encoder_ is not None else [])
-    ]
+    ] + (synth.encoder_.collapsed if synth.encoder_ is not None else [])
     eps_total = sum(float(m["epsilon"]) for m in mechanisms)
     delta_total = sum(float(m.get("delta") or 0.0) for m in mechanisms)
     extra = {

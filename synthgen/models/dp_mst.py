@@ -61,6 +61,10 @@ RHO_SHARES = (1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0)
 #: are mostly noise and no tree model is worth its budget: the fit is refused.
 MIN_ROWS_PER_SIGMA = 10.0
 STATE_FILE = "marginals.json"
+#: Noisy cells of an edge marginal below this many noise scales are read as empty (post-processing):
+#: without it every empty cell keeps a positive bias after the projection and the spurious mass
+#: washes out the relationships (demo, epsilon 3: mean association gap 0.033 vs 0.037 without).
+THRESHOLD = 1.0
 
 
 @dataclass
@@ -145,19 +149,22 @@ def _spanning_tree(
 class _TreeSampler:
     """Ancestral sampler built from the measurements (post-processing of DP results only)."""
 
-    def __init__(self, m: _Measurements) -> None:
+    def __init__(self, m: _Measurements, never: dict[int, list[int]] | None = None) -> None:
         d = len(m.cards)
+        never = never or {}
         one = [np.asarray(x, dtype=np.float64) for x in m.one_way]
         # Inverse-variance combination of each node's 1-way with its edges' margins.
         num = [x / m.sigma1**2 for x in one]
         den = [np.full(len(x), 1.0 / m.sigma1**2) for x in one]
-        tables = [project_to_simplex(np.asarray(t, dtype=np.float64), m.n) for t in m.two_way]
+        tables = [self._denoise(np.asarray(t, dtype=np.float64), m.n, m.sigma2) for t in m.two_way]
         for (i, j), t in zip(m.edges, m.two_way, strict=True):
             t = np.asarray(t, dtype=np.float64)
             for node, margin, other in ((i, t.sum(axis=1), m.cards[j]), (j, t.sum(axis=0), m.cards[i])):
                 var = m.sigma2**2 * other
                 num[node] = num[node] + margin / var
                 den[node] = den[node] + 1.0 / var
+        for k, tokens in never.items():  # a public list's <other> token is never drawn
+            num[k][tokens] = 0.0
         self.marginals = [self._normalise(project_to_simplex(num[k] / den[k], m.n)) for k in range(d)]
         adjacent: dict[int, list[tuple[int, np.ndarray]]] = {k: [] for k in range(d)}
         for (i, j), t in zip(m.edges, tables, strict=True):
@@ -174,10 +181,18 @@ class _TreeSampler:
                     continue
                 seen.add(child)
                 queue.append(child)
+                if child in never:
+                    t = t.copy()
+                    t[:, never[child]] = 0.0
                 rows = t.sum(axis=1, keepdims=True)
                 cond = np.where(rows > 0, t / np.where(rows > 0, rows, 1.0), self.marginals[child])
                 self.order.append((child, parent, np.cumsum(cond, axis=1)))
         self.cards = m.cards
+
+    @staticmethod
+    def _denoise(t: np.ndarray, n: float, sigma: float) -> np.ndarray:
+        """Cells below ``THRESHOLD`` noise scales become 0, then the table is projected to sum n."""
+        return project_to_simplex(np.where(t < THRESHOLD * sigma, 0.0, t), n)
 
     @staticmethod
     def _normalise(x: np.ndarray) -> np.ndarray:
@@ -228,7 +243,7 @@ class DPMST(Synthesizer):
             self.privacy_record_ = non_dp_record()
         else:
             self.measurements_, self.privacy_record_ = self._measure_dp(prep, cards, progress)
-        self.sampler_ = _TreeSampler(self.measurements_)
+        self.sampler_ = _TreeSampler(self.measurements_, prep.encoder.never_emitted)
         return self
 
     def _measure_exact(self, codes: np.ndarray, cards: list[int]) -> _Measurements:
@@ -373,4 +388,5 @@ class DPMST(Synthesizer):
             sigma1=float(s["sigma1"]),
             sigma2=float(s["sigma2"]),
         )
-        self.sampler_ = _TreeSampler(self.measurements_)
+        assert self.encoder_ is not None
+        self.sampler_ = _TreeSampler(self.measurements_, self.encoder_.never_emitted)

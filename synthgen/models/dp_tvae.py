@@ -147,15 +147,23 @@ class AutoregressiveVAE(nn.Module):
 
     @torch.inference_mode()
     def sample_codes(
-        self, n: int, *, generator: torch.Generator, device: str, chunk_rows: int = 8192
+        self,
+        n: int,
+        *,
+        generator: torch.Generator,
+        device: str,
+        chunk_rows: int = 8192,
+        never: dict[int, list[int]] | None = None,
     ) -> torch.Tensor:
         """Draw ``n`` rows of codes, column by column, in chunks that stay in cache.
 
         Each head is evaluated through :meth:`head_logits`: its first layer as a sum of about
         ``1 + latent_dim + columns`` weight rows instead of a product with the whole one-hot
         context (the one-hot width is the sum of all cardinalities), which is what made the
-        column-by-column draw slower than a one-shot decoder.
+        column-by-column draw slower than a one-shot decoder. ``never`` names tokens per column
+        that are never drawn (their probability goes to the column's other tokens).
         """
+        never = never or {}
         base = 1 + self.latent_dim
         n_cols = len(self.cardinalities)
         tables = self.sampling_tables()
@@ -169,6 +177,8 @@ class AutoregressiveVAE(nn.Module):
             u = torch.rand(n_cols, m, 1, generator=generator, device=device)
             for j in range(n_cols):
                 logits = self.head_logits(j, tables, index, weight)
+                if j in never:
+                    logits[:, never[j]] = -torch.inf
                 # Inverse-CDF draw on unnormalised probabilities: one uniform per row.
                 cum = logits.sub_(logits.amax(dim=1, keepdim=True)).exp_().cumsum_(dim=1)
                 index[:, base + j] += torch.searchsorted(cum, u[j] * cum[:, -1:], right=True).squeeze_(1)
@@ -422,7 +432,10 @@ class DPTVAE(Synthesizer):
         left = n
         while left > 0:
             m = min(left, batch_rows)
-            codes = self.net_.sample_codes(m, generator=gen, device=self.device_).cpu().numpy()
+            codes = self.net_.sample_codes(
+                m, generator=gen, device=self.device_, never=self.encoder_.never_emitted
+            )
+            codes = codes.cpu().numpy()
             yield self.encoder_.decode(codes, rng=rng)
             left -= m
 

@@ -69,6 +69,9 @@ class CategoricalCode(BaseModel):
     dtype: Literal["str", "bool"] = "str"
     #: Value written for the ``<other>`` token.
     other_label: str = "other"
+    #: False when the list is public (the spec's): ``<other>`` then only holds rows outside the
+    #: declared list, and samplers never emit it (the list is the column's whole domain).
+    emit_other: bool = True
 
     @property
     def tokens(self) -> int:
@@ -310,7 +313,15 @@ class TableEncoder:
                     entries.append(entry)
                 else:
                     cats = _raw_categories(s, max_categories)
-                codes.append(CategoricalCode(name=col.name, categories=cats, other=True, null=null))
+                codes.append(
+                    CategoricalCode(
+                        name=col.name,
+                        categories=cats,
+                        other=True,
+                        null=null,
+                        emit_other=col.categories is None,
+                    )
+                )
             else:
                 vals, dtype = _numeric_values(s, col)
                 integer = dtype in ("int", "date")
@@ -327,6 +338,11 @@ class TableEncoder:
                         vals, grid=grid, quantiles=qs, epsilon=column_epsilon, rng=rng, column=col.name
                     )
                     entries.append(entry)
+                    if integer and q[-1] < grid[-1]:
+                        # The range ends at its top bucket's end, which that bucket excludes (only the
+                        # grid's last bucket is closed); the encoder's last bin is closed: without this a
+                        # column of zeros whose tail fell under the noise became 0 or 1 half and half.
+                        q = np.minimum(q, max(q[-1] - 1.0, q[0]))
                 else:
                     finite = vals[np.isfinite(vals)]
                     q = _raw_quantiles(finite, qs)
@@ -350,6 +366,37 @@ class TableEncoder:
             for c in self.config.columns
             if isinstance(c, CategoricalCode) and c.dtype != "bool" and not c.categories
         ]
+
+    @property
+    def collapsed(self) -> list[str]:
+        """Run-summary warnings for columns the DP results collapsed (post-processing of them only)."""
+        out = []
+        for c in self.config.columns:
+            if isinstance(c, NumericCode) and c.edges[0] == c.edges[-1]:
+                out.append(
+                    f"column {c.name!r}: its DP range holds one value ({c.edges[0]:g}); the rest was "
+                    f"under the noise: give columns.{c.name}.bounds or raise privacy.epsilon"
+                )
+            elif (
+                isinstance(c, CategoricalCode)
+                and c.emit_other
+                and c.dtype != "bool"
+                and len(c.categories) == 1
+            ):
+                out.append(
+                    f"column {c.name!r}: DP category discovery kept one value ({c.categories[0]!r}), the "
+                    f"rest is 'other': give columns.{c.name}.categories or raise privacy.epsilon"
+                )
+        return out
+
+    @property
+    def never_emitted(self) -> dict[int, list[int]]:
+        """Tokens a sampler must not draw, by column index: ``<other>`` of a public category list."""
+        return {
+            j: [len(c.categories)]
+            for j, c in enumerate(self.config.columns)
+            if isinstance(c, CategoricalCode) and c.other and not c.emit_other and c.categories
+        }
 
     @property
     def names(self) -> list[str]:

@@ -218,7 +218,7 @@ def edges_from_quantiles(q: np.ndarray, *, integer: bool) -> list[float]:
     if integer and len(e) >= 1:
         # An integer column's last bin is closed: [e[-2], e[-1]]; make sure one bin exists.
         if len(e) == 1:
-            e = np.array([e[0], e[0] + 1.0])
+            e = np.array([e[0], e[0]])  # one closed bin holding the single value
     elif len(e) == 1:
         e = np.array([e[0], e[0] + 1e-9 * max(1.0, abs(e[0]))])
     return [float(x) for x in e]
