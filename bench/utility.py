@@ -54,7 +54,8 @@ def _demo_schema() -> Any:
     """The demo spec's declarations for its tabular columns (public lists and bounds)."""
     from synthgen.schema import ColumnSchema, TableSchema
 
-    diag = "cardiac respiratory orthopedic neurological gastrointestinal infectious oncology maternity psychiatric"
+    diag = "cardiac respiratory orthopedic neurological gastrointestinal infectious oncology"
+    diag += " maternity psychiatric"
     return TableSchema(
         columns=[
             ColumnSchema(name="sex", type="categorical", categories=["F", "M"], nullable=False),
@@ -193,7 +194,7 @@ def tvd_1way(real: pl.DataFrame, synth: pl.DataFrame) -> float:
             rv, sv = _numeric(r), _numeric(s)
             edges = np.unique(np.nanquantile(rv, np.linspace(0, 1, 11))[1:-1])
 
-            def hist(v: np.ndarray) -> dict[int, float]:
+            def hist(v: np.ndarray, edges: np.ndarray = edges) -> dict[int, float]:
                 k = np.where(np.isnan(v), -1, np.searchsorted(edges, v, side="right"))
                 keys, counts = np.unique(k, return_counts=True)
                 return dict(zip(keys.tolist(), (counts / len(v)).tolist(), strict=True))
