@@ -432,10 +432,10 @@ class DPTVAE(Synthesizer):
         left = n
         while left > 0:
             m = min(left, batch_rows)
-            codes = self.net_.sample_codes(
+            drawn = self.net_.sample_codes(
                 m, generator=gen, device=self.device_, never=self.encoder_.never_emitted
             )
-            codes = codes.cpu().numpy()
+            codes = drawn.cpu().numpy()
             yield self.encoder_.decode(codes, rng=rng)
             left -= m
 
