@@ -261,7 +261,7 @@ def train(spec: SpecArg, set_: SetOpt = None) -> None:
         r = pipeline.train(s, ctx, anonymized_id=anon.id, run_id=pipeline.new_run_id())
     eps = r.extra.get("epsilon")
     what = f"epsilon {eps:.3g}" if eps is not None else "NON-DP (dp: false)"
-    out.print(f"trained {s.model.kind} as {r.dataset_id} ({what}) -> {r.path}")
+    out.print(f"trained {r.extra.get('model', s.model.kind)} as {r.dataset_id} ({what}) -> {r.path}")
     out.print(f"budget source: {escape(pipeline.source_key(s))} (synthgen budget show)", highlight=False)
     for warning in r.extra.get("warnings", []):
         err.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True)

@@ -574,7 +574,8 @@ def _fit(
     delta_total = sum(float(m.get("delta") or 0.0) for m in mechanisms)
     extra = {
         "dp": record.dp,
-        "kind": spec.model.kind,
+        "kind": (kind := getattr(synth, "chosen_kind", None) or spec.model.kind),
+        "model": " ".join([kind, *(f"({c[1]})" for c in [getattr(synth, "choice_", None)] if c)]),
         "epsilon": eps_total if record.dp else None,
         "delta": delta_total if record.dp else None,
         "privacy_record": record.model_dump(mode="json"),
@@ -623,7 +624,7 @@ def _fit(
         model_id,
         str(path),
         None,
-        extra={"epsilon": extra["epsilon"], "dp": record.dp, "warnings": warnings},
+        extra={"epsilon": extra["epsilon"], "dp": record.dp, "warnings": warnings, "model": extra["model"]},
     )
 
 
@@ -1127,6 +1128,7 @@ def summarize(spec: PipelineSpec, ctx: Context, results: dict[str, Any]) -> dict
         "dataset": f"{pub.extra.get('name')} ({pub.dataset_id})",
         "rows": pub.rows,
         "dp": pub.extra.get("dp"),
+        "model": train_r.extra.get("model", spec.model.kind),
         "epsilon (this run)": train_r.extra.get("epsilon"),
         "budget source": source,
         "epsilon charged (source)": now.charged_epsilon,

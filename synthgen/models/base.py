@@ -133,6 +133,8 @@ class Synthesizer(ABC):
         #: has released something (its error can depend on them), so the pipeline charges it:
         #: the preprocessing share once preprocessing starts, all of epsilon once training does.
         self.released_epsilon_ = 0.0
+        #: A DP row count already released for this fit (by ``auto``, at this model's count epsilon).
+        self.dp_count_: tuple[float, MechanismEntry] | None = None
 
     # -- fitting -------------------------------------------------------------------------
 
@@ -150,6 +152,18 @@ class Synthesizer(ABC):
             raise ModelError("the schema has no numeric, datetime, categorical or boolean column to model")
         # Under DP nullability is not read from the data: every column has a null token.
         return dp_schema(TableSchema(columns=cols)) if self.privacy.dp else TableSchema(columns=cols)
+
+    def dp_columns(self) -> tuple[int, int, int]:
+        """(columns needing a DP mechanism, of which category discoveries, modelled columns): schema only."""
+        schema = self._tabular_schema()
+        dp_cols = [
+            c
+            for c in schema.columns
+            if c.type in (ColumnType.numeric, ColumnType.datetime)
+            or (c.type == ColumnType.categorical and c.categories is None)
+        ]
+        discovery = sum(1 for c in dp_cols if c.type == ColumnType.categorical)
+        return len(dp_cols), discovery, len(schema.columns)
 
     def _prepare(self, frame: pl.DataFrame) -> Prepared:
         """Shared preprocessing: validation, duplicates, DP row count, budget split, DP encoding.
@@ -196,30 +210,28 @@ class Synthesizer(ABC):
 
         rng = noise_rng()
         # Columns that need a DP mechanism: numeric/datetime (quantile bins) and categoricals without a list.
-        dp_cols = [
-            c
-            for c in schema.columns
-            if c.type in (ColumnType.numeric, ColumnType.datetime)
-            or (c.type == ColumnType.categorical and c.categories is None)
-        ]
-        discovery = sum(1 for c in dp_cols if c.type == ColumnType.categorical)
+        n_dp_cols, discovery, _ = self.dp_columns()
         # The delta rule needs n before the split; a preliminary split fixes the count's epsilon
         # (it does not depend on delta), then the delta is resolved from the DP count.
         pre_split = split_budget(
             self.privacy,
             total_delta=0.5,
-            dp_columns=len(dp_cols),
+            dp_columns=n_dp_cols,
             discovery_columns=discovery,
             columns=len(schema.columns),
         )
         self.released_epsilon_ = float(self.privacy.epsilon) - pre_split.training_epsilon  # preprocessing
-        n_noisy, count_entry = laplace_count(frame.height, epsilon=pre_split.count_epsilon, rng=rng)
+        n_noisy, count_entry = self.dp_count_ or laplace_count(
+            frame.height, epsilon=pre_split.count_epsilon, rng=rng
+        )
+        if abs(count_entry.epsilon - pre_split.count_epsilon) > 1e-12:
+            raise PrivacyError("the DP row count handed in was not made at this model's count epsilon")
         n_upper = count_upper_bound(n_noisy, pre_split.count_epsilon)
         total_delta = resolve_delta(self.privacy, n_upper)
         split = split_budget(
             self.privacy,
             total_delta=total_delta,
-            dp_columns=len(dp_cols),
+            dp_columns=n_dp_cols,
             discovery_columns=discovery,
             columns=len(schema.columns),
         )
@@ -335,6 +347,7 @@ _MODULES: dict[str, str] = {
     "dp_tvae": "synthgen.models.dp_tvae",
     "dp_ctgan": "synthgen.models.dp_ctgan",
     "dp_mst": "synthgen.models.dp_mst",
+    "auto": "synthgen.models.auto",
     "sdv_gaussian_copula": "synthgen.models.sdv",
     "sdv_ctgan": "synthgen.models.sdv",
     "sdv_tvae": "synthgen.models.sdv",

@@ -8,15 +8,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from synthgen.models.text.settings import TextModelSettings
 
-ModelKind = Literal["dp_tvae", "dp_ctgan", "dp_mst", "sdv_gaussian_copula", "sdv_ctgan", "sdv_tvae"]
+ModelKind = Literal["auto", "dp_tvae", "dp_ctgan", "dp_mst", "sdv_gaussian_copula", "sdv_ctgan", "sdv_tvae"]
 
 
 class ModelSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    #: dp_tvae | dp_ctgan (DP-SGD with Opacus), dp_mst (noisy marginals on a DP maximum spanning
-    #: tree, zCDP), or the non-DP SDV kinds (outputs carry dp: false).
-    kind: ModelKind = "dp_tvae"
+    #: auto (chosen from the DP row count, the column count and epsilon; the run summary says
+    #: which and why) | dp_tvae | dp_ctgan (DP-SGD with Opacus) | dp_mst (noisy marginals on a DP
+    #: maximum spanning tree, zCDP), or the non-DP SDV kinds (outputs carry dp: false).
+    kind: ModelKind = "auto"
     #: Passes over the data. Under DP fewer, larger steps pay: the defaults are tuned on Adult.
     epochs: int = Field(default=30, ge=1, le=10_000)
     #: Expected batch size (under DP: Poisson sampling rate = batch_size / DP row count).

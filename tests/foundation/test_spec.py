@@ -13,7 +13,7 @@ BASE = {"name": "p", "source": {"kind": "csv", "path": "data.csv"}}
 def test_minimal_spec_fills_defaults() -> None:
     spec = spec_from_dict(BASE)
     assert spec.privacy.dp is True
-    assert spec.model.kind == "dp_tvae"
+    assert spec.model.kind == "auto"
     assert spec.synthetic_name == "p-synthetic"
 
 

@@ -246,6 +246,13 @@ def test_shareable_manifest_read_through_inspect_holds_no_real_derived_figure(ru
     assert ctx.catalog.scores(pub.dataset_id) == {}  # the scores stay with the restricted report
 
 
+def test_the_demo_runs_auto_and_the_summary_says_which_model_and_why(run: dict[str, Any]) -> None:
+    model = run["train"].extra["model"]
+    assert model.startswith("dp_mst (") and "rows (DP count)" in model
+    summary = pipeline.summarize(_spec(), run["ctx"], run)
+    assert summary["model"] == model
+
+
 def test_rerun_of_publish_returns_the_same_result(run: dict[str, Any]) -> None:
     ctx, first = run["ctx"], run["publish"]
     shard_ids = [s.dataset_id for s in run["generate"]]
@@ -288,7 +295,7 @@ def test_a_dp_run_that_fails_after_reading_the_data_is_charged(run: dict[str, An
     # A non-DP run that fails the same way releases nothing DP and is not charged.
     with pytest.raises(ModelError, match="batch_size"):
         pipeline.train(
-            _spec("model.batch_size=5000", "privacy.dp=false"),
+            _spec("model.kind=dp_tvae", "model.batch_size=5000", "privacy.dp=false"),
             ctx,
             anonymized_id=run["anonymize"].dataset_id,
             run_id="t-fail-nodp",
