@@ -563,6 +563,10 @@ def train(
         d_opt: torch.optim.Optimizer = torch.optim.Adam(
             critic.parameters(), lr=config.discriminator_lr, betas=(0.5, 0.9)
         )
+        if plan is not None:
+            # Training randomness touches real rows (dropout on them, the fakes they are scored
+            # against): under DP it comes from OS entropy; the seed stays for initialisation above.
+            torch.manual_seed(secrets.randbits(63))
 
         engine = None
         noise_multiplier: float | None = None
@@ -716,8 +720,12 @@ def _discriminator_step(
                     p.grad_sample = torch.zeros((1, *p.shape), dtype=p.dtype, device=p.device)  # type: ignore[attr-defined]
         d_opt.step()
         return 0.0
+    # The generator's BatchNorm ties each fake to the batch it is drawn in: draw in chunks of the
+    # public expected batch size, never of the Poisson batch's (data-dependent) size b.
+    chunk = max(2, int(getattr(d_opt, "expected_batch_size", 0) or b))
     with torch.no_grad():
-        fake = _fake(generator, cond, blocks, b, config, device)[0]
+        parts = [_fake(generator, cond, blocks, chunk, config, device)[0] for _ in range(-(-b // chunk))]
+        fake = torch.cat(parts)[:b]
     logits = d_module(_pairs(real, fake, pac)).squeeze(-1)  # (B/pac, 2)
     # Non-saturating GAN loss of each pair: nothing else enters the discriminator's loss.
     loss_per_pair = F.softplus(-logits[:, 0]) + F.softplus(logits[:, 1])

@@ -186,6 +186,22 @@ class AutoregressiveVAE(nn.Module):
         return codes
 
 
+def noise_step(module: nn.Module, optimizer: torch.optim.Optimizer, *, ghost: bool) -> None:
+    """The DP-SGD step of an empty Poisson batch: a zero clipped sum plus the optimizer's noise.
+
+    Skipping it would make the released weights depend on whether a batch was empty, which the
+    accountant (charged for every step) does not cover.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    for p in module.parameters():
+        if p.requires_grad:
+            if ghost:
+                p.grad = torch.zeros_like(p)  # the clipped sum the ghost optimizer noises
+            else:
+                p.grad_sample = torch.zeros((1, *p.shape), dtype=p.dtype, device=p.device)  # type: ignore[attr-defined]
+    optimizer.step()
+
+
 class _PerSampleLoss(nn.Module):
     """Criterion for Opacus's ghost clipping: the model already returns per-sample losses."""
 
@@ -211,7 +227,7 @@ class _Codes(torch.utils.data.Dataset[tuple[torch.Tensor]]):
 
     def __getitems__(self, indices: list[int]) -> list[torch.Tensor]:
         # torch's fetcher hands the whole Poisson-sampled index list here; an empty list
-        # gives a (0, C) tensor, which the training loop skips.
+        # gives a (0, C) tensor, for which the training loop takes a pure-noise step.
         return [self.codes[torch.as_tensor(indices, dtype=torch.long)]]
 
 
@@ -354,7 +370,8 @@ class DPTVAE(Synthesizer):
             total, seen = 0.0, 0
             for (batch,) in loader:
                 if batch.shape[0] == 0:
-                    # Probability exp(-batch_size); the step is still charged by the accountant.
+                    # Probability exp(-batch_size): still a DP-SGD step, charged; release pure noise.
+                    noise_step(model, dp_opt, ghost=dp_crit is not None)
                     continue
                 batch = batch.to(device)
                 dp_opt.zero_grad(set_to_none=True)
@@ -379,7 +396,7 @@ class DPTVAE(Synthesizer):
             raise PrivacyError(
                 "DP-SGD took more steps, or a higher sampling rate, than planned; model discarded"
             )
-        # Charge every planned step, including the (probability exp(-batch)) empty batches skipped above.
+        # Charge every planned step (empty batches took a pure-noise step above).
         train_eps = spent_epsilon(
             noise_multiplier=sigma,
             sample_rate=q_acc,

@@ -19,12 +19,12 @@ def test_the_default_kind_is_auto() -> None:
 
 
 def test_choice_is_a_function_of_public_inputs() -> None:
-    a = choose_kind(n_dp=8000.0, columns=8, epsilon=3.0, dp=True)
-    assert a == choose_kind(n_dp=8000.0, columns=8, epsilon=3.0, dp=True)
+    a = choose_kind(n_dp=8000.4, columns=8, epsilon=3.0, dp=True)
+    assert a == choose_kind(n_dp=8000.4, columns=8, epsilon=3.0, dp=True)
     assert a[0] == "dp_mst" and "8000 rows (DP count)" in a[1]
-    big = choose_kind(n_dp=5e6, columns=4, epsilon=10.0, dp=True)
-    expected = "dp_tvae" if 5e6 * 10 / 4 >= auto_module.TVAE_MIN_ROWS_EPS_PER_COLUMN else "dp_mst"
-    assert big[0] == expected
+    cut = auto_module.TVAE_MIN_ROWS
+    assert choose_kind(n_dp=cut, columns=15, epsilon=1.0, dp=True)[0] == "dp_tvae"
+    assert choose_kind(n_dp=cut - 1, columns=15, epsilon=1.0, dp=True)[0] == "dp_mst"
 
 
 def test_auto_reads_only_the_dp_count_and_pays_it_once(

@@ -224,6 +224,40 @@ def test_empty_poisson_batch_still_releases_a_charged_noise_step(mode: str) -> N
     assert any(not torch.equal(a, b) for a, b in zip(before, d_module.parameters(), strict=True))
 
 
+def test_critic_fakes_come_in_chunks_of_the_public_batch_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Issue 12 point 6: BatchNorm couples the fakes of one draw; their number must not be the
+    # Poisson batch's size (data-dependent), so each fake row's distribution is data-independent.
+    torch.manual_seed(0)
+    blocks = [Block(0, 2, "softmax")]
+    cond = CondSampler(blocks, [[0.5, 0.5]])
+    config = CTGANConfig(embedding_dim=4, generator_dims=(8,), discriminator_dims=(8,))
+    critic = make_discriminator(2, (8,), 0.0)
+    engine = PrivacyEngine(accountant="rdp")
+    d_module, d_opt, _ = engine.make_private(
+        module=critic,
+        optimizer=torch.optim.SGD(critic.parameters(), lr=1.0),
+        data_loader=DPDataLoader(TensorDataset(torch.rand(40, 2)), sample_rate=0.1),
+        noise_multiplier=1.0,
+        max_grad_norm=1.0,
+        poisson_sampling=False,
+        grad_sample_mode="hooks",
+    )
+    sizes: list[int] = []
+    real_fake = mod._fake
+
+    def spy(generator, cond, blocks, n, config, device):  # type: ignore[no-untyped-def]
+        sizes.append(n)
+        return real_fake(generator, cond, blocks, n, config, device)
+
+    monkeypatch.setattr(mod, "_fake", spy)
+    generator = Generator(4 + 2, (8,), 2)
+    for b in (3, 9):
+        mod._discriminator_step(
+            torch.rand(b, 2), generator, d_module, d_opt, cond, blocks, config, 1, False, torch.device("cpu")
+        )
+    assert set(sizes) == {d_opt.expected_batch_size}
+
+
 # -- P4/P5: conditional vectors from DP counts, Poisson sampling ------------------------------
 
 
@@ -377,6 +411,26 @@ def test_artifact_holds_no_training_row(tmp_path: Path) -> None:
         assert canary.encode() not in raw, f.name
         assert b"987654321" not in raw, f.name
     assert canary not in set(s.sample(2000, seed=0).get_column("b").to_list())
+
+
+def test_dp_training_randomness_comes_from_os_entropy_not_the_spec_seed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Issue 12 point 7: the seed initialises the networks; dropout on real rows and the fakes
+    # they are scored against draw from a generator reseeded from OS entropy.
+    seeds: list[int] = []
+    real_seed = torch.manual_seed
+
+    def spy(value: int) -> torch.Generator:
+        seeds.append(int(value))
+        return real_seed(value)
+
+    monkeypatch.setattr(torch, "manual_seed", spy)
+    s = _synth(dp=True, epochs=1)
+    s.fit(_frame())
+    spec_seed = s.model.seed
+    assert seeds and seeds[0] == spec_seed
+    assert any(v != spec_seed for v in seeds[1:])
 
 
 def test_non_dp_mode_records_dp_false_and_is_reproducible() -> None:

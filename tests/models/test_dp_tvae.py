@@ -298,3 +298,33 @@ def test_fast_sampler_draws_from_the_heads_distribution() -> None:
             # Five standard errors of a proportion estimated from these rows.
             assert torch.allclose(emp1, p1.double(), atol=5 * (0.25 / rows.numel()) ** 0.5)
         assert checked >= 2
+
+
+@pytest.mark.parametrize("mode", ["ghost", "hooks"])
+def test_an_empty_poisson_batch_takes_a_charged_noise_step(mode: str) -> None:
+    import torch
+    from opacus import PrivacyEngine
+    from opacus.data_loader import DPDataLoader
+    from torch.utils.data import TensorDataset
+
+    from synthgen.models.dp_tvae import AutoregressiveVAE, _PerSampleLoss, noise_step
+
+    net = AutoregressiveVAE([2, 3], latent_dim=2, hidden_dim=8)
+    engine = PrivacyEngine(accountant="rdp")
+    kwargs = dict(
+        module=net,
+        optimizer=torch.optim.SGD(net.parameters(), lr=1.0),
+        data_loader=DPDataLoader(TensorDataset(torch.zeros(20, 2, dtype=torch.long)), sample_rate=0.5),
+        noise_multiplier=1.0,
+        max_grad_norm=1.0,
+        poisson_sampling=False,
+        grad_sample_mode=mode,
+    )
+    if mode == "ghost":
+        model, opt, _, _ = engine.make_private(criterion=_PerSampleLoss(), **kwargs)
+    else:
+        model, opt, _ = engine.make_private(**kwargs)
+    before = [p.detach().clone() for p in model.parameters()]
+    noise_step(model, opt, ghost=mode == "ghost")
+    assert engine.accountant.history == [(1.0, 0.5, 1)]
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
