@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import polars as pl
 import pytest
@@ -55,3 +57,15 @@ def small_schema() -> TableSchema:
             ColumnSchema(name="score", type="numeric", bounds=(0.0, 10.0)),
         ]
     )
+
+
+_NUMBER = re.compile(rb"(?<![\w.])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+
+
+def numbers_near(blob: bytes, value: float, *, tol: float = 1.0) -> list[bytes]:
+    """Number tokens of a text artifact within ``tol`` of ``value``.
+
+    A canary is looked for as a number, not as a digit substring: DP noise makes
+    17-digit floats whose digits hold any 6-digit string by chance now and then.
+    """
+    return [t for t in _NUMBER.findall(blob) if abs(float(t) - value) < tol]
