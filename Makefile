@@ -13,9 +13,12 @@ setup:
 demo: setup
 	$(VENV)/bin/synthgen demo
 
+# One pytest worker per core; a file's tests stay on one worker (module fixtures are built once).
+TEST_WORKERS ?= auto
+
 test: setup
 	@bash scripts/check-services.sh
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow and not airflow" $(PYTEST_ARGS)
