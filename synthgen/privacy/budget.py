@@ -401,8 +401,9 @@ def settle(
     ``mechanisms`` are ``{step, mechanism, epsilon, delta, ...}`` (one ledger entry each);
     ``rows`` are catalog rows that must commit with the charge (added and flushed in order),
     so a crash leaves either both or neither. Without a reservation (a non-DP run) only
-    ``rows`` are written. A charge above the reservation is still recorded as spent: the
-    ledger never under-states what ran.
+    ``rows`` are written. A charge above the reservation is recorded as spent (the ledger
+    never under-states what ran) but its ``rows`` are not written: what overspent is never
+    catalogued, and :class:`BudgetError` says so.
     """
     if reservation is None:
         with catalog.session() as s:
@@ -411,8 +412,10 @@ def settle(
                 s.flush()
         return []
     entries = _entries(reservation, mechanisms, accountant, detail or {})
+    eps, delta = sum(e.epsilon for e in entries), sum(e.delta for e in entries)
+    over = eps > reservation.epsilon * (1 + _TOL) + _TOL or delta > reservation.delta * (1 + _TOL) + _TOL
     with _locked(catalog, reservation.source) as s:
-        for r in rows:
+        for r in () if over else rows:
             s.add(r)
             s.flush()
         closed = s.execute(
@@ -423,6 +426,12 @@ def settle(
         if closed.rowcount != 1:  # type: ignore[attr-defined]
             raise BudgetError(f"reservation {reservation.id} of run {reservation.run_id} is already settled")
         s.add_all(entries)
+    if over:
+        raise BudgetError(
+            f"run {reservation.run_id} spent epsilon={eps:.6g}, delta={delta:.3g}, above its reservation "
+            f"(epsilon={reservation.epsilon:.6g}, delta={reservation.delta:.3g}): the spend is charged to "
+            f"source {reservation.source} and nothing from the run is catalogued"
+        )
     return entries
 
 

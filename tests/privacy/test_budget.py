@@ -361,3 +361,40 @@ def test_a_sql_ledger_key_never_carries_a_password_or_url_options(monkeypatch: p
     key = source_key(spec)
     assert key.startswith("sql:") and "db/h" in key
     assert "hunter2pw" not in key and "optsecret" not in key and "sslmode" not in key
+
+
+def test_a_spend_above_the_reservation_is_charged_and_nothing_is_catalogued(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    from synthgen.catalog import Dataset
+
+    source = _source(tmp_path)
+    r = budget.reserve(
+        catalog, source=source, run_id="r1", privacy=PrivacySettings(epsilon=2), default_cap=CAP
+    )
+    assert r is not None
+    row_before = len(catalog.ledger(source))
+    mechanisms = [{"step": "training", "mechanism": "dp_sgd", "epsilon": 2.5, "delta": 1e-6}]
+    with pytest.raises(BudgetError, match="above its reservation") as info:
+        budget.settle(catalog, r, mechanisms=mechanisms, rows=[_model_row("m-over")])
+    assert "\n" not in str(info.value)
+    now = budget.standing(catalog, source)
+    assert now.spent_epsilon == pytest.approx(2.5) and now.reserved_epsilon == 0.0  # charged, closed
+    assert len(catalog.ledger(source)) == row_before + 1
+    with catalog.session() as s:
+        assert s.get(Dataset, "m-over") is None  # what overspent is not catalogued
+
+
+def _model_row(model_id: str):  # type: ignore[no-untyped-def]
+    from synthgen.catalog import Dataset
+
+    return Dataset(
+        id=model_id,
+        name="t",
+        zone="real",
+        kind="model",
+        format="dir",
+        path="m",
+        content_hash="h",
+        created_by="u",
+    )
