@@ -75,6 +75,7 @@ class AutoSynthesizer(Synthesizer):
 
     def fit(self, frame: pl.DataFrame, *, progress: ProgressCallback | None = None) -> Self:
         """Release the DP row count, choose, and fit the chosen kind with that count."""
+        self._check_distributed()
         if frame.height == 0:
             raise ModelError("the training data has no rows")
         counted = self._count(frame)

@@ -114,6 +114,8 @@ class Synthesizer(ABC):
     kind: ClassVar[str] = ""
     #: False for kinds that never draw batches (marginal-based): no batch-size check on the DP count.
     uses_batches: ClassVar[bool] = True
+    #: True for kinds that can train over several processes (``model.distributed``).
+    supports_distributed: ClassVar[bool] = False
     _registry: ClassVar[dict[str, type[Synthesizer]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -141,6 +143,14 @@ class Synthesizer(ABC):
     @abstractmethod
     def fit(self, frame: pl.DataFrame, *, progress: ProgressCallback | None = None) -> Self:
         """Fit on ``frame``; sets ``privacy_record_`` and the model state."""
+
+    def _check_distributed(self) -> None:
+        """Refuse ``model.distributed.world_size > 1`` where it is not supported (reads no data)."""
+        if self.model.distributed.world_size > 1 and not (self.supports_distributed and self.privacy.dp):
+            raise SpecError(
+                "model.distributed.world_size > 1 needs model.kind dp_tvae with privacy.dp true, "
+                f"not {self.kind}{'' if self.privacy.dp else ' without DP'}: set world_size 1 or kind dp_tvae"
+            )
 
     def _check_fitted(self) -> None:
         if self.privacy_record_ is None:
@@ -172,6 +182,7 @@ class Synthesizer(ABC):
         returned ``mechanisms`` (P2); nullability, parsing and refusals read no value
         (:mod:`synthgen.models.dp_input`).
         """
+        self._check_distributed()
         if self.privacy.dp and self.privacy.entity_key is not None:
             raise PrivacyError(
                 "privacy.entity_key is set but the tabular models give record-level DP only: "

@@ -30,8 +30,9 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import polars as pl
@@ -43,6 +44,9 @@ from synthgen.errors import ModelError, PrivacyError
 from synthgen.models.base import Progress, ProgressCallback, Synthesizer, resolve_device
 from synthgen.privacy.accountant import calibrate_noise, spent_epsilon
 from synthgen.privacy.record import MechanismEntry, PrivacyRecord, compose, non_dp_record
+
+if TYPE_CHECKING:
+    from synthgen.models.distributed import DPSGDPlan
 
 #: Default hidden units per column head. 64 measured about as good as 128 under DP on Adult
 #: (AUC 0.888-0.893 vs 0.890 at epsilon 3, 0.855-0.870 vs 0.861 at epsilon 1 over four runs)
@@ -202,6 +206,77 @@ def noise_step(module: nn.Module, optimizer: torch.optim.Optimizer, *, ghost: bo
     optimizer.step()
 
 
+@dataclass
+class DPSGD:
+    """A model made private by Opacus, with what one DP-SGD step needs."""
+
+    engine: Any
+    model: nn.Module
+    optimizer: Any
+    #: Opacus's ghost-clipping criterion; None in hooks mode.
+    criterion: Any
+    loader: Any
+
+
+def make_dp_sgd(
+    module: nn.Module,
+    *,
+    loader: torch.utils.data.DataLoader[Any],
+    plan: DPSGDPlan,
+    device: str,
+    world_size: int,
+) -> DPSGD:
+    """Wrap ``module`` (a DPDDP when ``world_size > 1``) with Opacus for ``plan``.
+
+    The loader must already Poisson-sample at ``plan.sample_rate`` with ``plan.steps_per_epoch``
+    batches (Opacus's accountant reads ``1/len(loader)`` as the rate). Under ``world_size``
+    ranks each divides by ``expected_batch_size / world_size`` before the gradients are
+    averaged over ranks: together, ``(clipped sum + noise) / expected_batch_size``.
+    """
+    from opacus import PrivacyEngine
+
+    engine = PrivacyEngine(accountant=plan.accountant)
+    optimizer = torch.optim.Adam(module.parameters(), lr=plan.learning_rate)
+    common: dict[str, Any] = dict(
+        module=module,
+        optimizer=optimizer,
+        data_loader=loader,
+        noise_multiplier=plan.sigma,
+        max_grad_norm=plan.max_grad_norm,
+        poisson_sampling=False,  # the loader already samples by Poisson with our q
+        grad_sample_mode=plan.grad_sample_mode,
+        noise_generator=torch.Generator(device=device).manual_seed(secrets.randbits(63)),
+    )
+    if plan.grad_sample_mode == "ghost":
+        model, dp_opt, dp_crit, loader = engine.make_private(criterion=_PerSampleLoss(), **common)
+    else:
+        model, dp_opt, loader = engine.make_private(**common)
+        dp_crit = None
+    dp_opt.expected_batch_size = plan.expected_batch_size / world_size
+    return DPSGD(engine=engine, model=model, optimizer=dp_opt, criterion=dp_crit, loader=loader)
+
+
+def dp_sgd_epoch(dp: DPSGD, loader: Any, *, kl_weight: torch.Tensor, device: str) -> tuple[float, int]:
+    """One pass of the Poisson loader: one DP-SGD step per batch. Returns (loss sum, rows)."""
+    dp.model.train()
+    total, seen = 0.0, 0
+    for (batch,) in loader:
+        if batch.shape[0] == 0:
+            # Probability exp(-batch_size): still a DP-SGD step, charged; release pure noise
+            # (under several ranks: this rank adds a zero clipped sum to the others').
+            noise_step(dp.model, dp.optimizer, ghost=dp.criterion is not None)
+            continue
+        batch = batch.to(device)
+        dp.optimizer.zero_grad(set_to_none=True)
+        per_sample = dp.model(batch, kl_weight)
+        loss = dp.criterion(per_sample, None) if dp.criterion is not None else per_sample.mean()
+        loss.backward()
+        dp.optimizer.step()
+        total += float(per_sample.detach().sum())
+        seen += batch.shape[0]
+    return total, seen
+
+
 class _PerSampleLoss(nn.Module):
     """Criterion for Opacus's ghost clipping: the model already returns per-sample losses."""
 
@@ -239,6 +314,7 @@ class DPTVAE(Synthesizer):
     """DP-TVAE (autoregressive decoder; see the module docstring). ``privacy.dp=False``: no noise."""
 
     kind = "dp_tvae"
+    supports_distributed = True
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
@@ -258,19 +334,25 @@ class DPTVAE(Synthesizer):
         last is a raw count for the restricted run report; it is not saved).
         """
         device = resolve_device(self.model.device)
+        if self.model.distributed.world_size > 1:
+            from synthgen.models.distributed import backend_for, check_world
+
+            # Refused before any DP mechanism reads the data.
+            check_world(device, self.model.distributed.world_size)
+            backend_for(device, self.model.distributed.backend)
         prep = self._prepare(frame)
         self.encoder_ = prep.encoder
         self.duplicates_ = prep.duplicates
         self.device_ = device
         net = self._build(prep.encoder.cardinalities).to(device)
         codes = torch.from_numpy(prep.codes)
-        kl_weight = torch.tensor(self.model.kl_weight, device=device)
-        optimizer = torch.optim.Adam(net.parameters(), lr=self.model.learning_rate)
         if prep.split is None:
+            kl_weight = torch.tensor(self.model.kl_weight, device=device)
+            optimizer = torch.optim.Adam(net.parameters(), lr=self.model.learning_rate)
             self._train_plain(net, optimizer, codes, kl_weight, device, prep.batch_size, progress)
             self.privacy_record_ = non_dp_record()
         else:
-            self.privacy_record_ = self._train_dp(net, optimizer, codes, kl_weight, device, prep, progress)
+            self.privacy_record_ = self._train_dp(net, codes, device, prep, progress)
         net.eval()
         self.net_ = net
         return self
@@ -305,18 +387,15 @@ class DPTVAE(Synthesizer):
     def _train_dp(
         self,
         net: AutoregressiveVAE,
-        optimizer: torch.optim.Optimizer,
         codes: torch.Tensor,
-        kl_weight: torch.Tensor,
         device: str,
         prep: object,
         progress: ProgressCallback | None,
     ) -> PrivacyRecord:
-        from opacus import PrivacyEngine
-        from opacus.accountants import RDPAccountant
         from opacus.data_loader import DPDataLoader
 
         from synthgen.models.base import Prepared
+        from synthgen.models.distributed import DPSGDPlan, train_data_parallel
 
         assert isinstance(prep, Prepared) and prep.split is not None and prep.total_delta is not None
         split = prep.split
@@ -336,65 +415,55 @@ class DPTVAE(Synthesizer):
             steps=steps,
             accountant=acc_name,
         )
-        # Noise and sampling randomness come from OS entropy, not from the spec's seed.
-        loader = DPDataLoader(
-            _Codes(codes),
+        plan = DPSGDPlan(
+            sigma=sigma,
             sample_rate=q,
-            collate_fn=_collate_gathered,
-            generator=torch.Generator().manual_seed(secrets.randbits(63)),
-        )
-        engine = PrivacyEngine(accountant=acc_name)
-        mode = "ghost" if self.model.grad_sample_mode == "ghost" else "hooks"
-        common = dict(
-            module=net,
-            optimizer=optimizer,
-            data_loader=loader,
-            noise_multiplier=sigma,
+            steps_per_epoch=steps_per_epoch,
+            epochs=self.model.epochs,
             max_grad_norm=self.model.max_grad_norm,
-            poisson_sampling=False,  # the loader above already samples by Poisson with our q
-            grad_sample_mode=mode,
-            noise_generator=torch.Generator(device=device).manual_seed(secrets.randbits(63)),
+            # Average by the public expected batch size, not by one derived from the exact n.
+            expected_batch_size=max(1, round(q * prep.n_estimate)),
+            grad_sample_mode="ghost" if self.model.grad_sample_mode == "ghost" else "hooks",
+            accountant=acc_name,
+            learning_rate=self.model.learning_rate,
+            kl_weight=self.model.kl_weight,
         )
-        criterion = _PerSampleLoss()
-        if mode == "ghost":
-            model, dp_opt, dp_crit, loader = engine.make_private(criterion=criterion, **common)
-        else:
-            model, dp_opt, loader = engine.make_private(**common)
-            dp_crit = None
-        # Average by the public expected batch size, not by one derived from the exact n.
-        dp_opt.expected_batch_size = max(1, round(q * prep.n_estimate))
         pre_eps, _ = compose(prep.mechanisms)
-        tracker = RDPAccountant()
-        model.train()
-        for epoch in range(self.model.epochs):
-            total, seen = 0.0, 0
-            for (batch,) in loader:
-                if batch.shape[0] == 0:
-                    # Probability exp(-batch_size): still a DP-SGD step, charged; release pure noise.
-                    noise_step(model, dp_opt, ghost=dp_crit is not None)
-                    continue
-                batch = batch.to(device)
-                dp_opt.zero_grad(set_to_none=True)
-                per_sample = model(batch, kl_weight)
-                if dp_crit is not None:
-                    loss = dp_crit(per_sample, None)
-                    loss.backward()
-                else:
-                    loss = per_sample.mean()
-                    loss.backward()
-                dp_opt.step()
-                total += float(per_sample.detach().sum())
-                seen += batch.shape[0]
-            if progress is not None:
-                # Progress shows an RDP bound: cheap, and looser than PRV, so it errs high;
-                # the record below uses the configured accountant.
-                tracker.history = list(engine.accountant.history)
-                eps_now = pre_eps + float(tracker.get_epsilon(delta=split.training_delta))
-                progress(Progress(epoch + 1, self.model.epochs, total / max(seen, 1), eps_now))
-        taken = sum(n_steps for _, _, n_steps in engine.accountant.history)
-        if taken > steps or any(abs(r - q_acc) > 1e-12 for _, r, _ in engine.accountant.history):
+        world = self.model.distributed.world_size
+        if world > 1:
+            # The ranks report after training: progress is replayed per epoch from rank 0.
+            result = train_data_parallel(
+                net, codes, plan, world_size=world, device=device, backend=self.model.distributed.backend
+            )
+            net.load_state_dict(result.state)
+            history = result.history
+            replay: list[tuple[float, float, int]] = []
+            for epoch, loss in enumerate(result.epoch_losses):
+                replay.append((sigma, q_acc, steps_per_epoch))
+                self._report(progress, epoch + 1, loss, replay, pre_eps, split.training_delta)
+        else:
+            # Noise and sampling randomness come from OS entropy, not from the spec's seed.
+            loader = DPDataLoader(
+                _Codes(codes),
+                sample_rate=q,
+                collate_fn=_collate_gathered,
+                generator=torch.Generator().manual_seed(secrets.randbits(63)),
+            )
+            dp = make_dp_sgd(net, loader=loader, plan=plan, device=device, world_size=1)
+            kl_weight = torch.tensor(plan.kl_weight, device=device)
+            for epoch in range(plan.epochs):
+                total, seen = dp_sgd_epoch(dp, dp.loader, kl_weight=kl_weight, device=device)
+                history = list(dp.engine.accountant.history)
+                delta = split.training_delta
+                self._report(progress, epoch + 1, total / max(seen, 1), history, pre_eps, delta)
+        taken = sum(n_steps for _, _, n_steps in history)
+        if (
+            taken != steps
+            or any(abs(r - q_acc) > 1e-12 for _, r, _ in history)
+            or any(abs(s - sigma) > 1e-12 for s, _, _ in history)
+        ):
             raise PrivacyError(
-                "DP-SGD took more steps, or a higher sampling rate, than planned; model discarded"
+                "DP-SGD took other steps, sampling rate or noise than planned; model discarded"
             )
         # Charge every planned step (empty batches took a pure-noise step above).
         train_eps = spent_epsilon(
@@ -425,13 +494,33 @@ class DPTVAE(Synthesizer):
             accountant=acc_name,
             noise_multiplier=sigma,
             sample_rate=q_acc,
-            expected_batch_size=dp_opt.expected_batch_size,
+            expected_batch_size=plan.expected_batch_size,
             steps=steps,
             epochs=self.model.epochs,
             max_grad_norm=self.model.max_grad_norm,
             row_count_source="laplace_count (DP); delta rule uses its upper bound at failure 1e-6",
             mechanisms=mechanisms,
         )
+
+    def _report(
+        self,
+        progress: ProgressCallback | None,
+        epoch: int,
+        loss: float,
+        history: list[tuple[float, float, int]],
+        pre_eps: float,
+        delta: float,
+    ) -> None:
+        """Progress shows an RDP bound: cheap, and looser than PRV, so it errs high; the record
+        uses the configured accountant."""
+        if progress is None:
+            return
+        from opacus.accountants import RDPAccountant
+
+        tracker = RDPAccountant()
+        tracker.history = list(history)
+        eps_now = pre_eps + float(tracker.get_epsilon(delta=delta))
+        progress(Progress(epoch, self.model.epochs, loss, eps_now))
 
     # -- sampling ------------------------------------------------------------------------
 

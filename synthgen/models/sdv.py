@@ -59,6 +59,7 @@ class _SDVSynthesizer(Synthesizer):
 
     def fit(self, frame: pl.DataFrame, *, progress: ProgressCallback | None = None) -> Self:
         """Fit SDV on raw rows (no DP). ``progress`` is called once, at the end."""
+        self._check_distributed()
         schema = self._tabular_schema()
         validate_frame(frame, schema, max_categories=self.model.max_categories)
         frame = frame.select(schema.names)

@@ -8,6 +8,21 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from synthgen.models.text.settings import TextModelSettings
 
+
+class DistributedSettings(BaseModel):
+    """Data-parallel DP-SGD over several processes on one machine (DP-TVAE)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Training processes. 1 trains in the calling process; N > 1 spawns N ranks that each
+    #: Poisson-sample their share of the rows (the union is one Poisson sample of all rows), so
+    #: the accountant, the noise and the spent epsilon are those of one process. On CUDA rank r
+    #: uses cuda:r (the machine needs N GPUs); on CPU the cores are split between the ranks.
+    world_size: int = Field(default=1, ge=1, le=64)
+    #: auto (nccl on CUDA, gloo on CPU) | gloo | nccl: the torch.distributed backend.
+    backend: Literal["auto", "gloo", "nccl"] = "auto"
+
+
 ModelKind = Literal["auto", "dp_tvae", "dp_ctgan", "dp_mst", "sdv_gaussian_copula", "sdv_ctgan", "sdv_tvae"]
 
 
@@ -57,3 +72,5 @@ class ModelSettings(BaseModel):
     #: dp_mst: most cells one measured marginal may have (memory: 8 bytes a cell, a few copies).
     #: A pair of columns whose public domain bound is larger is refused before any DP mechanism.
     max_marginal_cells: int = Field(default=2_000_000, ge=4)
+    #: Multi-process DP-SGD (DP-TVAE only; other kinds refuse world_size > 1).
+    distributed: DistributedSettings = DistributedSettings()
