@@ -25,6 +25,16 @@ class ZoneError(SynthgenError):
     """A write would cross the real/synthetic separation, or zones are misconfigured."""
 
 
+class ZoneConfigError(ZoneError):
+    """Zone roots are misconfigured (overlapping, malformed, missing bucket or credentials)."""
+
+    exit_code = 2
+
+
+class StorageUnreachable(ZoneError):
+    """An object store does not answer (wrong endpoint, network down): exit 1, retry later."""
+
+
 class CatalogError(SynthgenError):
     pass
 

@@ -32,7 +32,9 @@ from synthgen.zones import Zone
 
 if TYPE_CHECKING:
     from synthgen.pipeline import Context
+    from synthgen.policy import AuditLog
     from synthgen.spec import PipelineSpec
+    from synthgen.storage.zone import ObjectZone
 
 #: A ``.tmp-`` file or folder younger than this may belong to a stage still writing it.
 TEMP_MAX_AGE_S = 6 * 3600.0
@@ -192,3 +194,25 @@ def sweep_train(spec: PipelineSpec, ctx: Context) -> dict[str, list[str]]:
             detail={"removed": removed, "killed_runs": killed},
         )
     return {"removed": removed, "killed_runs": killed}
+
+
+def sweep_object_staging(
+    zone: ObjectZone, audit: AuditLog, *, user: str, older_than: float = TEMP_MAX_AGE_S
+) -> list[str]:
+    """Remove the staging transactions that killed writers left in an object-store zone.
+
+    An object store has no rename: a commit writes under ``.synthgen-staging/<txn>/`` first
+    (:mod:`synthgen.storage.zone`). A transaction whose newest object is older than
+    ``older_than`` seconds has no live writer (a commit takes seconds to minutes); its
+    objects were never under a final key and never catalogued. Audited.
+    """
+    removed = zone.sweep_temporaries(older_than=older_than)
+    if removed:
+        audit.record(
+            actor=user,
+            action="sweep",
+            resource=f"{zone.name}:{zone.root}",
+            decision="ok",
+            detail={"removed": removed, "reason": "staging objects of killed writers"},
+        )
+    return removed

@@ -7,7 +7,8 @@ from the catalog) but taking space and confusing a rotation. The next publish, u
 same lock, removes them and the ``.tmp-`` files of publication folders (``<zone>/<name>/``;
 never ``staging/`` or ``models/``, where generate and train work), and records what it removed in the audit
 trail (``sweep``). Publishing, revocation and rotation hold :func:`publish_lock`, so a sweep
-never removes another publish's files in flight.
+never removes another publish's files in flight. A synthetic zone on an object store has
+the same sweep on keys (:func:`sweep_object_orphans`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from synthgen.zones import Zones
 if TYPE_CHECKING:
     from synthgen.catalog import Catalog
     from synthgen.policy import AuditLog
+    from synthgen.storage.zone import ObjectZone
 
 LOCK_NAME = ".synthgen-publish.lock"
 #: Top-level folders of the synthetic zone that are not publications (generate's shards, DP
@@ -76,3 +78,58 @@ def sweep_orphans(catalog: Catalog, zones: Zones, audit: AuditLog, *, user: str)
             detail={"removed": removed, "reason": "uncatalogued publication files or temporaries"},
         )
     return removed
+
+
+def sweep_object_orphans(catalog: Catalog, zone: ObjectZone, audit: AuditLog, *, user: str) -> list[str]:
+    """:func:`sweep_orphans` for a synthetic zone on an object store: remove uncatalogued
+    envelopes and keyrings (a publish killed after its final copy, before its catalog row).
+
+    Object stores have no ``flock``: call it under :func:`object_publish_lock` (one host) or
+    an external lock (an Airflow pool of size one) when several hosts publish into one zone.
+    Staging transactions are the business of :func:`synthgen.orphans.sweep_object_staging`.
+    Returns the removed keys, relative to the zone root; audited.
+    """
+    from synthgen.storage.zone import STAGING_PREFIX
+
+    catalogued = {d.id for d in catalog.list_datasets(zone="synthetic")}
+    removed: list[str] = []
+    for path in sorted(zone.fs.find(zone.url.path)):
+        rel = path[len(zone.url.path) :].lstrip("/")
+        parts = rel.split("/")
+        if len(parts) != 2 or parts[0] in RESERVED_FOLDERS or parts[0] == STAGING_PREFIX:
+            continue  # publications are <name>/<id>.sgenc; deeper keys belong to other stages
+        ds_id = _dataset_id(parts[1])
+        if ds_id is not None and ds_id not in catalogued:
+            zone.fs.rm_file(path)
+            removed.append(rel)
+    if removed:
+        audit.record(
+            actor=user,
+            action="sweep",
+            resource=f"synthetic:{zone.root}",
+            decision="ok",
+            detail={"removed": removed, "reason": "uncatalogued publication objects"},
+        )
+    return removed
+
+
+@contextmanager
+def object_publish_lock(zone: ObjectZone) -> Iterator[None]:
+    """:func:`publish_lock` for an object-store zone: a local ``flock`` keyed by the zone's URL.
+
+    It serialises the publishers of one host only (object stores offer no lock a sweep could
+    trust); a deployment with several publishing hosts runs publish in a pool of size one.
+    """
+    import hashlib
+
+    from synthgen.zones import home_dir
+
+    locks = home_dir() / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    name = hashlib.sha256(zone.root.encode("utf-8")).hexdigest()[:24]
+    with open(locks / f"publish-{name}.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

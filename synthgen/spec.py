@@ -279,7 +279,10 @@ def spec_from_dict(
     origin: str = "spec",
     base_dir: Path | None = None,
 ) -> PipelineSpec:
+    from synthgen.storage.credentials import refuse_credentials_in
+
     data = apply_overrides(dict(data), overrides or [])
+    refuse_credentials_in(data, origin=origin)  # before validation: "unknown key" would hide why
     try:
         spec = PipelineSpec.model_validate(data)
     except ValidationError as exc:

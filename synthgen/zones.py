@@ -1,7 +1,10 @@
 """Storage zones: the REAL zone (real data and everything derived from it without DP)
 and the SYNTHETIC zone (DP outputs only), kept apart (privacy contract P1).
 
-Each zone is a local directory root. Every path handed out is resolved (``..`` and
+Each zone is a local directory root, or an object-store URL (``s3://bucket/prefix``;
+see :mod:`synthgen.storage`, whose URL rules apply to such roots).
+
+Every path handed out is resolved (``..`` and
 symlinks included) and must stay inside its own zone's root; roots that overlap or
 nest are a configuration error. Writes are atomic: data goes to a temporary file in
 the destination directory, is fsynced, then renamed into place, so a crash never
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from synthgen.errors import ZoneError
+from synthgen.errors import ZoneConfigError, ZoneError
 
 ZoneName = Literal["real", "synthetic"]
 _TMP_PREFIX = ".tmp-"
@@ -226,14 +229,23 @@ def _mark(root: Path, role: ZoneName) -> None:
         os.replace(tmp, marker)
 
 
-def zone_roots_from_env() -> tuple[Path, Path]:
-    """The configured (real, synthetic) roots, resolved, without creating them."""
+def _root(raw: str | os.PathLike[str]) -> Path | str:
+    """A local root resolved to a Path; an object-store URL kept as given (see :mod:`synthgen.storage`)."""
+    from synthgen.storage import is_url
+
+    text = os.fspath(raw)
+    if is_url(text):
+        return text
+    return Path(text.removeprefix("file://")).expanduser().resolve()
+
+
+def zone_roots_from_env() -> tuple[Path | str, Path | str]:
+    """The configured (real, synthetic) roots, without creating them: local roots resolved,
+    object-store URLs as given."""
     home = home_dir()
     real = os.environ.get("SYNTHGEN_REAL_ZONE", str(home / "zones" / "real"))
     synthetic = os.environ.get("SYNTHGEN_SYNTHETIC_ZONE", str(home / "zones" / "synthetic"))
-    return tuple(  # type: ignore[return-value]
-        Path(os.fspath(p).removeprefix("file://")).expanduser().resolve() for p in (real, synthetic)
-    )
+    return _root(real), _root(synthetic)
 
 
 def check_outside_zones(path: str | os.PathLike[str], what: str, *, allow_real: bool = False) -> None:
@@ -242,8 +254,8 @@ def check_outside_zones(path: str | os.PathLike[str], what: str, *, allow_real: 
     p = Path(path).expanduser().resolve()
     real, synthetic = zone_roots_from_env()
     for root, name in ((synthetic, "synthetic"), (real, "real")):
-        if name == "real" and allow_real:
-            continue
+        if (name == "real" and allow_real) or not isinstance(root, Path):
+            continue  # a local path is never inside an object-store zone
         if _is_within(p, root):
             where = "outside both zones" if not allow_real else "outside the synthetic zone"
             raise ZoneError(f"{what} {p} is inside the {name} zone ({root}); keep it {where}")
@@ -269,16 +281,18 @@ class Zones:
 
     @classmethod
     def from_roots(cls, real: str | os.PathLike[str], synthetic: str | os.PathLike[str]) -> Zones:
-        for raw in (real, synthetic):
-            if "://" in os.fspath(raw) and not os.fspath(raw).startswith("file://"):
-                raise ZoneError(
-                    f"zone root {os.fspath(raw)!r}: only local paths are supported in this version; "
-                    "mount object storage (s3fs, gcsfuse) and give its path"
-                )
-        r = Path(os.fspath(real).removeprefix("file://")).expanduser().resolve()
-        s = Path(os.fspath(synthetic).removeprefix("file://")).expanduser().resolve()
+        r, s = _root(real), _root(synthetic)
+        if not isinstance(r, Path) or not isinstance(s, Path):
+            from synthgen.storage.zone import open_zones
+
+            open_zones(r, s)  # every check: separation, credentials, reachability, bucket, markers
+            raise ZoneConfigError(
+                f"zone roots {r} and {s} pass their checks, but the pipeline stages do not run on "
+                "object storage yet (issue #18, after the #17 layout change); mount the store "
+                "(s3fs, gcsfuse) and give its path meanwhile"
+            )
         if _is_within(r, s) or _is_within(s, r):
-            raise ZoneError(
+            raise ZoneConfigError(
                 f"zone roots overlap: real={r} synthetic={s}; give the two zones separate, non-nested roots"
             )
         for p, role in ((r, "real"), (s, "synthetic")):
