@@ -104,7 +104,7 @@ def storage_options(url: StoreURL) -> dict[str, Any]:
         "read_timeout": max(CONNECT_TIMEOUT_S, 30.0),
         "retries": {"max_attempts": 2, "mode": "standard"},
     }
-    options: dict[str, Any] = {"config_kwargs": config, "retries": 2}
+    options: dict[str, Any] = {"config_kwargs": config}
     conn_id = os.environ.get(CONN_ID_ENV)
     if conn_id:
         conn = airflow_connection(conn_id)

@@ -209,7 +209,8 @@ class ObjectZone:
             fh.close()
             fh.commit()
         except BaseException:
-            fh.discard()
+            fh.discard()  # aborts the multipart upload: no part of it becomes an object
+            fh.closed = True  # and the discarded buffer is never flushed on garbage collection
             self._drop(txn)
             raise
         try:

@@ -93,8 +93,3 @@ def test_commit_refuses_staging_file_from_other_zone(zones: Zones) -> None:
 def test_open_for_writing_is_refused(zones: Zones) -> None:
     with pytest.raises(ZoneError, match="atomic_write"):
         zones.real.open("x", "wb")
-
-
-def test_object_store_roots_are_refused_with_a_fix(tmp_path: Path) -> None:
-    with pytest.raises(ZoneError, match="only local paths"):
-        Zones.from_roots("s3://bucket/real", tmp_path / "s")
