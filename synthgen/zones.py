@@ -24,6 +24,9 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from synthgen.errors import ZoneConfigError, ZoneError
+from synthgen.storage import check_separate, is_url, parse_store_url
+from synthgen.storage.urls import StoreURL
+from synthgen.storage.zone import ZONE_MARKER, ObjectZone, mark_object_zone, open_object_zone
 
 ZoneName = Literal["real", "synthetic"]
 _TMP_PREFIX = ".tmp-"
@@ -200,9 +203,8 @@ class Zone:
         return removed
 
 
-#: A file at each zone root recording its role, so that one deployment's real zone can never
-#: be pointed into another deployment's synthetic zone (or the reverse).
-ZONE_MARKER = ".synthgen-zone"
+# ZONE_MARKER (imported above): a file at each zone root recording its role, so that one
+# deployment's real zone can never be pointed into another deployment's synthetic zone.
 
 
 def _check_marked_role(root: Path, role: ZoneName) -> None:
@@ -231,8 +233,6 @@ def _mark(root: Path, role: ZoneName) -> None:
 
 def _root(raw: str | os.PathLike[str]) -> Path | str:
     """A local root resolved to a Path; an object-store URL kept as given (see :mod:`synthgen.storage`)."""
-    from synthgen.storage import is_url
-
     text = os.fspath(raw)
     if is_url(text):
         return text
@@ -283,8 +283,6 @@ class Zones:
     def from_roots(cls, real: str | os.PathLike[str], synthetic: str | os.PathLike[str]) -> Zones:
         r, s = _root(real), _root(synthetic)
         if not isinstance(r, Path) or not isinstance(s, Path):
-            from synthgen.storage.zone import open_zones
-
             open_zones(r, s)  # every check: separation, credentials, reachability, bucket, markers
             raise ZoneConfigError(
                 f"zone roots {r} and {s} pass their checks, but the pipeline stages do not run on "
@@ -309,3 +307,50 @@ class Zones:
 
     def zone(self, name: ZoneName) -> Zone:
         return self.real if name == "real" else self.synthetic
+
+
+#: The ``other_root`` of a local zone whose partner is on an object store: nothing on the local
+#: file system resolves under ``/dev/null`` (a device, not a folder), so no path is refused for it.
+_NO_LOCAL_PARTNER = Path("/dev/null/object-store-zone")
+
+
+@dataclass(frozen=True)
+class StoreZones:
+    """The two zones when one or both roots are object-store URLs (:mod:`synthgen.storage.zone`)."""
+
+    real: Zone | ObjectZone
+    synthetic: Zone | ObjectZone
+
+    def zone(self, name: ZoneName) -> Zone | ObjectZone:
+        return self.real if name == "real" else self.synthetic
+
+
+def open_zones(real: Path | str, synthetic: Path | str) -> StoreZones:
+    """Both zones, one or both on an object store, after every check, in this order: URL form
+    and separation (no network), credentials, reachability, bucket, role markers. Nothing is
+    written before all passed. Raises :class:`ZoneConfigError` (exit 2) or
+    :class:`~synthgen.errors.StorageUnreachable` (exit 1).
+    """
+    roots: tuple[tuple[ZoneName, Path | str], ...] = (("real", real), ("synthetic", synthetic))
+    urls = {name: parse_store_url(root) for name, root in roots if isinstance(root, str)}
+    check_separate(real, synthetic)
+    spool = Path(os.environ.get("SYNTHGEN_SPOOL", str(home_dir() / "spool")))
+    opened: dict[ZoneName, Zone | ObjectZone] = {}
+    for name, root in roots:
+        other_name: ZoneName = "synthetic" if name == "real" else "real"
+        other_root = dict(roots)[other_name]
+        other: StoreURL | Path = urls.get(other_name) or (
+            other_root if isinstance(other_root, Path) else _NO_LOCAL_PARTNER
+        )
+        if isinstance(root, str):
+            opened[name] = open_object_zone(name, root, other, spool=spool / name)
+        else:
+            _check_marked_role(root, name)
+            opened[name] = Zone(name, root, other if isinstance(other, Path) else _NO_LOCAL_PARTNER)
+    for zone in opened.values():
+        if isinstance(zone, ObjectZone):
+            mark_object_zone(zone)
+        else:
+            zone.root.mkdir(parents=True, exist_ok=True)
+            _mark(zone.root, zone.name)
+    return StoreZones(real=opened["real"], synthetic=opened["synthetic"])

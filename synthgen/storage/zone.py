@@ -111,14 +111,6 @@ def probe(url: StoreURL, fs: Any) -> None:
         ) from None
 
 
-def _spool_root() -> Path:
-    from synthgen.zones import home_dir
-
-    root = Path(os.environ.get("SYNTHGEN_SPOOL", str(home_dir() / "spool")))
-    root.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return root
-
-
 @dataclass(frozen=True)
 class ObjectZone:
     """One zone on an object store. Same operations as :class:`synthgen.zones.Zone`, on keys."""
@@ -128,6 +120,8 @@ class ObjectZone:
     #: The other zone's root (a URL, or a local path when the zones are on different stores).
     other: StoreURL | Path
     fs: Any = field(repr=False, compare=False)
+    #: Local scratch folder (0700) for writers that need a path; uploaded, then deleted.
+    spool: Path = field(default=Path(tempfile.gettempdir()), compare=False)
 
     @property
     def root(self) -> str:
@@ -221,7 +215,8 @@ class ObjectZone:
 
     @contextmanager
     def _spool_dir(self) -> Iterator[Path]:
-        d = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=_spool_root()))
+        self.spool.mkdir(mode=0o700, parents=True, exist_ok=True)
+        d = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=self.spool))
         try:
             yield d
         finally:
@@ -336,7 +331,7 @@ def _mark(fs: Any, url: StoreURL, role: ZoneName) -> None:
         fs.pipe_file(marker.path, json.dumps({"role": role}).encode("utf-8"))
 
 
-def open_object_zone(name: ZoneName, root: str, other: StoreURL | Path) -> ObjectZone:
+def open_object_zone(name: ZoneName, root: str, other: StoreURL | Path, *, spool: Path) -> ObjectZone:
     """Check an object-store zone root (credentials, reachability, bucket, role marker) and mark it.
 
     Nothing is written before every check has passed.
@@ -345,59 +340,9 @@ def open_object_zone(name: ZoneName, root: str, other: StoreURL | Path) -> Objec
     fs = filesystem(url)
     probe(url, fs)
     _check_marker(fs, url, name)
-    return ObjectZone(name=name, url=url, other=other, fs=fs)
+    return ObjectZone(name=name, url=url, other=other, fs=fs, spool=spool)
 
 
-def mark(zone: ObjectZone) -> None:
+def mark_object_zone(zone: ObjectZone) -> None:
     """Record the zone's role at its root (after both zones passed their checks)."""
     _mark(zone.fs, zone.url, zone.name)
-
-
-#: The ``other_root`` of a local zone whose partner is on an object store: nothing on the local
-#: file system resolves under ``/dev/null`` (a device, not a folder), so no path is refused for it.
-_NO_LOCAL_PARTNER = Path("/dev/null/object-store-zone")
-
-
-@dataclass(frozen=True)
-class StoreZones:
-    """The two zones when one or both roots are object-store URLs."""
-
-    real: Any  # ObjectZone | synthgen.zones.Zone
-    synthetic: Any
-
-    def zone(self, name: ZoneName) -> Any:
-        return self.real if name == "real" else self.synthetic
-
-
-def open_zones(real: Path | str, synthetic: Path | str) -> StoreZones:
-    """Both zones, after every check, in this order: URL form and separation (no network),
-    credentials, reachability, bucket, role markers. Nothing is written before all passed.
-
-    Raises :class:`ZoneConfigError` (exit 2) or :class:`StorageUnreachable` (exit 1).
-    """
-    from synthgen.storage.urls import check_separate
-    from synthgen.zones import Zone, _check_marked_role, _mark
-
-    roots = (("real", real), ("synthetic", synthetic))
-    urls = {k: parse_store_url(v) for k, v in roots if isinstance(v, str)}
-    check_separate(real, synthetic)
-    other_of: dict[str, StoreURL | Path] = {
-        "real": urls.get("synthetic", synthetic if isinstance(synthetic, Path) else _NO_LOCAL_PARTNER),
-        "synthetic": urls.get("real", real if isinstance(real, Path) else _NO_LOCAL_PARTNER),
-    }
-    opened: dict[str, Any] = {}
-    for name, root in (("real", real), ("synthetic", synthetic)):
-        role: ZoneName = "real" if name == "real" else "synthetic"
-        if isinstance(root, str):
-            opened[name] = open_object_zone(role, root, other_of[name])
-        else:
-            _check_marked_role(root, role)
-            other = other_of[name]
-            opened[name] = Zone(role, root, other if isinstance(other, Path) else _NO_LOCAL_PARTNER)
-    for zone in opened.values():
-        if isinstance(zone, ObjectZone):
-            mark(zone)
-        else:
-            zone.root.mkdir(parents=True, exist_ok=True)
-            _mark(zone.root, zone.name)
-    return StoreZones(real=opened["real"], synthetic=opened["synthetic"])

@@ -23,7 +23,8 @@ from synthgen.orphans import sweep_object_staging
 from synthgen.policy.audit import AuditLog
 from synthgen.publication_orphans import sweep_object_orphans
 from synthgen.storage import parquet as sparquet
-from synthgen.storage.zone import BLOCK_SIZE, STAGING_PREFIX, ZONE_MARKER, StoreZones, open_zones
+from synthgen.storage.zone import BLOCK_SIZE, STAGING_PREFIX, ZONE_MARKER
+from synthgen.zones import StoreZones, open_zones
 
 from .conftest import list_keys, open_multipart_uploads
 
@@ -156,7 +157,8 @@ def test_ingest_publish_read_through_object_zones(bucket: str, ctx, tmp_path: Pa
 _CRASH = textwrap.dedent(
     """
     import os, signal, sys
-    from synthgen.storage.zone import ObjectZone, open_zones
+    from synthgen.storage.zone import ObjectZone
+    from synthgen.zones import open_zones
 
     real, synthetic, where = sys.argv[1:4]
     zones = open_zones(real, synthetic)
