@@ -128,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="data directory (default: %(default)s)")
     p.add_argument("--quick", action="store_true", help="smaller sizes, for smoke runs")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--rows", type=int, default=None, help="scale: table rows (default 5,000,000)")
+    p.add_argument("--notes", type=int, default=None, help="scale: rows with a note (default 500,000)")
     p.add_argument("--out", type=Path, default=RESULTS_DIR)
     p.add_argument("--list", action="store_true")
     args = p.parse_args(argv)

@@ -11,6 +11,7 @@ from typing import Any
 from bench.harness import BENCH_DIR, RESULTS_DIR
 
 DOC = BENCH_DIR.parent / "docs" / "benchmarks.md"
+NOTES_DIR = BENCH_DIR / "notes"
 
 
 def _flatten(prefix: str, value: Any, out: list[tuple[str, str]]) -> None:
@@ -56,6 +57,9 @@ def render() -> str:
         _flatten("", data.get("results", {}), rows)
         lines += [f"| {k} | {v.replace('|', '/')} |" for k, v in rows]
         lines.append("")
+        notes = NOTES_DIR / f"{path.stem}.md"
+        if notes.is_file():  # prose kept beside the figures (what they mean, what they leave out)
+            lines += [notes.read_text().strip(), ""]
     return "\n".join(lines)
 
 

@@ -143,8 +143,9 @@ def train_data_parallel(
 ) -> RankResult:
     """Train ``net`` with DP-SGD on ``world_size`` spawned processes; return rank 0's result.
 
-    ``codes`` are raw-derived training rows: they travel to the ranks through a private
-    temporary directory (mode 0700) that is removed when training ends.
+    ``codes`` are raw-derived training rows: each rank's share reaches it as a shared-memory
+    tensor, never through a file. Rank 0 writes only the trained weights (a DP output) and its
+    accountant history into a private temporary directory (mode 0700), removed on return.
     """
     import torch.multiprocessing as mp
 
@@ -152,7 +153,10 @@ def train_data_parallel(
     backend = backend_for(device, backend)
     with tempfile.TemporaryDirectory(prefix="synthgen-ddp-") as tmp:
         work = Path(tmp)
-        torch.save({"codes": codes, "state": net.state_dict()}, work / "input.pt")
+        # The shares travel as shared-memory tensors (torch.multiprocessing), never through a
+        # file: the training rows stay off disk outside the REAL zone.
+        shares = [shard(codes, rank, world_size).share_memory_() for rank in range(world_size)]
+        state = {k: v.detach().cpu().clone().share_memory_() for k, v in net.state_dict().items()}
         init = {
             "cardinalities": net.cardinalities,
             "latent_dim": net.latent_dim,
@@ -161,7 +165,7 @@ def train_data_parallel(
         try:
             mp.spawn(
                 _rank_main,
-                args=(world_size, free_port(), backend, device, asdict(plan), init, str(work)),
+                args=(world_size, free_port(), backend, device, asdict(plan), init, shares, state, str(work)),
                 nprocs=world_size,
                 join=True,
             )
@@ -189,6 +193,8 @@ def _rank_main(
     device: str,
     plan_fields: dict[str, Any],
     init: dict[str, Any],
+    shares: list[torch.Tensor],
+    state: dict[str, torch.Tensor],
     work: str,
 ) -> None:
     import torch.distributed as dist
@@ -204,12 +210,13 @@ def _rank_main(
         dev = rank_device(device, rank)
         if dev.startswith("cuda"):
             torch.cuda.set_device(dev)
-        data = torch.load(Path(work) / "input.pt", weights_only=True)
         net = AutoregressiveVAE(
             init["cardinalities"], latent_dim=init["latent_dim"], hidden_dim=init["hidden_dim"]
         )
-        net.load_state_dict(data["state"])
-        result = run_rank(net.to(dev), shard(data["codes"], rank, world_size), DPSGDPlan(**plan_fields), dev)
+        net.load_state_dict(state)
+        local = shares[rank]
+        del shares  # this rank reads only its own share
+        result = run_rank(net.to(dev), local, DPSGDPlan(**plan_fields), dev)
         if rank == 0:
             torch.save(
                 {"state": result.state, "history": result.history, "losses": result.epoch_losses},
