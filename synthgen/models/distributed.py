@@ -34,11 +34,11 @@ import os
 import secrets
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 from torch import nn
@@ -47,6 +47,8 @@ from synthgen.errors import ModelError
 
 if TYPE_CHECKING:
     from synthgen.models.dp_tvae import AutoregressiveVAE
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,62 @@ class RankPoissonSampler(torch.utils.data.Sampler[list[int]]):
 def shard(codes: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
     """Rank ``rank``'s share of the rows: positions ``rank, rank + world_size, ...``."""
     return codes[rank::world_size].contiguous()
+
+
+@dataclass(frozen=True)
+class LaunchedRank:
+    """This process's place in a world started by ``torchrun`` (its environment variables)."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+
+
+def launched_rank() -> LaunchedRank | None:
+    """The torchrun rank of this process, or None when it was not launched with several ranks.
+
+    torchrun sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``
+    (the ``env://`` rendezvous); a world of one is a single process.
+    """
+    env = os.environ
+    if "RANK" not in env or "MASTER_ADDR" not in env or int(env.get("WORLD_SIZE", "1")) < 2:
+        return None
+    return LaunchedRank(int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", env["RANK"])))
+
+
+def join_launched_group(device: str, requested_backend: str) -> None:
+    """Initialise the default process group from torchrun's environment (once per process)."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        return
+    if device.startswith("cuda"):
+        torch.cuda.set_device(device)
+    backend = backend_for(device, requested_backend)
+    dist.init_process_group(backend, init_method="env://", timeout=timedelta(minutes=10))
+
+
+def from_rank_zero(make: Callable[[], T], rank: int) -> T:
+    """``make()`` on rank 0 only, its result handed to every rank (an error on rank 0 too).
+
+    Used for the DP preprocessing: run once, its noisy results shared, so the ranks train on
+    one encoding and the ledger is charged once.
+    """
+    import torch.distributed as dist
+
+    payload: list[Any] = [None]
+    if rank == 0:
+        try:
+            payload = [("ok", make())]
+        except Exception as exc:
+            payload = [("error", f"{type(exc).__name__}: {exc}")]
+            dist.broadcast_object_list(payload, src=0)
+            raise
+    dist.broadcast_object_list(payload, src=0)
+    status, value = payload[0]
+    if status == "error":
+        raise ModelError(f"rank 0 failed before training: {value}")
+    return value  # type: ignore[no-any-return]
 
 
 def free_port() -> int:

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from synthgen.errors import ModelError, PrivacyError
+from synthgen.errors import ModelError, PrivacyError, SpecError
 from synthgen.models.base import Progress, ProgressCallback, Synthesizer, resolve_device
 from synthgen.privacy.accountant import calibrate_noise, spent_epsilon
 from synthgen.privacy.record import MechanismEntry, PrivacyRecord, compose, non_dp_record
@@ -333,14 +333,27 @@ class DPTVAE(Synthesizer):
         Sets ``encoder_``, ``net_``, ``privacy_record_`` and ``duplicates_`` (the
         last is a raw count for the restricted run report; it is not saved).
         """
-        device = resolve_device(self.model.device)
-        if self.model.distributed.world_size > 1:
-            from synthgen.models.distributed import backend_for, check_world
+        from synthgen.models import distributed
 
-            # Refused before any DP mechanism reads the data.
-            check_world(device, self.model.distributed.world_size)
-            backend_for(device, self.model.distributed.backend)
-        prep = self._prepare(frame)
+        device = resolve_device(self.model.device)
+        launched = distributed.launched_rank()
+        if launched is not None and self.model.distributed.world_size not in (1, launched.world_size):
+            raise SpecError(
+                f"launched by torchrun with {launched.world_size} ranks but model.distributed."
+                f"world_size is {self.model.distributed.world_size}: set it to 1 (torchrun decides)"
+            )
+        if launched is not None:
+            # torchrun: every rank calls fit; rank 0 alone runs the DP preprocessing.
+            device = distributed.rank_device(device, launched.local_rank)
+            distributed.join_launched_group(device, self.model.distributed.backend)
+            prep = distributed.from_rank_zero(lambda: self._prepare(frame), launched.rank)
+            self.released_epsilon_ = float(self.privacy.epsilon) if prep.split is not None else 0.0
+        else:
+            if self.model.distributed.world_size > 1:
+                # Refused before any DP mechanism reads the data.
+                distributed.check_world(device, self.model.distributed.world_size)
+                distributed.backend_for(device, self.model.distributed.backend)
+            prep = self._prepare(frame)
         self.encoder_ = prep.encoder
         self.duplicates_ = prep.duplicates
         self.device_ = device
@@ -394,8 +407,9 @@ class DPTVAE(Synthesizer):
     ) -> PrivacyRecord:
         from opacus.data_loader import DPDataLoader
 
+        from synthgen.models import distributed
         from synthgen.models.base import Prepared
-        from synthgen.models.distributed import DPSGDPlan, train_data_parallel
+        from synthgen.models.distributed import DPSGDPlan
 
         assert isinstance(prep, Prepared) and prep.split is not None and prep.total_delta is not None
         split = prep.split
@@ -430,12 +444,18 @@ class DPTVAE(Synthesizer):
         )
         pre_eps, _ = compose(prep.mechanisms)
         world = self.model.distributed.world_size
-        if world > 1:
-            # The ranks report after training: progress is replayed per epoch from rank 0.
-            result = train_data_parallel(
+        launched = distributed.launched_rank()
+        if launched is not None:
+            result = distributed.run_rank(
+                net, distributed.shard(codes, launched.rank, launched.world_size), plan, device
+            )
+        elif world > 1:
+            # The spawned ranks report after training: progress is replayed per epoch below.
+            result = distributed.train_data_parallel(
                 net, codes, plan, world_size=world, device=device, backend=self.model.distributed.backend
             )
             net.load_state_dict(result.state)
+        if launched is not None or world > 1:
             history = result.history
             replay: list[tuple[float, float, int]] = []
             for epoch, loss in enumerate(result.epoch_losses):

@@ -222,3 +222,50 @@ def test_nccl_backend_on_cpu_is_refused_before_any_dp_mechanism(small_frame, sma
     with pytest.raises(ModelError, match=r"nccl needs model\.device cuda"):
         synth.fit(small_frame)
     assert synth.released_epsilon_ == 0.0
+
+
+def _torchrun_rank(rank: int, world_size: int, port: int, out: str, frame, schema) -> None:  # type: ignore[no-untyped-def]
+    # The environment torchrun gives each rank; rank 1 gets no rows at all.
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
+    torch.set_num_threads(1)
+    settings = ModelSettings(**FAST)  # type: ignore[arg-type]
+    privacy = PrivacySettings(epsilon=2.0, delta=1e-5, accountant="rdp")
+    synth = make_synthesizer("dp_tvae", schema=schema, model=settings, privacy=privacy)
+    synth.fit(frame if rank == 0 else frame.head(0))
+    synth.save(Path(out) / f"rank{rank}")
+
+
+def test_torchrun_ranks_share_rank_zeros_dp_preprocessing_and_end_with_one_model(
+    small_frame, small_schema, tmp_path
+) -> None:
+    import torch.multiprocessing as mp
+
+    from synthgen.models import Synthesizer
+
+    args = (2, dist_module.free_port(), str(tmp_path), small_frame, small_schema)
+    mp.spawn(_torchrun_rank, args=args, nprocs=2, join=True)
+    r0, r1 = (Synthesizer.load(tmp_path / f"rank{r}") for r in range(2))
+    # Rank 1 never saw a row: its encoding, privacy record and weights are rank 0's.
+    assert (tmp_path / "rank0" / "encoding.json").read_text() == (
+        tmp_path / "rank1" / "encoding.json"
+    ).read_text()
+    assert r0.privacy_record_ == r1.privacy_record_
+    for a, b in zip(r0.net_.state_dict().values(), r1.net_.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+    rec = r0.privacy_record_
+    training = next(m for m in rec.mechanisms if m.step == "training")
+    single = spent_epsilon(
+        noise_multiplier=rec.noise_multiplier,
+        sample_rate=rec.sample_rate,
+        steps=rec.steps,
+        delta=training.delta,
+        accountant="rdp",
+    )
+    assert training.epsilon == pytest.approx(single, rel=1e-9)
+    assert r0.sample(200, seed=2).height == 200
