@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -22,10 +23,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextmanager
+def _moto_server(log: Path, **env: str) -> Iterator[str]:
+    """moto's standalone S3 server on a free loopback port, in its own process group."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("moto") / "server.log"
     with open(log, "wb") as fh:
         proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -33,6 +34,7 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            env={**os.environ, **env},
         )
     try:
         deadline = time.monotonic() + 60
@@ -52,6 +54,21 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with _moto_server(tmp_path_factory.mktemp("moto") / "server.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint_with_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A server that checks signatures against its own IAM users after the first request
+    (which creates the test's bucket): any key the test holds is unknown to it."""
+    log = tmp_path_factory.mktemp("moto-auth") / "server.log"
+    with _moto_server(log, INITIAL_NO_AUTH_ACTION_COUNT="1") as url:
+        yield url
 
 
 @pytest.fixture

@@ -240,3 +240,36 @@ def test_credentials_come_from_an_airflow_connection(
     assert zones.real.fs.key == "conn-key"
     monkeypatch.setenv("AWS_ENDPOINT_URL", aws_env["AWS_ENDPOINT_URL"])
     assert "real/x.txt" in list_keys(bucket)
+
+
+def test_credentials_the_store_refuses_exit_2_before_anything_is_written(
+    aws_env: dict[str, str], s3_endpoint_with_auth: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint_with_auth)
+    boto3.client("s3").create_bucket(Bucket="guarded")  # the one unauthenticated request
+    with pytest.raises(ZoneConfigError, match="refused the credentials") as err:
+        open_zones("s3://guarded/real", "s3://guarded/synthetic")
+    assert err.value.exit_code == 2
+
+
+def test_a_staged_spool_file_is_uploaded_through_the_staging_prefix(bucket: str) -> None:
+    zones = _zones(bucket)
+    with zones.real.staging("snapshots/v", suffix=".parquet") as tmp:
+        pq.write_table(pa.table({"a": [1, 2]}), tmp)
+        url = zones.real.commit(tmp, "snapshots/v/snap-2.parquet")
+    assert url == f"s3://{bucket}/real/snapshots/v/snap-2.parquet"
+    assert not tmp.exists() and list(tmp.parent.parent.iterdir()) == []  # spool emptied
+    assert list_keys(bucket) == [*MARKERS[:1], "real/snapshots/v/snap-2.parquet", MARKERS[1]]
+    assert pa.Table.from_batches(list(sparquet.iter_batches(zones.real, url))).num_rows == 2
+
+
+def test_other_stores_go_through_the_same_checks_and_name_their_missing_driver(tmp_path: Path) -> None:
+    with pytest.raises(ZoneConfigError, match="overlap"):
+        open_zones("gs://b/z", "gcs://B/z/synthetic")
+    with pytest.raises(ZoneConfigError, match="gs:// zones need the gcsfs package"):
+        open_zones("gs://b/real", "gs://b/synthetic")
+    with pytest.raises(ZoneConfigError, match="abfs:// zones need the adlfs package"):
+        open_zones("abfss://container@acct.dfs.core.windows.net/real", tmp_path / "synthetic")
+    assert not (tmp_path / "synthetic").exists()  # the local zone is not created either

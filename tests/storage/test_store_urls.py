@@ -59,3 +59,27 @@ def test_a_key_cannot_climb_out_of_its_root() -> None:
     with pytest.raises(ZoneConfigError, match=r"'\.\.'"):
         root.join("snapshots/../../synthetic/x")
     assert root.join("snapshots/x.parquet").path == "b/real/snapshots/x.parquet"
+
+
+def test_an_airflow_connection_uri_gives_keys_endpoint_and_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    from synthgen.storage.credentials import storage_options
+
+    monkeypatch.setenv("SYNTHGEN_STORAGE_CONN_ID", "minio")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MINIO",
+        "aws://AK%2Fid:s%40cret@/?endpoint_url=http%3A%2F%2Fminio%3A9000&region_name=eu-1",
+    )
+    opts = storage_options(parse_store_url("s3://b/z"))
+    assert (opts["key"], opts["secret"]) == ("AK/id", "s@cret")
+    assert opts["client_kwargs"] == {"endpoint_url": "http://minio:9000", "region_name": "eu-1"}
+
+
+def test_a_named_connection_that_is_not_exported_is_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from synthgen.storage.credentials import storage_options
+
+    monkeypatch.setenv("SYNTHGEN_STORAGE_CONN_ID", "absent")
+    monkeypatch.delenv("AIRFLOW_CONN_ABSENT", raising=False)
+    with pytest.raises(ZoneConfigError, match="AIRFLOW_CONN_ABSENT is not set"):
+        storage_options(parse_store_url("s3://b/z"))
