@@ -4,6 +4,10 @@ Every column becomes one *token* per row:
 
 - categorical / boolean: its category (categories from the spec, or DP discovery
   with an ``<other>`` bucket for rare values);
+- integer with a narrow range (at most :data:`SMALL_INTEGER_VALUES` integers between the
+  ends of its DP range, or of its exact range in non-DP mode): one token per integer of that
+  range, like a category (codes such as SEX 1/2 or a 0/1 target); decoding gives back only
+  those integers, never a value outside the range or between two codes;
 - numeric / datetime: the index of its bin (bin edges from DP quantiles, or from
   exact quantiles in non-DP mode). Datetimes are encoded as epoch seconds. On
   decoding a value is drawn uniformly inside its bin (or placed by a within-bin
@@ -51,12 +55,20 @@ OTHER_TOKEN = "<other>"
 #: 1800-01-01 to 2200-01-01. Data-independent, so free under DP (P2).
 DEFAULT_DATETIME_BOUNDS = (-5_364_662_400.0, 7_258_118_400.0)
 
+#: An integer column whose range holds at most this many integers gets one token per integer (codes,
+#: counts, 0/1 targets) instead of quantile bins: no bin ever spreads a 0/1 column over 0..2.
+SMALL_INTEGER_VALUES = 30
+
 #: Column types the tabular encoder models; ``text`` and ``id`` are left to other stages.
 TABULAR_TYPES = (ColumnType.numeric, ColumnType.datetime, ColumnType.categorical, ColumnType.boolean)
 
 
 class CategoricalCode(BaseModel):
-    """A categorical or boolean column: token i is ``categories[i]``, then ``<other>``, then ``<null>``."""
+    """A categorical or boolean column: token i is ``categories[i]``, then ``<other>``, then ``<null>``.
+
+    ``dtype="int"``: a narrow integer column, ``categories`` are the consecutive integers of its
+    range (as strings), no ``<other>``; a value outside the range is encoded as the nearest end.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -65,8 +77,8 @@ class CategoricalCode(BaseModel):
     categories: list[str]
     other: bool
     null: bool
-    #: How decoded values are typed: "str" or "bool".
-    dtype: Literal["str", "bool"] = "str"
+    #: How decoded values are typed: "str", "bool" or "int" (consecutive integers, see above).
+    dtype: Literal["str", "bool", "int"] = "str"
     #: Value written for the ``<other>`` token.
     other_label: str = "other"
     #: False when the list is public (the spec's): ``<other>`` then only holds rows outside the
@@ -348,6 +360,14 @@ class TableEncoder:
                     q = _raw_quantiles(finite, qs)
                     if col.bounds is not None:
                         q = np.clip(q, *col.bounds)
+                lo_i, hi_i = (int(np.round(q[0])), int(np.round(q[-1]))) if integer else (0, 0)
+                if dtype == "int" and hi_i - lo_i < SMALL_INTEGER_VALUES:
+                    # Post-processing of the (DP) range: each integer its own token.
+                    ints = [str(v) for v in range(lo_i, hi_i + 1)]
+                    codes.append(
+                        CategoricalCode(name=col.name, categories=ints, other=False, null=null, dtype="int")
+                    )
+                    continue
                 edges = edges_from_quantiles(q, integer=integer)
                 codes.append(NumericCode(name=col.name, edges=edges, integer=integer, null=null, dtype=dtype))  # type: ignore[arg-type]
         return cls(EncoderConfig(dp=dp, columns=codes)), entries
@@ -364,7 +384,7 @@ class TableEncoder:
         return [
             c.name
             for c in self.config.columns
-            if isinstance(c, CategoricalCode) and c.dtype != "bool" and not c.categories
+            if isinstance(c, CategoricalCode) and c.dtype == "str" and not c.categories
         ]
 
     @property
@@ -372,15 +392,19 @@ class TableEncoder:
         """Run-summary warnings for columns the DP results collapsed (post-processing of them only)."""
         out = []
         for c in self.config.columns:
-            if isinstance(c, NumericCode) and c.edges[0] == c.edges[-1]:
+            one = (isinstance(c, NumericCode) and c.edges[0] == c.edges[-1]) or (
+                isinstance(c, CategoricalCode) and c.dtype == "int" and len(c.categories) == 1
+            )
+            if one:
+                value = c.edges[0] if isinstance(c, NumericCode) else float(c.categories[0])
                 out.append(
-                    f"column {c.name!r}: its DP range holds one value ({c.edges[0]:g}); the rest was "
+                    f"column {c.name!r}: its DP range holds one value ({value:g}); the rest was "
                     f"under the noise: give columns.{c.name}.bounds or raise privacy.epsilon"
                 )
             elif (
                 isinstance(c, CategoricalCode)
                 and c.emit_other
-                and c.dtype != "bool"
+                and c.dtype == "str"
                 and len(c.categories) == 1
             ):
                 out.append(
@@ -397,6 +421,26 @@ class TableEncoder:
             for j, c in enumerate(self.config.columns)
             if isinstance(c, CategoricalCode) and c.other and not c.emit_other and c.categories
         }
+
+    @property
+    def optional_tokens(self) -> dict[int, list[int]]:
+        """Tokens the data may not hold at all, by column index: ``<null>`` (every column has one
+        under DP), a discovered list's ``<other>``, and every value of a narrow integer column (its
+        DP range can reach past the data). A marginal-based sampler keeps one only where its noisy
+        count rises above the noise (:mod:`synthgen.models.dp_mst`)."""
+        out: dict[int, list[int]] = {}
+        for j, c in enumerate(self.config.columns):
+            if isinstance(c, CategoricalCode):
+                toks = list(range(len(c.categories))) if c.dtype == "int" else []
+                if c.other and c.emit_other:
+                    toks.append(len(c.categories))
+            else:
+                toks = []
+            if c.null:
+                toks.append(c.tokens - 1)
+            if toks:
+                out[j] = toks
+        return out
 
     @property
     def names(self) -> list[str]:
@@ -430,6 +474,14 @@ class TableEncoder:
     def _encode_column(
         self, c: CategoricalCode | NumericCode, s: pl.Series, col: ColumnSchema
     ) -> tuple[np.ndarray, np.ndarray | None]:
+        if isinstance(c, CategoricalCode) and c.dtype == "int":
+            vals, _ = _numeric_values(s, col)
+            is_null = ~np.isfinite(vals)
+            if is_null.any() and not c.null:
+                raise ModelError(f"column {c.name!r} holds nulls but the schema says it is not nullable")
+            lo = int(c.categories[0])
+            k = np.clip(np.round(np.where(is_null, lo, vals)) - lo, 0, len(c.categories) - 1)
+            return np.where(is_null, len(c.categories), k).astype(np.int64), None
         if isinstance(c, CategoricalCode):
             if c.dtype == "bool":
                 strs = as_boolean(s, c.name).cast(pl.String).str.to_lowercase()
@@ -513,6 +565,12 @@ class TableEncoder:
         n = codes.shape[0]
         for j, c in enumerate(self.config.columns):
             k = codes[:, j]
+            if isinstance(c, CategoricalCode) and c.dtype == "int":
+                is_null = k >= len(c.categories)
+                ints = int(c.categories[0]) + np.minimum(k, len(c.categories) - 1)
+                s = pl.Series(c.name, ints.astype(np.int64))
+                cols[c.name] = s.scatter(np.flatnonzero(is_null), None) if is_null.any() else s
+                continue
             if isinstance(c, CategoricalCode):
                 labels = (
                     list(c.categories) + ([c.other_label] if c.other else []) + ([None] if c.null else [])

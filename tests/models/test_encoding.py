@@ -134,3 +134,29 @@ def test_declared_boolean_and_datetime_accept_common_spellings_and_refuse_the_re
     for broken, match in bad:
         with pytest.raises(ModelError, match=match):
             validate_frame(broken, schema, max_categories=10)
+
+
+def test_a_narrow_integer_column_gets_one_token_per_integer_of_its_range() -> None:
+    frame = pl.DataFrame({"code": [1, 2, 3, 4] * 250, "amount": list(range(1000))})
+    schema = TableSchema(
+        columns=[
+            ColumnSchema(name="code", type="numeric", integer=True),
+            ColumnSchema(name="amount", type="numeric", integer=True),
+        ]
+    )
+    enc, entries = TableEncoder.fit(frame, schema, dp=True, column_epsilon=1.0, rng=noise_rng())
+    code, amount = enc.columns
+    assert code.kind == "categorical" and code.dtype == "int" and not code.other
+    assert len(code.categories) <= encoding.SMALL_INTEGER_VALUES
+    assert amount.kind == "numeric"  # a wide range keeps its quantile bins
+    assert [e.mechanism for e in entries] == ["dp_quantiles", "dp_quantiles"]  # same charges as before
+    lo, hi = int(code.categories[0]), int(code.categories[-1])
+    # A value outside the DP range is encoded at its nearest end; decoding gives only range values.
+    outside = pl.DataFrame({"code": [lo - 5, hi + 5, None], "amount": [1, 2, 3]})
+    codes, _ = enc.encode(outside, schema)
+    assert codes[:, 0].tolist() == [0, len(code.categories) - 1, len(code.categories)]
+    every = np.arange(code.tokens).repeat(3)
+    out = enc.decode(np.stack([every, np.zeros_like(every)], axis=1), rng=np.random.default_rng(0))
+    assert out["code"].dtype == pl.Int64
+    assert set(out["code"].drop_nulls()) == set(range(lo, hi + 1))
+    assert out["code"].null_count() == 3
