@@ -16,6 +16,7 @@ from typing import Literal
 import polars as pl
 
 from synthgen.schema import ColumnType, TableSchema
+from synthgen.sources.infer import is_identifier
 
 Kind = Literal["numeric", "categorical"]
 
@@ -142,7 +143,11 @@ def align(
     issues: list[str] = []
     info: dict[str, tuple[str, str, str | None]] = {}
 
-    types = {c: declared.get(c) or _infer_type(train[c]) for c in train.columns}
+    # An undeclared identifier (``client id``) is one the pipeline leaves out, as at ingest.
+    types = {
+        c: declared.get(c) or (ColumnType.id if is_identifier(c, train[c]) else _infer_type(train[c]))
+        for c in train.columns
+    }
     # Identifier and text columns the pipeline leaves out on purpose are not a schema problem.
     missing_syn = [
         c

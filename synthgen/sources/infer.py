@@ -1,7 +1,9 @@
 """Column type inference from a sample, with spec overrides winning.
 
 Inference reads real rows, so it is a (small) disclosure of *schema*, not of
-values: it decides each column's logical type, and (from the whole snapshot, in
+values: it decides each column's logical type (an identifier is a column whose name says so,
+``client id``, ``ClientID``, ``ID``, ``patient_no``, holding unique values, or unique integers
+filling a range with no gap: a row number; its values are never modelled), and (from the whole snapshot, in
 ``pipeline.ingest``) whether it holds any missing value. Under DP, bounds and
 category lists are never taken from here; they come from the spec or from
 DP mechanisms (P2). Declare types in the spec to remove the type read; the
@@ -18,10 +20,47 @@ from synthgen.errors import SpecError
 from synthgen.schema import ColumnSchema, ColumnType, TableSchema
 from synthgen.spec import ColumnOverride
 
-_ID_NAME = re.compile(r"(^|_)(id|uuid|guid|key)$", re.IGNORECASE)
+#: Names (normalised by :func:`_normalise`) that announce an identifier when the values are unique:
+#: ``client id``, ``ClientID``, ``customer-id``, ``ID``, ``patient_no``, ``account number``, ``userid``.
+_ID_NAME = re.compile(
+    r"(^|_)(id|ids|uuid|guid|key|no|nr|num|number)$"
+    r"|(client|customer|cust|user|patient|member|account|acct|person|employee|emp|subject|record|row"
+    r"|visit|order|transaction|txn|case|claim|loan|policy)id$"
+)
+#: At least this many rows before unique consecutive integers are read as a row number (``index``,
+#: ``Unnamed: 0``, ``#``) whatever the column's name.
+_ROW_NUMBER_MIN_ROWS = 1000
 #: A string column whose values average more than this many characters and are
 #: mostly distinct is free text rather than a category.
 _TEXT_MEAN_CHARS = 40
+
+
+def _normalise(name: str) -> str:
+    """``Client ID`` / ``clientID`` / ``client-id`` -> ``client_id``."""
+    split = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
+    return re.sub(r"[^0-9a-z]+", "_", split.lower()).strip("_")
+
+
+def _is_row_number(non_null: pl.Series) -> bool:
+    """Unique integers filling a range with no gap (1..n, 100001..100000+n in any order)."""
+    n = len(non_null)
+    if n < _ROW_NUMBER_MIN_ROWS or non_null.n_unique() != n:
+        return False
+    lo, hi = non_null.min(), non_null.max()
+    return isinstance(lo, int) and isinstance(hi, int) and hi - lo + 1 == n
+
+
+def is_identifier(name: str, s: pl.Series) -> bool:
+    """An identifier column: its name says so (``client id``, ``ID``, ``patient_no``) and its non-null
+    values are unique, or it holds unique integers filling a range with no gap (a row number)."""
+    dt = s.dtype
+    if not (dt.is_integer() or dt in (pl.String, pl.Categorical, pl.Enum)):
+        return False
+    non_null = s.drop_nulls()
+    unique = len(non_null) > 1 and non_null.n_unique() == len(non_null)
+    if unique and _ID_NAME.search(_normalise(name)) is not None:
+        return True
+    return dt.is_integer() and s.null_count() == 0 and _is_row_number(non_null)
 
 
 def _infer_type(name: str, s: pl.Series) -> ColumnType:
@@ -33,9 +72,7 @@ def _infer_type(name: str, s: pl.Series) -> ColumnType:
     non_null = s.drop_nulls()
     n = max(len(non_null), 1)
     if dt.is_numeric():
-        if _ID_NAME.search(name) and dt.is_integer() and non_null.n_unique() == len(non_null) and n > 1:
-            return ColumnType.id
-        return ColumnType.numeric
+        return ColumnType.id if is_identifier(name, s) else ColumnType.numeric
     if dt in (pl.String, pl.Categorical, pl.Enum):
         strs = non_null.cast(pl.String)
         uniq = strs.n_unique() / n
@@ -43,7 +80,7 @@ def _infer_type(name: str, s: pl.Series) -> ColumnType:
         mean_len = float(mean) if isinstance(mean, int | float) else 0.0
         if mean_len >= _TEXT_MEAN_CHARS and uniq > 0.5:
             return ColumnType.text
-        if _ID_NAME.search(name) and uniq == 1.0 and n > 1:
+        if is_identifier(name, s):
             return ColumnType.id
         return ColumnType.categorical
     return ColumnType.categorical

@@ -256,3 +256,21 @@ def test_infinite_and_nan_values_count_as_missing_in_every_section(people):
     assert all(s.status != "error" for s in r.sections), {s.name: s.message for s in r.sections}
     assert r.section("correlation").metrics["undefined_pairs"] == 0
     json.dumps(r.summary, allow_nan=False)
+
+
+def test_an_undeclared_identifier_left_out_of_the_synthetic_data_is_no_schema_problem(people):
+    train, hold = people
+    ids = pl.Series("client id", range(100_001, 100_001 + train.height))
+    train = train.with_columns(ids)
+    hold = hold.with_columns(pl.Series("client id", range(1, 1 + hold.height)))
+    r = evaluate(
+        train=train,
+        holdout=hold,
+        synthetic=train.drop("client id"),
+        schema=None,
+        settings=EvaluateSettings(target="label", plots=False),
+    )
+    schema = r.section("schema")
+    assert "lacks" not in (schema.message or ""), schema.message
+    assert "client id (id column: left out of the synthetic data on purpose)" in schema.message
+    assert schema.status == "ok"

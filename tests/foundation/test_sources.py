@@ -177,3 +177,27 @@ def test_unknown_override_column() -> None:
 def test_adult_has_no_text_or_id_columns(adult_dir: Path) -> None:
     schema = infer_schema(pl.read_csv(adult_dir / "adult_train.csv", n_rows=5000))
     assert {c.type for c in schema.columns} == {ColumnType.numeric, ColumnType.categorical}
+
+
+def test_identifier_columns_a_new_user_would_not_declare_are_inferred_as_ids() -> None:
+    from synthgen.demo.tables import credit_like, hospital_like
+
+    credit, hospital = credit_like(3000, seed=0), hospital_like(3000, seed=0)
+    n = credit.height
+    extra = pl.DataFrame(
+        {
+            "ClientID": [f"C{i:05d}" for i in range(n)],  # unique strings, camel-case name
+            "customer-id": list(range(7, 7 + 3 * n, 3)),  # unique integers with gaps
+            "Unnamed: 0": list(range(n)),  # a row number: unique, consecutive, no id name
+            "userid": list(range(n, 0, -1)),
+            "paid": [i % 5 for i in range(n)],  # ends in "id", is not one
+            "amount": [float(i) * 1.5 for i in range(n)],  # unique floats are values, not ids
+        }
+    )
+    types = {c.name: c.type for c in infer_schema(pl.concat([credit, extra], how="horizontal")).columns}
+    ids = {c for c, t in types.items() if t == ColumnType.id}
+    assert ids == {"client id", "ClientID", "customer-id", "Unnamed: 0", "userid"}
+    assert types["SEX"] == types["default.next"] == types["paid"] == ColumnType.numeric
+    hosp = {c.name: c.type for c in infer_schema(hospital).columns}
+    assert hosp["ID"] == ColumnType.id
+    assert hosp["admission_type_id"] == ColumnType.numeric  # a code, repeated: not an id
