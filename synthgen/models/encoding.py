@@ -91,7 +91,8 @@ class CategoricalCode(BaseModel):
 
 
 class NumericCode(BaseModel):
-    """A numeric or datetime column: token k < K is bin ``[edges[k], edges[k+1])``; token K is ``<null>``."""
+    """A numeric or datetime column: token k < K is bin ``[edges[k], edges[k+1])``, token K + i is the
+    exact value ``points[i]`` (a spike: zeros of an amount), the last token is ``<null>``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -102,6 +103,9 @@ class NumericCode(BaseModel):
     null: bool
     #: How decoded values are typed: "float", "int", "datetime" (epoch seconds -> Datetime(us)) or "date".
     dtype: Literal["float", "int", "datetime", "date"] = "float"
+    #: Values that hold at least one quantile step of the rows (:func:`spike_points`): each its own
+    #: token, encoded on equality and decoded exactly, so a spike at 0 stays at 0.
+    points: list[float] = []
 
     @property
     def bins(self) -> int:
@@ -109,7 +113,7 @@ class NumericCode(BaseModel):
 
     @property
     def tokens(self) -> int:
-        return self.bins + int(self.null)
+        return self.bins + len(self.points) + int(self.null)
 
 
 ColumnCode = Annotated[CategoricalCode | NumericCode, Field(discriminator="kind")]
@@ -138,6 +142,25 @@ def _raw_categories(values: pl.Series, max_categories: int) -> list[str]:
     """Exact category list, most frequent first. NEVER called in DP mode (tests spy on it)."""
     vc = values.drop_nulls().cast(pl.String).value_counts(sort=True)
     return [str(v) for v in vc.get_column(vc.columns[0]).to_list()[:max_categories]]
+
+
+#: A float quantile this close to 0 is 0: the DP grid's finest bucket at 0 is [0, 1e-3), so quantiles
+#: interpolated inside it are a spike at 0 seen at the grid's resolution (zeros came out as 0.0003).
+ZERO_SNAP = 1e-3
+
+
+def spike_points(q: np.ndarray, *, integer: bool) -> tuple[np.ndarray, list[float]]:
+    """Quantiles with spikes made exact, and the spikes: values two or more quantiles share.
+
+    Two quantiles 1/B apart landing on one value mean that value holds at least 1/B of the rows.
+    Post-processing of the (DP) quantiles only. Float quantiles within :data:`ZERO_SNAP` of 0 are
+    snapped to 0 first; integer quantiles are rounded (as their edges are).
+    """
+    q = np.round(q) if integer else np.where(np.abs(q) < ZERO_SNAP, 0.0, q)
+    values, counts = np.unique(q, return_counts=True)
+    if len(values) < 2:
+        return q, []  # one value: its single closed bin is already exact
+    return q, [float(v) for v in values[counts >= 2]]
 
 
 # -- declared types on other dtypes ----------------------------------------------------------
@@ -368,8 +391,18 @@ class TableEncoder:
                         CategoricalCode(name=col.name, categories=ints, other=False, null=null, dtype="int")
                     )
                     continue
+                q, points = spike_points(q, integer=integer)
                 edges = edges_from_quantiles(q, integer=integer)
-                codes.append(NumericCode(name=col.name, edges=edges, integer=integer, null=null, dtype=dtype))  # type: ignore[arg-type]
+                codes.append(
+                    NumericCode(
+                        name=col.name,
+                        edges=edges,
+                        integer=integer,
+                        null=null,
+                        dtype=dtype,  # type: ignore[arg-type]
+                        points=points,
+                    )
+                )
         return cls(EncoderConfig(dp=dp, columns=codes)), entries
 
     # -- layout -----------------------------------------------------------------------------
@@ -518,10 +551,14 @@ class TableEncoder:
             # Integer bins hold lo..hi-1 (the last bin also holds hi): offset over that range.
             width = np.where(k == c.bins - 1, width + 1.0, width)
         offset = np.clip((x - lo) / width, 0.0, 1.0)
+        for i, p in enumerate(c.points):
+            at = vals == p
+            k = np.where(at, c.bins + i, k)
+            offset = np.where(at, 0.5, offset)
         if is_null.any():
             if not c.null:
                 raise ModelError(f"column {c.name!r} holds nulls but the schema says it is not nullable")
-            k = np.where(is_null, c.bins, k)
+            k = np.where(is_null, c.bins + len(c.points), k)
             offset = np.where(is_null, 0.5, offset)
         return k.astype(np.int64), offset
 
@@ -582,7 +619,8 @@ class TableEncoder:
                 cols[c.name] = s
                 continue
             edges = np.asarray(c.edges)
-            is_null = k >= c.bins
+            is_null = k >= c.bins + len(c.points)
+            is_point = (k >= c.bins) & ~is_null
             kk = np.minimum(k, c.bins - 1)
             lo, hi = edges[kk], edges[kk + 1]
             u = rng.random(n) if offsets is None else np.clip(offsets[:, j].astype(np.float64), 0.0, 1.0)
@@ -592,6 +630,9 @@ class TableEncoder:
                 v = np.minimum(lo + np.floor(u * span + 1e-3), np.where(last, hi, np.maximum(hi - 1.0, lo)))
             else:
                 v = lo + u * (hi - lo)
+            if is_point.any():
+                which = np.clip(k - c.bins, 0, len(c.points) - 1)
+                v = np.where(is_point, np.asarray(c.points)[which], v)
             if c.dtype == "int" and not is_null.any():
                 # The common case, without polars' null handling (sampling speed).
                 cols[c.name] = pl.Series(c.name, np.round(v).astype(np.int64))

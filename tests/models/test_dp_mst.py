@@ -211,3 +211,13 @@ def test_a_column_without_nulls_yields_almost_none_and_a_real_null_rate_is_kept(
             assert syn[c].null_count() / syn.height < 0.005, c  # SEX was 4.9% null
     real_rate = real["income"].null_count() / real.height  # 6%
     assert abs(syn["income"].null_count() / syn.height - real_rate) < 0.04
+
+
+def test_exact_zeros_of_an_amount_stay_exact_zeros(credit) -> None:
+    real, syn = credit
+    for c in ("PAY_AMT1", "PAY_AMT2"):  # 27% and 20% exact zeros, then a long tail
+        real_zeros = float((real[c] == 0).mean())
+        zeros = float((syn[c] == 0).mean())
+        assert abs(zeros - real_zeros) < 0.1, c  # was 0: zeros came out as 0.0003
+        tiny = syn[c].filter((syn[c] > 0) & (syn[c] < 1)).len() / syn.height
+        assert tiny < 0.01, c

@@ -160,3 +160,19 @@ def test_a_narrow_integer_column_gets_one_token_per_integer_of_its_range() -> No
     assert out["code"].dtype == pl.Int64
     assert set(out["code"].drop_nulls()) == set(range(lo, hi + 1))
     assert out["code"].null_count() == 3
+
+
+def test_a_spike_holding_a_quantile_step_is_its_own_exact_token() -> None:
+    rng = np.random.default_rng(5)
+    amount = np.where(rng.random(5000) < 0.3, 0.0, np.round(rng.lognormal(7, 1, 5000), 2))
+    frame = pl.DataFrame({"amount": amount})
+    schema = TableSchema(columns=[ColumnSchema(name="amount", type="numeric")])
+    for dp in (True, False):
+        enc, _ = TableEncoder.fit(frame, schema, dp=dp, column_epsilon=1.0, rng=noise_rng())
+        (code,) = enc.columns
+        assert code.points == [0.0], dp
+        codes, _ = enc.encode(frame, schema)
+        assert set(codes[amount == 0, 0]) == {code.bins}  # every zero in the point token
+        out = enc.decode(codes, rng=np.random.default_rng(0))
+        assert ((out["amount"] == 0) == (amount == 0)).all()
+        assert ((out["amount"] > 0) & (out["amount"] < 1e-3)).sum() == 0  # was 0.0003 and the like
