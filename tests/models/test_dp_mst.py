@@ -210,7 +210,8 @@ def test_a_column_without_nulls_yields_almost_none_and_a_real_null_rate_is_kept(
         if c != "income":
             assert syn[c].null_count() / syn.height < 0.005, c  # SEX was 4.9% null
     real_rate = real["income"].null_count() / real.height  # 6%
-    assert abs(syn["income"].null_count() / syn.height - real_rate) < 0.04
+    # 4.1-6.1% over 10 fits; 1.1-8.3% before the edge tables were fitted to the node marginals.
+    assert abs(syn["income"].null_count() / syn.height - real_rate) < 0.025
 
 
 def test_exact_zeros_of_an_amount_stay_exact_zeros(credit) -> None:
