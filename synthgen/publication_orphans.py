@@ -93,15 +93,16 @@ def sweep_object_orphans(catalog: Catalog, zone: ObjectZone, audit: AuditLog, *,
 
     catalogued = {d.id for d in catalog.list_datasets(zone="synthetic")}
     removed: list[str] = []
-    for path in sorted(zone.fs.find(zone.url.path)):
-        rel = path[len(zone.url.path) :].lstrip("/")
-        parts = rel.split("/")
-        if len(parts) != 2 or parts[0] in RESERVED_FOLDERS or parts[0] == STAGING_PREFIX:
-            continue  # publications are <name>/<id>.sgenc; deeper keys belong to other stages
-        ds_id = _dataset_id(parts[1])
-        if ds_id is not None and ds_id not in catalogued:
-            zone.fs.rm_file(path)
-            removed.append(rel)
+    # Two delimited listings deep (publications are <name>/<id>.sgenc), never the whole zone.
+    for folder in sorted(zone.fs.ls(zone.url.path, detail=True, refresh=True), key=lambda i: i["name"]):
+        name = folder["name"].rstrip("/").rsplit("/", 1)[-1]
+        if folder["type"] != "directory" or name in RESERVED_FOLDERS or name == STAGING_PREFIX:
+            continue
+        for path in sorted(zone.fs.ls(folder["name"], detail=False, refresh=True)):
+            ds_id = _dataset_id(path.rsplit("/", 1)[-1])
+            if ds_id is not None and ds_id not in catalogued:
+                zone.fs.rm_file(path)
+                removed.append(f"{name}/{path.rsplit('/', 1)[-1]}")
     if removed:
         audit.record(
             actor=user,

@@ -260,6 +260,11 @@ class ObjectZone:
         """A local spool folder uploaded onto ``rel`` on success: all files staged first, then copied.
 
         Objects of an earlier version that the new one lacks are removed after the copy.
+        Unlike the local zone's folder swap, replacing an existing folder is not atomic here:
+        a reader of the old version may meet new objects. The stages name folders by their
+        inputs and settings (``anon-<hash>``, ``model-<hash>``, ``report-<hash>``) and reuse a
+        catalogued one instead of rewriting it, so a folder is replaced only when no catalog
+        row (hence no reader) points at it: the leftover of a killed run.
         """
         final = self.locate(rel)
         with self._spool_dir() as d:
