@@ -101,9 +101,10 @@ def probe(url: StoreURL, fs: Any) -> None:
             raise ZoneConfigError(
                 f"zone root {url}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
             ) from None
-        endpoint = getattr(getattr(fs, "s3", None), "_endpoint", None)
         where = (
-            getattr(endpoint, "host", None) or os.environ.get("AWS_ENDPOINT_URL") or "the default endpoint"
+            (getattr(fs, "client_kwargs", None) or {}).get("endpoint_url")  # an Airflow connection's
+            or os.environ.get("AWS_ENDPOINT_URL")
+            or "the provider's default endpoint"
         )
         raise StorageUnreachable(
             f"zone root {url}: the object store at {where} cannot be reached ({type(cause).__name__}); "
