@@ -84,7 +84,8 @@ class RunPlan:
             out.append("privacy: dp false (no differential privacy; nothing is charged)")
         out.append(
             f"budget of source {self.source}: charged {self.charged_epsilon:.4g} "
-            f"of cap {self.cap_epsilon:.4g}, remaining {self.remaining_epsilon:.4g} (delta remaining {self.remaining_delta:.3g})"
+            f"of cap {self.cap_epsilon:.4g}, remaining {self.remaining_epsilon:.4g} "
+            f"(delta remaining {self.remaining_delta:.3g})"
         )
         if self.dp:
             after = self.remaining_epsilon - self.epsilon

@@ -116,7 +116,7 @@ def _source_block(
 _PLACEHOLDER = {
     ColumnType.numeric: "# bounds: [LOW, HIGH]  # public range only: free under DP (else a DP search pays)",
     ColumnType.datetime: "# bounds: [LOW, HIGH]  # public range only, epoch seconds: free under DP",
-    ColumnType.categorical: "# categories: [A, B]  # public list only: free under DP (else DP discovery pays)",
+    ColumnType.categorical: "# categories: [A, B]  # public list only: free under DP (else DP finds them)",
 }
 
 
