@@ -206,24 +206,79 @@ def expand_vars(value: str, allowed: list[str] | None = None) -> str:
     return pathvars.expand(value, allowed or [])
 
 
-def _format_error(exc: ValidationError, origin: str) -> str:
-    first = exc.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+#: Errors a spec message lists before "(and N more)"; the CLI keeps a message to one line.
+MAX_LISTED_ERRORS = 4
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model that holds the key at ``loc`` (its last part), for "did you mean"."""
+    import typing
+
+    model: Any = PipelineSpec
+    parts = list(loc[:-1])
+    while parts:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+        part = parts.pop(0)
+        field = model.model_fields.get(str(part)) or next(
+            (f for f in model.model_fields.values() if f.alias == part), None
+        )
+        if field is None:
+            return None
+        ann: Any = field.annotation
+        while True:
+            args = [a for a in typing.get_args(ann) if a is not type(None)]
+            origin = typing.get_origin(ann)
+            if origin is dict and len(args) == 2:
+                if not parts:
+                    return None
+                parts.pop(0)  # the mapping's own key (a column name)
+                ann = args[1]
+                continue
+            if origin is not None and len(args) == 1 and origin is not dict:  # Optional[X]
+                ann = args[0]
+                continue
+            break
+        model = ann
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def did_you_mean(key: str, loc: tuple[Any, ...]) -> str:
+    """`` (did you mean 'epochs'?)`` for an unknown key at ``loc``, or ``""``."""
+    import difflib
+
+    model = _model_at(loc)
+    if model is None:
+        return ""
+    names = [f.alias or n for n, f in model.model_fields.items() if not f.exclude]
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _one_error(error: Any) -> str:
+    loc = ".".join(str(p) for p in error["loc"]) or "(top level)"
     if len(loc) > safe_yaml.MAX_QUOTE:  # a key is input too: never reprint a long one
         loc = loc[: safe_yaml.MAX_QUOTE - 3] + "..."
-    typ = first["type"]
+    typ = error["type"]
     if typ == "extra_forbidden":
-        msg = "unknown key"
+        msg = "unknown key" + did_you_mean(str(error["loc"][-1]), tuple(error["loc"]))
     elif typ == "missing":
         msg = "required key is missing"
     elif typ.endswith("_type") or typ.endswith("_parsing"):
         expected = typ.split("_")[0]
-        msg = f"expected {expected}, got {safe_yaml.quote(first.get('input'))}"
+        msg = f"expected {expected}, got {safe_yaml.quote(error.get('input'))}"
     else:
-        msg = first["msg"].removeprefix("Value error, ")
-    more = len(exc.errors()) - 1
-    suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
-    return f"{origin}: {loc}: {msg}{suffix}"
+        msg = error["msg"].removeprefix("Value error, ")
+    return f"{loc}: {msg}"
+
+
+def _format_error(exc: ValidationError, origin: str) -> str:
+    """Every error of a spec on one line (the first :data:`MAX_LISTED_ERRORS`), "; "-separated."""
+    errors = exc.errors()
+    listed = "; ".join(_one_error(e) for e in errors[:MAX_LISTED_ERRORS])
+    more = len(errors) - MAX_LISTED_ERRORS
+    suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more > 0 else ""
+    return f"{origin}: {listed}{suffix}"
 
 
 def _parse_value(raw: str) -> Any:

@@ -5,7 +5,7 @@ nothing until the run ends. :class:`StageLines` is both the stages' progress cal
 the observer of :meth:`synthgen.pipeline.Context.staged`, and writes::
 
     [synthgen] train: start
-    [synthgen] train: done in 41.2 s (8,012 rows, epsilon spent so far 3.0)
+    [synthgen] train: done in 41.2 s (cpu 39.8 s, 8,012 rows, epsilon spent so far 3.0)
 
 The epsilon figure is the source's ledger total (a DP result, P9), read through the
 function the caller passes; rows are the stage result's own count.
@@ -36,11 +36,17 @@ class StageLines:
         *,
         epsilon: Callable[[], float | None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        cpu_clock: Callable[[], float] | None = None,
     ) -> None:
         self._stream = stream
         self.epsilon = epsilon
         self._clock = clock
+        # CPU seconds of this process (all threads) beside wall seconds: on a shared host the
+        # wall time says how busy the machine was, the CPU time what the stage itself cost.
+        # Shown with the real clock only (an injected clock is a test's).
+        self._cpu = cpu_clock or (time.process_time if clock is time.monotonic else None)
         self._started: dict[str, float] = {}
+        self._cpu_started: dict[str, float] = {}
 
     def _write(self, text: str) -> None:
         stream = self._stream or sys.stderr
@@ -51,12 +57,16 @@ class StageLines:
 
     def start(self, stage: str) -> None:
         self._started[stage] = self._clock()
+        if self._cpu is not None:
+            self._cpu_started[stage] = self._cpu()
         self._write(f"{stage}: start")
 
     def end(self, stage: str, result: Any = None, *, failed: bool = False) -> None:
         now = self._clock()
         seconds = now - self._started.pop(stage, now)
         parts = []
+        if self._cpu is not None and stage in self._cpu_started:
+            parts.append(f"cpu {self._cpu() - self._cpu_started.pop(stage):.1f} s")
         rows = _rows_of(result)
         if rows is not None:
             parts.append(f"{rows:,} rows")

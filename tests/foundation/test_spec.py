@@ -95,3 +95,40 @@ def test_shipped_pipeline_specs_validate() -> None:
     specs = sorted((Path(__file__).resolve().parents[2] / "pipelines").glob("*.yaml"))
     for p in specs:
         load_spec(p)
+
+
+def test_every_error_is_listed_with_did_you_mean_for_unknown_keys(tmp_path: Path) -> None:
+    from tests.conftest import run_synthgen
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "name: x\n"
+        "source: {kind: csv, path: a.csv, pth: 1}\n"
+        "columns:\n  age: {typ: numeric}\n"
+        "model: {kind: auto, text: {epoch: 2}}\n"
+        "privacy: {epsilom: 1}\n"
+        "output: {zzzz: 2}\n"
+    )
+    r = run_synthgen(["spec", "validate", str(bad)])
+    assert r.code == 2 and r.out == ""
+    line = r.err.strip()
+    assert "\n" not in line
+    for part in (
+        "source.pth: unknown key (did you mean 'path'?)",
+        "columns.age.typ: unknown key (did you mean 'type'?)",
+        "model.text.epoch: unknown key (did you mean 'epochs'?)",
+        "privacy.epsilom: unknown key (did you mean 'epsilon'?)",
+    ):
+        assert part in line
+    assert line.endswith("(and 1 more error)")  # output.zzzz: past the fourth, counted
+
+
+def test_unknown_key_with_nothing_close_gets_no_suggestion() -> None:
+    with pytest.raises(SpecError) as e:
+        spec_from_dict({**BASE, "output": {"zzzz": 1}})
+    assert str(e.value) == "spec: output.zzzz: unknown key"
+
+
+def test_alias_keys_are_suggested_by_their_yaml_name() -> None:
+    with pytest.raises(SpecError, match=r"privacy\.schem: unknown key \(did you mean 'schema'\?\)"):
+        spec_from_dict({**BASE, "privacy": {"schem": "declared"}})

@@ -42,6 +42,15 @@ def test_each_stage_logs_a_start_and_an_end_line_with_rows_seconds_and_epsilon(t
     ]
 
 
+def test_the_end_line_gives_cpu_seconds_beside_wall_seconds(tmp_path: Path) -> None:
+    buf = io.StringIO()
+    clock = iter([0.0, 9.0]).__next__
+    cpu = iter([1.0, 4.5]).__next__
+    ctx = _ctx(tmp_path, StageLines(buf, clock=clock, cpu_clock=cpu))
+    ctx.staged("train", lambda: None)
+    assert buf.getvalue().splitlines()[-1] == "[synthgen] train: done in 9.0 s (cpu 3.5 s)"
+
+
 def test_a_failing_stage_logs_failed_and_the_error_still_propagates(tmp_path: Path) -> None:
     buf = io.StringIO()
     ctx = _ctx(tmp_path, StageLines(buf))
@@ -52,7 +61,7 @@ def test_a_failing_stage_logs_failed_and_the_error_still_propagates(tmp_path: Pa
     with pytest.raises(RuntimeError, match="disk full"):
         ctx.staged("train", boom)
     assert re.fullmatch(
-        r"\[synthgen\] train: start\n\[synthgen\] train: FAILED after \d+\.\d s\n", buf.getvalue()
+        r"\[synthgen\] train: start\n\[synthgen\] train: FAILED after \d+\.\d s \(cpu \d+\.\d s\)\n", buf.getvalue()
     )
 
 
