@@ -17,6 +17,15 @@ class SpecError(SynthgenError):
     exit_code = 2
 
 
+class NotFoundError(SynthgenError):
+    """What a command names does not exist (a dataset, a report): exit 1, as a missing file.
+
+    Told apart from :class:`AccessDenied` (exit 3). Published dataset names are listed to every
+    user (``catalog list``), so saying one does not exist discloses nothing; see docs/access.md
+    for reports.
+    """
+
+
 class SourceError(SynthgenError):
     """A source cannot be read (missing, unreadable, empty, unreachable)."""
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from synthgen.catalog import Catalog, Dataset
-from synthgen.errors import SpecError
+from synthgen.errors import NotFoundError, SpecError
 
 #: The catalog kind of an encrypted dataset in the synthetic zone.
 PUBLISHED = "synthetic"
@@ -33,7 +33,7 @@ def published_dataset(catalog: Catalog, name: str) -> Dataset:
             f"{name!r} is a pipeline, not a published dataset; its published dataset is "
             f"{outputs[-1]!r} ({LIST_HINT})"
         )
-    raise SpecError(f"no published dataset named {name!r}; {LIST_HINT}")
+    raise NotFoundError(f"no published dataset named {name!r}; {LIST_HINT}")
 
 
 def report_dataset(catalog: Catalog, name: str) -> Dataset:
@@ -48,7 +48,7 @@ def report_dataset(catalog: Catalog, name: str) -> Dataset:
         d for d in reports if Path(d.path).parent.parent.name == name
     ]
     if not found:
-        raise SpecError(
+        raise NotFoundError(
             f"no report for {name!r}; run `synthgen evaluate <spec>` first "
             "(list reports with `synthgen catalog list --zone real`)"
         )

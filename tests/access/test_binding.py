@@ -143,7 +143,7 @@ def test_publish_killed_after_writing_leaves_nothing_readable_unaudited_and_is_s
     # Either the publication is complete and audited, or it is not in the catalog at all.
     assert ds is None or audited, "a readable dataset with no key-wrap/publication audit entry"
     assert ds is None
-    assert _synthgen("read", "killed", "--user", "bob").returncode == 2  # not catalogued
+    assert _synthgen("read", "killed", "--user", "bob").returncode == 1  # not catalogued: not found
     orphans = sorted(p.name for p in (env.zones.synthetic.root / "killed").iterdir())
     assert orphans == ["pub-killed.keyring.json", "pub-killed.sgenc"]
     env.publish(name="next")  # the next publish sweeps them and says so in the audit trail

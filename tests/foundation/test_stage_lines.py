@@ -61,7 +61,8 @@ def test_a_failing_stage_logs_failed_and_the_error_still_propagates(tmp_path: Pa
     with pytest.raises(RuntimeError, match="disk full"):
         ctx.staged("train", boom)
     assert re.fullmatch(
-        r"\[synthgen\] train: start\n\[synthgen\] train: FAILED after \d+\.\d s \(cpu \d+\.\d s\)\n", buf.getvalue()
+        r"\[synthgen\] train: start\n\[synthgen\] train: FAILED after \d+\.\d s \(cpu \d+\.\d s\)\n",
+        buf.getvalue(),
     )
 
 
