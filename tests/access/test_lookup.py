@@ -48,7 +48,7 @@ def test_read_with_a_pipeline_name_names_the_published_dataset(env: Env, synthge
 
 def test_read_of_an_unknown_name_names_an_existing_command(env: Env, synthgen_cli: Cli) -> None:
     r = synthgen_cli(["read", "nothing-here", "--user", "bob"])
-    assert r.code == 2 and "synthgen catalog list --zone synthetic" in r.err
+    assert r.code == 1 and "synthgen catalog list --zone synthetic" in r.err
 
 
 def test_report_accepts_the_pipeline_name(env: Env, synthgen_cli: Cli) -> None:
@@ -73,4 +73,4 @@ def test_report_accepts_the_pipeline_name(env: Env, synthgen_cli: Cli) -> None:
         r = synthgen_cli(["report", name, "--user", "dave"])
         assert r.code == 0 and r.out.strip().endswith("report.html"), (name, r.err)
     r = synthgen_cli(["report", "elsewhere", "--user", "dave"])
-    assert r.code == 2 and "synthgen evaluate" in r.err
+    assert r.code == 1 and "synthgen evaluate" in r.err
