@@ -42,6 +42,11 @@ _CREDENTIAL_KEYS = re.compile(
 _CREDENTIAL_VALUES = re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b")
 
 
+#: Spec mappings whose keys are the user's names (columns, operators per column, access tags):
+#: a column called ``password`` or ``token`` is data to anonymize, not a credential.
+_NAMED_KEYS = frozenset({"columns", "anonymize.operators", "output.access.tags"})
+
+
 def refuse_credentials_in(data: Any, *, origin: str, _loc: str = "") -> None:
     """Raise :class:`SpecError` (exit 2, one line) if a spec holds a credential anywhere.
 
@@ -49,9 +54,10 @@ def refuse_credentials_in(data: Any, *, origin: str, _loc: str = "") -> None:
     machine that runs the stage (see the module docstring).
     """
     if isinstance(data, Mapping):
+        names = _loc in _NAMED_KEYS
         for k, v in data.items():
             loc = f"{_loc}.{k}" if _loc else str(k)
-            if isinstance(k, str) and _CREDENTIAL_KEYS.match(k):
+            if not names and isinstance(k, str) and _CREDENTIAL_KEYS.match(k):
                 raise SpecError(
                     f"{origin}: {loc}: credentials never go in the spec; give them to the machine that "
                     "runs the stage (environment, ~/.aws, an Airflow connection)"

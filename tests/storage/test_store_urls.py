@@ -83,3 +83,32 @@ def test_a_named_connection_that_is_not_exported_is_a_configuration_error(
     monkeypatch.delenv("AIRFLOW_CONN_ABSENT", raising=False)
     with pytest.raises(ZoneConfigError, match="AIRFLOW_CONN_ABSENT is not set"):
         storage_options(parse_store_url("s3://b/z"))
+
+
+def test_columns_named_like_credentials_are_data_not_credentials() -> None:
+    from synthgen.spec import spec_from_dict
+
+    spec = spec_from_dict(
+        {
+            "name": "p",
+            "source": {"kind": "csv", "path": "d.csv"},
+            "columns": {"password": {"operator": "drop"}, "token": {"type": "categorical"}},
+            "anonymize": {"operators": {"secret": "drop"}},
+            "output": {"access": {"tags": {"credentials": "none"}}},
+        }
+    )
+    assert set(spec.columns) == {"password", "token"}
+
+
+def test_a_credential_key_in_any_section_is_refused_by_name() -> None:
+    from synthgen.errors import SpecError
+    from synthgen.spec import spec_from_dict
+
+    with pytest.raises(SpecError, match=r"model\.storage_options: credentials never go in the spec"):
+        spec_from_dict(
+            {"name": "p", "source": {"kind": "csv", "path": "d.csv"}, "model": {"storage_options": {}}}
+        )
+    with pytest.raises(SpecError, match="description: holds what looks like a cloud access key id"):
+        spec_from_dict(
+            {"name": "p", "description": "AKIAIOSFODNN7EXAMPLE", "source": {"kind": "csv", "path": "d"}}
+        )
