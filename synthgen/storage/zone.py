@@ -133,12 +133,16 @@ class ObjectZone:
     def locate(self, rel: str | os.PathLike[str]) -> StoreURL:
         """The location of ``rel`` (a key relative to the root, or a URL) after the zone checks."""
         raw = os.fspath(rel)
+        if raw.startswith("/"):
+            raise ZoneError(
+                f"refusing {self.name}-zone path {raw!r}: a local path, but the zone is {self.url}"
+            )
         loc = parse_store_url(raw) if "://" in raw else self.url.join(raw)
         if (isinstance(self.other, StoreURL) and self.other.contains(loc)) or not self.url.contains(loc):
             raise ZoneError(
                 f"refusing {self.name}-zone path {raw!r}: it lies outside the {self.name} zone ({loc})"
             )
-        if self.url.relative(loc).split("/")[0] == STAGING_PREFIX and "://" not in raw:
+        if self.url.relative(loc).split("/")[0] == STAGING_PREFIX:
             raise ZoneError(f"refusing {self.name}-zone path {raw!r}: {STAGING_PREFIX}/ is reserved")
         return loc
 

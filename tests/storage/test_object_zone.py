@@ -273,3 +273,25 @@ def test_other_stores_go_through_the_same_checks_and_name_their_missing_driver(t
     with pytest.raises(ZoneConfigError, match="abfs:// zones need the adlfs package"):
         open_zones("abfss://container@acct.dfs.core.windows.net/real", tmp_path / "synthetic")
     assert not (tmp_path / "synthetic").exists()  # the local zone is not created either
+
+
+def test_text_writes_and_local_paths(bucket: str) -> None:
+    zones = _zones(bucket)
+    with zones.real.atomic_write("reports/v/r.json", "w") as fh:
+        fh.write('{"ok": true}')
+    with zones.real.open("reports/v/r.json") as fh:
+        assert json.loads(fh.read()) == {"ok": True}
+    with pytest.raises(ZoneError, match="a local path"):
+        zones.real.locate("/tmp/real/x.parquet")
+
+
+def test_a_local_real_zone_beside_an_object_store_synthetic_zone(bucket: str, tmp_path: Path) -> None:
+    zones = open_zones(tmp_path / "real", f"s3://{bucket}/synthetic")
+    assert (tmp_path / "real" / ZONE_MARKER).is_file()
+    assert list_keys(bucket) == ["synthetic/" + ZONE_MARKER]
+    with zones.real.atomic_write("snapshots/x.bin") as fh:
+        fh.write(b"real")
+    with zones.synthetic.atomic_write("pub/x.bin") as fh:
+        fh.write(b"dp")
+    assert (tmp_path / "real" / "snapshots" / "x.bin").read_bytes() == b"real"
+    assert "synthetic/pub/x.bin" in list_keys(bucket)
