@@ -2,7 +2,8 @@
 
 ``python -m bench scale [--rows N] [--notes M]``. Each stage runs in its own child process
 (``python -m bench.scale STAGE ...``) on one shared catalog and zone home, so every figure
-has its own peak RSS (``getrusage(RUSAGE_SELF).ru_maxrss`` in the child; goal <= 2 GB).
+has its own peak RSS (the child's ``VmHWM``; the training ranks' RSS sampled every 0.2 s by
+psutil; goal <= 2 GB).
 
 Stages and the baseline each is compared with, in the same run:
 
@@ -130,11 +131,53 @@ def mapped_anonymize_available() -> bool:
 # -- child side -------------------------------------------------------------------------
 
 
+def own_peak_mb() -> float:
+    """This process's peak RSS since it started: ``VmHWM`` of ``/proc/self/status``.
+
+    Not ``ru_maxrss``: Linux carries a process's ``ru_maxrss`` over from the parent it was
+    forked from (across exec), so a child started by a 1 GB parent reports at least 1 GB.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class ChildPeak:
+    """Samples the RSS of this process's children (the training ranks) every 0.2 s; keeps the max."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.wait(0.2):
+            for child in me.children(recursive=True):
+                try:
+                    self.peak_mb = max(self.peak_mb, child.memory_info().rss / 2**20)
+                except psutil.Error:
+                    continue
+
+    def __enter__(self) -> ChildPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def _stage(argv: list[str]) -> None:
     """``python -m bench.scale STAGE HOME SPEC_JSON [ARG]``: run one stage, print one JSON line."""
-    stage, home, spec_json = argv[0], Path(argv[1]), argv[2]
-    arg = argv[3] if len(argv) > 3 else ""
-    import polars as pl
     import torch
 
     # One thread per process: training ranks take one core each, so the 1-process baseline gets
@@ -142,37 +185,42 @@ def _stage(argv: list[str]) -> None:
     # against 39 s for 2 one-thread ranks: oversubscription, not parallelism).
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    out: dict[str, Any] = {}
-    if stage == "baseline_copy":
-        pl.scan_parquet(spec_json).sink_parquet(home / "plain_copy.parquet")
-    else:
-        from synthgen.catalog import Catalog
-        from synthgen.pipeline import Context, anonymize, generate, ingest, train
-        from synthgen.spec import spec_from_dict
-        from synthgen.zones import Zones
-
-        spec = spec_from_dict(json.loads(Path(spec_json).read_text()))
-        ctx = Context(
-            catalog=Catalog(f"sqlite:///{home}/catalog.db"),
-            zones=Zones.from_roots(home / "real", home / "synthetic"),
-        )
-        if stage == "ingest":
-            res = ingest(spec, ctx)
-        elif stage == "anonymize":
-            res = anonymize(spec, ctx, snapshot_id=arg)
-        elif stage == "train":
-            res = train(spec, ctx, anonymized_id=arg, run_id=f"bench-{spec.model.distributed.world_size}")
-        elif stage == "generate":
-            res = generate(spec, ctx, model_id=arg, run_id="bench-gen")
-        else:
-            raise SystemExit(f"unknown stage {stage}")
-        out = {"dataset_id": res.dataset_id, "rows": res.rows}
-        ctx.catalog.dispose()
-    out["seconds"] = time.perf_counter() - t0
-    # Linux reports ru_maxrss in KiB. RUSAGE_CHILDREN covers spawned ranks (the largest one).
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    out["peak_rss_children_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    with ChildPeak() as children:
+        out = _run_stage(argv[0], Path(argv[1]), argv[2], argv[3] if len(argv) > 3 else "")
+        out["seconds"] = time.perf_counter() - t0
+    out["peak_rss_mb"] = own_peak_mb()
+    out["peak_rss_children_mb"] = children.peak_mb  # sampled: a peak shorter than 0.2 s can be missed
     print("SCALE " + json.dumps(out), flush=True)
+
+
+def _run_stage(stage: str, home: Path, spec_json: str, arg: str) -> dict[str, Any]:
+    if stage == "baseline_copy":
+        import polars as pl
+
+        pl.scan_parquet(spec_json).sink_parquet(home / "plain_copy.parquet")
+        return {}
+    from synthgen.catalog import Catalog
+    from synthgen.pipeline import Context, anonymize, generate, ingest, train
+    from synthgen.spec import spec_from_dict
+    from synthgen.zones import Zones
+
+    spec = spec_from_dict(json.loads(Path(spec_json).read_text()))
+    ctx = Context(
+        catalog=Catalog(f"sqlite:///{home}/catalog.db"),
+        zones=Zones.from_roots(home / "real", home / "synthetic"),
+    )
+    if stage == "ingest":
+        res = ingest(spec, ctx)
+    elif stage == "anonymize":
+        res = anonymize(spec, ctx, snapshot_id=arg)
+    elif stage == "train":
+        res = train(spec, ctx, anonymized_id=arg, run_id=f"bench-{spec.model.distributed.world_size}")
+    elif stage == "generate":
+        res = generate(spec, ctx, model_id=arg, run_id="bench-gen")
+    else:
+        raise SystemExit(f"unknown stage {stage}")
+    ctx.catalog.dispose()
+    return {"dataset_id": res.dataset_id, "rows": res.rows}
 
 
 def _run_child(stage: str, home: Path, spec_path: Path | str, arg: str = "") -> dict[str, Any]:
