@@ -245,7 +245,12 @@ class RefiningAnalyzerEngine(AnalyzerEngine):
     (vague times dropped, model names trimmed and checked against the name lists)."""
 
     def analyze(self, text: str, *args: Any, **kwargs: Any) -> list[RecognizerResult]:
-        return refine(text, super().analyze(text, *args, **kwargs))
+        return self.post_process(text, super().analyze(text, *args, **kwargs))
+
+    @staticmethod
+    def post_process(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]:
+        """What this engine does to ``analyze``'s results (the batch analyzer applies it too)."""
+        return refine(text, results)
 
 
 @lru_cache(maxsize=4)

@@ -1,5 +1,6 @@
-"""Free-text anonymization: Presidio's BatchAnalyzerEngine over spaCy ``nlp.pipe``, then span
-replacement with one operator (by default a consistent surrogate of the same entity type)."""
+"""Free-text anonymization: Presidio's recognizers over spaCy ``nlp.pipe`` batches
+(:class:`~synthgen.anonymize.analysis.BatchTextAnalyzer`), then span replacement with one operator
+(by default a consistent surrogate of the same entity type)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import polars as pl
-from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine, RecognizerResult
+from presidio_analyzer import AnalyzerEngine, RecognizerResult
 
+from synthgen.anonymize.analysis import BatchTextAnalyzer
 from synthgen.anonymize.leak import LeakIndex
 from synthgen.anonymize.operators import Operator
 
@@ -111,7 +113,7 @@ class TextAnonymizer:
         known_values: bool = True,
         doc_cache: int = 10_000,
     ) -> None:
-        self.batch = BatchAnalyzerEngine(analyzer)
+        self.batch = BatchTextAnalyzer(analyzer, language=language, entities=entities, threshold=threshold)
         self.operator = operator
         self.entities = entities
         self.threshold = threshold
@@ -130,14 +132,7 @@ class TextAnonymizer:
         """Presidio results for each text, batched through spaCy ``nlp.pipe``."""
         if not texts:
             return []
-        return self.batch.analyze_iterator(
-            texts,
-            language=self.language,
-            batch_size=self.batch_size,
-            n_process=self.n_process,
-            entities=self.entities,
-            score_threshold=self.threshold,
-        )
+        return self.batch.analyze(texts, batch_size=self.batch_size, n_process=self.n_process)
 
     def _remember(self, text: str, results: list[RecognizerResult]) -> None:
         if self._memo_size <= 0:

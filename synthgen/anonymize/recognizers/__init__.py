@@ -8,6 +8,7 @@ from presidio_analyzer import EntityRecognizer
 
 from synthgen.anonymize.recognizers.cards import LuhnCardRecognizer
 from synthgen.anonymize.recognizers.names import GazetteerNameRecognizer
+from synthgen.anonymize.recognizers.network import SynthgenIpRecognizer
 from synthgen.anonymize.recognizers.patterns import licence_recognizer, phone_recognizer, street_recognizer
 
 #: Name in the config -> factory taking the language.
@@ -17,4 +18,5 @@ RECOGNIZERS: dict[str, Callable[..., EntityRecognizer]] = {
     "StreetRecognizer": street_recognizer,
     "PhonePatternRecognizer": phone_recognizer,
     "LicenceRecognizer": licence_recognizer,
+    "IpRecognizer": SynthgenIpRecognizer,
 }

@@ -34,6 +34,9 @@ def luhn_valid(digits: str) -> bool:
 class LuhnCardRecognizer(EntityRecognizer):
     """CREDIT_CARD: 12-19 Luhn-valid digits (see the module doc for the scores)."""
 
+    #: Every candidate starts with an issuer digit (see :mod:`synthgen.anonymize.analysis`).
+    prefilter = re.compile(r"[1-6]")
+
     def __init__(self, language: str = "en") -> None:
         super().__init__(
             supported_entities=["CREDIT_CARD"], name="LuhnCardRecognizer",
