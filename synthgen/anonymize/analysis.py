@@ -53,19 +53,19 @@ _NAME = RecognizerResult.RECOGNIZER_NAME_KEY
 _BOOSTED = RecognizerResult.IS_SCORE_ENHANCED_BY_CONTEXT_KEY
 
 DIGIT = re.compile(r"\d")
-#: Presidio recognizers (with their default patterns) and what each pattern's match must hold.
-#: Checked by reading every pattern: each contains ``\d``/``[0-9]`` outside any optional part
-#: (IP: IPv4 forms a digit, IPv6 forms a ``:``; e-mail: a literal ``@``).
+#: Presidio recognizers (with their default patterns) and a regex every match of every pattern
+#: must contain, found by reading each pattern (presidio-analyzer 2.2.366). ``\d`` also matches
+#: non-ASCII digits, so it is implied by both ``\d`` and ``[0-9]`` in a pattern.
 PREFILTERS: dict[type[PatternRecognizer], re.Pattern[str]] = {
-    EmailRecognizer: re.compile("@"),
-    IpRecognizer: re.compile(r"[\d:]"),
-    CreditCardRecognizer: DIGIT,
-    DateRecognizer: DIGIT,
-    IbanRecognizer: DIGIT,
-    MedicalLicenseRecognizer: DIGIT,
-    UsLicenseRecognizer: DIGIT,
-    UsPassportRecognizer: DIGIT,
-    UsSsnRecognizer: DIGIT,
+    EmailRecognizer: re.compile("@"),  # a literal [@]
+    IpRecognizer: re.compile(r"[\d:]"),  # IPv4 forms hold digits, IPv6 forms a colon
+    CreditCardRecognizer: re.compile(r"\d{4}"),  # (4\d{3})|(5[0-5]\d{2})|... first group
+    DateRecognizer: re.compile(r"\d[-/.]|[-/.]\d"),  # every form has a digit by a - / or .
+    IbanRecognizer: re.compile(r"\d{2}"),  # [A-Z]{2}[0-9]{2}
+    MedicalLicenseRecognizer: re.compile(r"\d{7}"),  # both forms end in \d{7}
+    UsLicenseRecognizer: DIGIT,  # [A-Z][0-9]{1,12}, [A-Z][0-9][A-Z][0-9][A-Z], [0-9]{6,14}, ...
+    UsPassportRecognizer: re.compile(r"\d{8}"),  # [0-9]{9} or [A-Z][0-9]{8}
+    UsSsnRecognizer: re.compile(r"\d{3}"),  # each of the five forms has 3+ digits in a row
 }
 
 
@@ -91,7 +91,9 @@ class LazyNlpArtifacts(NlpArtifacts):
     """Presidio's NLP artifacts of one spaCy document, with lemmas, token offsets and keywords
     computed on first use (only the context enhancer reads them)."""
 
-    def __init__(self, doc: Doc, entities: list[Any], scores: list[float], engine: SpacyNlpEngine, language: str):
+    def __init__(
+        self, doc: Doc, entities: list[Any], scores: list[float], engine: SpacyNlpEngine, language: str
+    ):
         # NlpArtifacts.__init__ would compute the keywords at once: not called on purpose.
         self.tokens = doc
         self.entities = entities
@@ -100,17 +102,26 @@ class LazyNlpArtifacts(NlpArtifacts):
         self._language = language
 
     @cached_property
+    def _token_table(self) -> tuple[list[str], list[int], list[int]]:
+        lemmas, starts, ends = [], [], []
+        for t in self.tokens:
+            lemmas.append(t.lower_)
+            starts.append(t.idx)
+            ends.append(t.idx + len(t))
+        return lemmas, starts, ends
+
+    @property
     def lemmas(self) -> list[str]:  # type: ignore[override]
-        return [t.lower_ for t in self.tokens]
+        return self._token_table[0]
 
-    @cached_property
+    @property
     def tokens_indices(self) -> list[int]:  # type: ignore[override]
-        return [t.idx for t in self.tokens]
+        return self._token_table[1]
 
-    @cached_property
+    @property
     def token_ends(self) -> list[int]:
         """End offset of each token (increasing: spaCy tokens do not overlap and are not empty)."""
-        return [t.idx + len(t) for t in self.tokens]
+        return self._token_table[2]
 
     @cached_property
     def keywords(self) -> list[str]:  # type: ignore[override]
@@ -149,7 +160,9 @@ class BatchTextAnalyzer:
         self.entities = entities
         self.threshold = threshold
         self.post = post if post is not None else getattr(analyzer, "post_process", None)
-        recognizers = analyzer.registry.get_recognizers(language=language, entities=entities, all_fields=False)
+        recognizers = analyzer.registry.get_recognizers(
+            language=language, entities=entities, all_fields=False
+        )
         for rec in recognizers:
             if not rec.is_loaded:
                 rec.load()
@@ -171,13 +184,15 @@ class BatchTextAnalyzer:
         # The lower-case lemma pipe only feeds NlpArtifacts.lemmas, computed lazily here.
         self.skip_pipes = [p for p in ("synthgen_lower_lemma",) if p in nlp.pipe_names]
 
-    def analyze(self, texts: Iterable[str], *, batch_size: int = 256, n_process: int = 1) -> list[list[RecognizerResult]]:
+    def analyze(
+        self, texts: Iterable[str], *, batch_size: int = 256, n_process: int = 1
+    ) -> list[list[RecognizerResult]]:
         """Results per text, in order, as ``AnalyzerEngine.analyze(text, entities=..., score_threshold=...)``
         (then ``post``) would give them."""
-        docs = self.nlp.pipe(
-            (str(t) for t in texts), batch_size=batch_size, n_process=n_process, disable=self.skip_pipes
-        )
-        return [self.analyze_doc(doc) for doc in docs]
+        texts = [str(t) for t in texts]
+        docs = self.nlp.pipe(texts, batch_size=batch_size, n_process=n_process, disable=self.skip_pipes)
+        # The input text, not doc.text (which joins every token again).
+        return [self.analyze_doc(doc, text) for doc, text in zip(docs, texts, strict=True)]
 
     def artifacts(self, doc: Doc) -> LazyNlpArtifacts:
         engine = self.engine
@@ -185,28 +200,30 @@ class BatchTextAnalyzer:
         entities, scores = engine._get_updated_entities(ents, engine._get_scores_for_entities(doc))
         return LazyNlpArtifacts(doc, entities, scores, engine, self.language)
 
-    def analyze_doc(self, doc: Doc) -> list[RecognizerResult]:
-        text = doc.text
+    def analyze_doc(self, doc: Doc, text: str | None = None) -> list[RecognizerResult]:
+        """Results for one spaCy document (``text``: its text, when the caller has it)."""
+        text = doc.text if text is None else text
         nlp_artifacts = self.artifacts(doc)
         results: list[RecognizerResult] = []
         for step in self.steps:
             if step.prefilter is not None and step.prefilter.search(text) is None:
                 continue
-            found = step.recognizer.analyze(text=text, entities=self.entities, nlp_artifacts=nlp_artifacts)
+            rec: EntityRecognizer = step.recognizer
+            found = rec.analyze(text=text, entities=self.entities, nlp_artifacts=nlp_artifacts)
             if found:
                 for r in found:
                     meta = r.recognition_metadata
-                    if meta is None:
+                    if not meta:
                         r.recognition_metadata = meta = {}
-                    meta.setdefault(_ID, step.recognizer.id)
-                    meta.setdefault(_NAME, step.recognizer.name)
+                    meta.setdefault(_ID, rec.id)
+                    meta.setdefault(_NAME, rec.name)  # type: ignore[has-type]
                 results.extend(found)
         if results:
             results = self._enhance(text, results, nlp_artifacts)
         results = [r for r in results if r.score >= self.threshold]
         results = EntityRecognizer.remove_duplicates(results)
         for r in results:
-            r.analysis_explanation = None  # type: ignore[assignment] - as Presidio returns them
+            r.analysis_explanation = None  # type: ignore[assignment]  # as Presidio returns them
         if self.post is not None:
             results = self.post(text, results)
         return results
@@ -230,10 +247,10 @@ class BatchTextAnalyzer:
                 grouped.extend(mine)
             results = grouped
         todo = [
-            (i, step)
+            (i, found)
             for i, r in enumerate(results)
-            if (step := self.by_id.get(r.recognition_metadata[_ID])) is not None
-            and step.has_context
+            if (found := self.by_id.get(r.recognition_metadata[_ID])) is not None
+            and found.has_context
             and not r.recognition_metadata.get(_BOOSTED)
         ]
         if not todo:
@@ -251,7 +268,7 @@ class BatchTextAnalyzer:
             return results
         # LemmaContextAwareEnhancer.enhance_using_context, on results this batch owns (no deep
         # copy), with the token under a match found by bisection instead of a scan of the Doc.
-        for i, step in todo:
+        for i, owner in todo:
             r = results[i]
             index = bisect_right(nlp_artifacts.token_ends, r.start)
             if index >= len(nlp_artifacts.token_ends):
@@ -267,10 +284,12 @@ class BatchTextAnalyzer:
                 }
             )
             word = enhancer._find_supportive_word_in_context(
-                words, step.recognizer.context, enhancer.context_matching_mode
+                words, owner.recognizer.context, enhancer.context_matching_mode
             )
             if word != "":
-                score = max(r.score + enhancer.context_similarity_factor, enhancer.min_score_with_context_similarity)
+                score = max(
+                    r.score + enhancer.context_similarity_factor, enhancer.min_score_with_context_similarity
+                )
                 r.score = min(score, ContextAwareEnhancer.MAX_SCORE)
                 if r.analysis_explanation is not None:
                     r.analysis_explanation.set_supportive_context_word(word)
