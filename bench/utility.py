@@ -309,7 +309,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(int(os.environ.get("SYNTHGEN_BENCH_THREADS", "2")))
     kinds = os.environ.get("SYNTHGEN_BENCH_KINDS", "dp_mst,dp_tvae").split(",")
     tables = os.environ.get("SYNTHGEN_BENCH_TABLES", "demo,adult").split(",")
-    result: dict[str, Any] = {"kinds": kinds, "baseline": "dp_tvae (the previous default kind), same run"}
+    baseline = (
+        "dp_tvae (the previous default kind), same run"
+        if "dp_tvae" in kinds
+        else f"none in this run (SYNTHGEN_BENCH_KINDS={','.join(kinds)})"
+    )
+    result: dict[str, Any] = {"kinds": kinds, "baseline": baseline}
     if "demo" in tables:
         result["demo"] = _demo(kinds, quick=args.quick)
     if "adult" in tables:
