@@ -149,14 +149,15 @@ def _raw_categories(values: pl.Series, max_categories: int) -> list[str]:
 ZERO_SNAP = 1e-3
 
 
-def spike_points(q: np.ndarray, *, integer: bool) -> tuple[np.ndarray, list[float]]:
+def spike_points(q: np.ndarray, *, integer: bool, snap: float = 0.0) -> tuple[np.ndarray, list[float]]:
     """Quantiles with spikes made exact, and the spikes: values two or more quantiles share.
 
     Two quantiles 1/B apart landing on one value mean that value holds at least 1/B of the rows.
-    Post-processing of the (DP) quantiles only. Float quantiles within :data:`ZERO_SNAP` of 0 are
-    snapped to 0 first; integer quantiles are rounded (as their edges are).
+    Post-processing of the (DP) quantiles only. Float quantiles within ``snap`` of 0 are snapped to
+    0 first (:data:`ZERO_SNAP` for DP quantiles on a grid that cannot tell them apart); integer
+    quantiles are rounded (as their edges are).
     """
-    q = np.round(q) if integer else np.where(np.abs(q) < ZERO_SNAP, 0.0, q)
+    q = np.round(q) if integer else np.where(np.abs(q) < snap, 0.0, q)
     values, counts = np.unique(q, return_counts=True)
     if len(values) < 2:
         return q, []  # one value: its single closed bin is already exact
@@ -391,7 +392,9 @@ class TableEncoder:
                         CategoricalCode(name=col.name, categories=ints, other=False, null=null, dtype="int")
                     )
                     continue
-                q, points = spike_points(q, integer=integer)
+                # Public bounds under a unit apart get a grid finer than ZERO_SNAP: no snapping there.
+                fine = col.bounds is not None and col.bounds[1] - col.bounds[0] < 1.0
+                q, points = spike_points(q, integer=integer, snap=ZERO_SNAP if dp and not fine else 0.0)
                 edges = edges_from_quantiles(q, integer=integer)
                 codes.append(
                     NumericCode(

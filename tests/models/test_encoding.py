@@ -176,3 +176,14 @@ def test_a_spike_holding_a_quantile_step_is_its_own_exact_token() -> None:
         out = enc.decode(codes, rng=np.random.default_rng(0))
         assert ((out["amount"] == 0) == (amount == 0)).all()
         assert ((out["amount"] > 0) & (out["amount"] < 1e-3)).sum() == 0  # was 0.0003 and the like
+
+
+def test_a_column_with_fine_public_bounds_is_not_snapped_to_zero() -> None:
+    rng = np.random.default_rng(2)
+    frame = pl.DataFrame({"p": rng.random(5000) * 1e-3})  # all under 1e-3, bounds say so
+    schema = TableSchema(columns=[ColumnSchema(name="p", type="numeric", bounds=(0.0, 1e-3))])
+    enc, _ = TableEncoder.fit(frame, schema, dp=True, column_epsilon=1.0, rng=noise_rng())
+    (code,) = enc.columns
+    assert code.bins >= 5 and code.points == []
+    out = enc.decode(enc.encode(frame, schema)[0], rng=np.random.default_rng(0))
+    assert out["p"].n_unique() > 1000 and float(out["p"].max()) <= 1e-3
