@@ -44,3 +44,23 @@ def test_top_k_one_is_greedy_and_top_p_keeps_the_nucleus() -> None:
         for _ in range(200)
     }
     assert picks == {1, 2}
+
+
+def test_dropping_finished_rows_from_the_cache_leaves_the_others_logits_unchanged() -> None:
+    from synthgen.models.text.network import TextTransformer
+
+    torch.manual_seed(0)
+    net = TextTransformer(vocab_size=300, n_positions=12, d_model=16, n_layers=2, n_heads=2).eval()
+    ids = torch.randint(0, 256, (4, 5))
+    nxt = torch.randint(0, 256, (4, 1))
+    with torch.no_grad():
+        full = net.new_cache(4, 12)
+        net.step(ids, full)
+        keep = torch.tensor([1, 3])
+        full.keep(keep)
+        kept = net.step(nxt[keep], full)
+        alone = net.new_cache(2, 12)
+        net.step(ids[keep], alone)
+        expected = net.step(nxt[keep], alone)
+    assert full.k[0].shape[0] == 2 and full.length == 6
+    torch.testing.assert_close(kept, expected)

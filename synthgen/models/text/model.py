@@ -487,15 +487,26 @@ class DPTextModel:
         produced = torch.full((b, limit), EOS, dtype=torch.long, device=self.device)
         utf8 = Utf8State(b, self.device)
         finished = torch.zeros(b, dtype=torch.bool, device=self.device)
+        # Rows still generating (their indices in ``produced``). Finished rows are dropped from
+        # the batch, cache included, once they are a quarter of it: a step's cost follows the
+        # rows still writing, not the longest text. Each row's draws depend only on its own
+        # logits, so dropping others changes no row's distribution.
+        rows = torch.arange(b, device=self.device)
         for t in range(limit):
             allowed = masks[utf8.state]
             nxt = sample_next(last, allowed, temperature=temperature, top_k=top_k, top_p=top_p, generator=gen)
             nxt = torch.where(finished, EOS, nxt)
-            produced[:, t] = nxt
+            produced[rows, t] = nxt
             utf8.advance(nxt)
             finished |= nxt == EOS
-            if bool(finished.all()) or t == limit - 1:
+            n_done = int(finished.sum())
+            if n_done == len(rows) or t == limit - 1:
                 break
+            if 4 * n_done >= len(rows):
+                keep = (~finished).nonzero().squeeze(1)
+                rows, nxt, finished = rows[keep], nxt[keep], finished[keep]
+                utf8.state, utf8.owed = utf8.state[keep], utf8.owed[keep]
+                cache.keep(keep)
             last = self.network_.step(nxt.unsqueeze(1), cache)[:, -1]
         # A word token is several bytes: cut the text back to the byte limit.
         return [self.tokenizer_.decode(row, max_bytes=limit) for row in produced.cpu().tolist()]

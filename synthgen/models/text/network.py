@@ -29,6 +29,15 @@ class KVCache:
         self.v = [like.new_empty(shape) for _ in range(n_layers)]
         self.length = 0
 
+    def keep(self, rows: torch.Tensor) -> None:
+        """Keep only the batch rows ``rows`` (indices), e.g. once the others have finished."""
+        n = self.length
+        for store in (self.k, self.v):
+            for i, t in enumerate(store):
+                kept = t.new_empty((len(rows), *t.shape[1:]))
+                kept[:, :, :n] = t[rows, :, :n]
+                store[i] = kept
+
 
 class CausalSelfAttention(nn.Module):
     def __init__(self, d_model: int, n_heads: int) -> None:
