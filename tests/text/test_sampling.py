@@ -64,3 +64,18 @@ def test_dropping_finished_rows_from_the_cache_leaves_the_others_logits_unchange
         expected = net.step(nxt[keep], alone)
     assert full.k[0].shape[0] == 2 and full.length == 6
     torch.testing.assert_close(kept, expected)
+
+
+def test_a_cached_sampling_step_gives_the_logits_of_the_full_forward_pass() -> None:
+    from synthgen.models.text.network import TextTransformer
+
+    torch.manual_seed(1)
+    net = TextTransformer(vocab_size=300, n_positions=16, d_model=16, n_layers=2, n_heads=2).eval()
+    ids = torch.randint(0, 256, (3, 9))
+    with torch.no_grad():
+        cache = net.new_cache(3, 16)
+        net.step(ids[:, :6], cache)
+        steps = [net.step(ids[:, i : i + 1], cache)[:, -1] for i in range(6, 9)]
+        full = net(ids)
+    for j, logits in enumerate(steps):
+        torch.testing.assert_close(logits, full[:, 6 + j], atol=1e-5, rtol=1e-4)
