@@ -11,7 +11,7 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup
-	$(VENV)/bin/synthgen demo
+	$(VENV)/bin/synthgen demo --rows 5000
 
 # One pytest worker per core; a file's tests stay on one worker (module fixtures are built once).
 TEST_WORKERS ?= auto
