@@ -28,7 +28,7 @@ def make_csv(path: Path, rows: int, data_dir: Path) -> None:
 @benchmark("ingest")
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from synthgen.catalog import Catalog
-    from synthgen.pipeline import Context, ingest
+    from synthgen.stages import Context, ingest
     from synthgen.spec import spec_from_dict
     from synthgen.zones import Zones
 

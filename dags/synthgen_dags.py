@@ -5,7 +5,7 @@ Airflow parses this file only. For every ``*.yaml`` in ``SYNTHGEN_PIPELINES`` (d
 
     ingest -> anonymize -> train -> generate (one mapped task per shard) -> evaluate -> publish
 
-Each task calls the stage function of :mod:`synthgen.pipeline` that the CLI also calls;
+Each task calls the stage function of :mod:`synthgen.stages` that the CLI also calls;
 this file holds no business logic. Only ids and paths travel over XCom. Heavy imports
 (torch, Opacus, Presidio, spaCy) happen inside the tasks; the only synthgen module
 imported at parse time is :mod:`synthgen.spec`, to validate each spec. Parse time is
@@ -245,7 +245,7 @@ def _stage(spec_file: str, secrets: str | None = None) -> Iterator[tuple[Any, Pi
     # Tasks act as the pipeline's service user (the policy grants it train/generate/publish).
     config.setdefault("SYNTHGEN_USER", PIPELINE_USER)
     with _environment(config):
-        from synthgen import pipeline
+        from synthgen import stages
         from synthgen.errors import SynthgenError
         from synthgen.spec import load_spec
 
@@ -257,9 +257,9 @@ def _stage(spec_file: str, secrets: str | None = None) -> Iterator[tuple[Any, Pi
             elif secrets == "keys":
                 extra |= _kek_variables(spec)
             with _environment(extra):
-                ctx = pipeline.Context.from_env()
+                ctx = stages.Context.from_env()
                 try:
-                    yield pipeline, spec, ctx, _safe_run_id(context["run_id"])
+                    yield stages, spec, ctx, _safe_run_id(context["run_id"])
                 finally:
                     ctx.catalog.dispose()
         except SynthgenError as exc:

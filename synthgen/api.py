@@ -182,9 +182,10 @@ def evaluate(
     which only makes sense when the synthesizer was fitted on the other 80%. The result is
     real-derived: ``synthgen.evaluate.html.render(result)`` gives the HTML page, restricted.
     """
-    from synthgen.evaluate import EvaluateSettings
-    from synthgen.evaluate import evaluate as evaluate_frames
+    # The submodules, not the package: synthgen.evaluate forwards its notebook call to this module.
+    from synthgen.evaluate.evaluation import evaluate as evaluate_frames
     from synthgen.evaluate.holdout import split_holdout
+    from synthgen.evaluate.settings import EvaluateSettings
 
     train, _ = _to_polars(real)
     syn, _ = _to_polars(synthetic)

@@ -70,7 +70,7 @@ def _offending(value: Any, where: str = "") -> list[str]:
 def check_shareable(manifest: Mapping[str, Any]) -> None:
     """Refuse a manifest that carries a key naming a real-derived figure (see module doc).
 
-    A guard for callers of :func:`synthgen.access.publish_dataset`; it cannot tell a
+    A guard for callers of :func:`synthgen.access.publish.publish_dataset`; it cannot tell a
     renamed figure, so build manifests with :func:`shareable_manifest`.
     """
     bad = _offending(manifest)
@@ -104,7 +104,7 @@ def privacy_section(model_extra: Mapping[str, Any]) -> dict[str, Any]:
 
 def anonymization_section(spec: Any) -> dict[str, Any]:
     """What the spec declares about anonymization (public configuration, no detection results)."""
-    from synthgen.pipeline import settings_hash
+    from synthgen.ids import settings_hash
 
     declared = {name: col.operator for name, col in sorted(spec.columns.items()) if col.operator is not None}
     declared.update({k: v for k, v in sorted(spec.anonymize.operators.items())})
@@ -134,7 +134,7 @@ def shareable_manifest(
     rows: int,
     schema: dict[str, str],
 ) -> dict[str, Any]:
-    """The manifest :func:`synthgen.pipeline.publish` hands to ``publish_dataset``.
+    """The manifest :func:`synthgen.stages.publish.publish` hands to ``publish_dataset``.
 
     ``rows`` is the synthetic row count (``output.rows``); ``schema`` the synthetic file's.
     """

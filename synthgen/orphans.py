@@ -31,9 +31,9 @@ from synthgen.errors import SynthgenError
 from synthgen.zones import Zone
 
 if TYPE_CHECKING:
-    from synthgen.pipeline import Context
     from synthgen.policy import AuditLog
     from synthgen.spec import PipelineSpec
+    from synthgen.stages.context import Context
     from synthgen.storage.zone import ObjectZone
 
 #: A ``.tmp-`` file or folder younger than this may belong to a stage still writing it.

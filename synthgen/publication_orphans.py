@@ -1,7 +1,7 @@
 """Publication orphans: what a killed publish leaves in the SYNTHETIC zone, and its sweep.
 
 A publish writes the envelope and keyring under their final names, then commits the catalog
-row with its binding and audit entries in one transaction (:func:`synthgen.access.publish_dataset`).
+row with its binding and audit entries in one transaction (:func:`synthgen.access.publish.publish_dataset`).
 A kill before that commit leaves files nothing catalogues: unreadable (every read starts
 from the catalog) but taking space and confusing a rotation. The next publish, under the
 same lock, removes them and the ``.tmp-`` files of publication folders (``<zone>/<name>/``;

@@ -68,7 +68,7 @@ def _report_summary(ev: Any) -> dict[str, Any]:
 def build(spec: Any, ctx: Any, results: dict[str, Any], *, title: str) -> RunSummary:
     """Collect the summary of one whole run from the stage results and the catalog."""
     from synthgen.evaluate.verdict import VERDICT_WORDS
-    from synthgen.pipeline import source_key
+    from synthgen.source_identity import source_key
     from synthgen.privacy.budget import standing
 
     pub, train_r = results["publish"], results["train"]

@@ -56,3 +56,22 @@ def claims(spec: Any) -> list[str]:
     if spec.source.kind == "sql":
         return _sql_claims(spec)
     return _file_claims(str(spec.source_path()))
+
+
+def source_key(spec: Any) -> str:
+    """The ledger's name for the spec's data source (P6: the budget is per source, not per pipeline).
+
+    ``source.id`` when the spec gives one; else files are keyed by their resolved path, SQL
+    sources by the redacted URL and the table (or a hash of the query), so renaming a
+    pipeline does not reset its source's budget.
+    """
+    src = spec.source
+    if src.id is not None:
+        return f"id:{src.id}"
+    if src.kind != "sql":
+        return f"{src.kind}:{spec.source_path().resolve()}"
+    from synthgen.ids import settings_hash
+    from synthgen.sources.sql import SqlSource
+
+    where = SqlSource(spec).describe().removeprefix("sql ")
+    return f"sql:{where}" if src.table else f"sql:{where}#{settings_hash(src.query)}"

@@ -2,7 +2,7 @@
 
 In a terminal the CLI shows Rich progress bars; piped into ``tee`` or a CI log those print
 nothing until the run ends. :class:`StageLines` is both the stages' progress callback and
-the observer of :meth:`synthgen.pipeline.Context.staged`, and writes::
+the observer of :meth:`synthgen.stages.Context.staged`, and writes::
 
     [synthgen] train: start
     [synthgen] train: done in 41.2 s (cpu 39.8 s, 8,012 rows, epsilon spent so far 3.0)

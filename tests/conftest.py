@@ -78,7 +78,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def ctx(home: Path):  # type: ignore[no-untyped-def]
-    from synthgen.pipeline import Context
+    from synthgen.stages import Context
 
     c = Context.from_env()
     c.user = "tester"

@@ -77,7 +77,7 @@ def test_inspect_reads_the_header_without_a_key_and_says_it_is_unverified(env: E
 def test_a_snapshot_id_is_keyed_not_a_hash_of_the_real_bytes(env: Env, ingested: int) -> None:
     """F3: the id reaches the shareable manifest's lineage; unkeyed, it would confirm a guess of the data."""
     from synthgen.catalog import Catalog
-    from synthgen.pipeline import file_sha256, settings_hash
+    from synthgen.ids import file_sha256, settings_hash
 
     cat = Catalog.from_env()
     snap = cat.list_datasets(kind="snapshot")[0]

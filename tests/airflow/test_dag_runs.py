@@ -137,7 +137,7 @@ def test_exhausted_budget_fails_train_with_the_ledger_message_and_publishes_noth
     sqlite_airflow: dict[str, str], tmp_path: Path
 ) -> None:
     from synthgen.catalog import BudgetEntry, Catalog
-    from synthgen.pipeline import source_key
+    from synthgen.source_identity import source_key
     from synthgen.spec import load_spec
 
     csv = write_demo_source(tmp_path)

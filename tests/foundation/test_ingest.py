@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from synthgen.errors import SourceError, SpecError
-from synthgen.pipeline import Context, ingest
+from synthgen.stages import Context, ingest
 from synthgen.spec import spec_from_dict
 from synthgen.zones import ZONE_MARKER
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from synthgen.pipeline import Context, StageResult
+from synthgen.stages import Context, StageResult
 from synthgen.stage_log import StageLines
 
 

@@ -32,7 +32,7 @@ CROSS_CHECK = 16
 
 def _prepared_home(tmp_path: Path, home: Path) -> None:
     """A home with one ingested snapshot and one ledger entry, so 'unchanged' means something."""
-    from synthgen import pipeline
+    from synthgen import stages as pipeline
     from synthgen.catalog import BudgetEntry, Catalog
     from synthgen.spec import load_spec
 

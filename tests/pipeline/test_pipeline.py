@@ -10,7 +10,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from synthgen import pipeline
+from synthgen import stages as pipeline
 from synthgen.errors import AccessDenied, BudgetError
 from synthgen.spec import PipelineSpec, load_spec
 

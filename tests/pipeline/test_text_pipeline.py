@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from synthgen import pipeline
+from synthgen import stages as pipeline
 from synthgen.spec import PipelineSpec, load_spec
 
 from ._home import DEMO_SPEC, demo_home
@@ -95,10 +95,11 @@ def test_the_canary_models_train_on_synthetic_text_only(
     import polars as pl
 
     from synthgen.models import text as text_pkg
+    from synthgen.stages.evaluate import _text_metrics, _training_split
 
     ctx, spec = run["ctx"], _spec()
     model = ctx.catalog.get_dataset(run["train"].dataset_id)
-    _, train, holdout = pipeline._training_split(spec, ctx, model)
+    _, train, holdout = _training_split(spec, ctx, model)
     synthetic = pl.DataFrame({"notes": [f"synthetic note {i}" for i in range(40)]}).with_columns(
         holdout.select(pl.exclude("notes")).head(40)
     )
@@ -110,7 +111,7 @@ def test_the_canary_models_train_on_synthetic_text_only(
 
     monkeypatch.setattr(text_pkg, "canary_exposure", spy)
     spent = ctx.catalog.spent(pipeline.source_key(spec))
-    pipeline._text_metrics(spec, model, holdout, synthetic)
+    _text_metrics(spec, model, holdout, synthetic)
     assert seen == [synthetic["notes"].to_list()]
     assert not set(seen[0]) & set(train["notes"].to_list())
     assert ctx.catalog.spent(pipeline.source_key(spec)) == spent

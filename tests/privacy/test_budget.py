@@ -242,7 +242,7 @@ def _spec(path: Path | str, **source: object) -> object:
 
 
 def _try(cat: Catalog, spec: object, run: str) -> str:
-    from synthgen.pipeline import source_key
+    from synthgen.source_identity import source_key
     from synthgen.source_identity import claims
 
     key = source_key(spec)  # type: ignore[arg-type]
@@ -351,7 +351,7 @@ def test_the_lock_holds_under_a_repeatable_read_database_default(pg_database: st
 
 def test_a_sql_ledger_key_never_carries_a_password_or_url_options(monkeypatch: pytest.MonkeyPatch) -> None:
     """F8: the key is printed by refusals and ``budget show``."""
-    from synthgen.pipeline import source_key
+    from synthgen.source_identity import source_key
     from synthgen.spec import PipelineSpec
 
     monkeypatch.setenv("WH_URL", "postgresql://u:hunter2pw@db/h?sslpassword=optsecret&sslmode=require")

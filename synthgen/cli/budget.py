@@ -8,14 +8,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from synthgen.access_cli import UserOpt
-
-out = Console()
-err = Console(stderr=True)
+from synthgen.cli.console import err, out
+from synthgen.cli.options import UserOpt
 
 budget_app = typer.Typer(
     help="The privacy budget: ledger, reservations and caps per source.", no_args_is_help=True
@@ -30,7 +27,7 @@ SourceArg = Annotated[
 def _key(source: str) -> str:
     """The ledger key of a spec file's source, or ``source`` itself."""
     if source.endswith((".yaml", ".yml")) and Path(source).is_file():
-        from synthgen.pipeline import source_key
+        from synthgen.source_identity import source_key
         from synthgen.spec import load_spec
 
         return source_key(load_spec(Path(source), []))

@@ -1,4 +1,5 @@
-"""``synthgen eval-pii``: how well the text anonymization finds PII in a user's labelled sample."""
+"""PII tools: ``synthgen scan-pii`` (what Presidio finds in a file) and ``synthgen eval-pii``
+(how well the text anonymization finds PII in a user's labelled sample)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-out = Console()
+from synthgen.cli.console import out
+from synthgen.cli.options import JsonOpt
+from synthgen.errors import SpecError
 
 
 def eval_pii_cmd(
@@ -71,4 +73,40 @@ def _print(res: dict[str, Any], labelled: Path) -> None:
             f"[bold]{label}[/bold]", _f(b["precision"]), _f(b["recall"]), str(b["gold_chars"]),
             str(b["predicted_chars"]),
         )  # fmt: skip
+    out.print(table)
+
+
+def scan_pii(
+    file: Annotated[Path, typer.Argument(help="A CSV, Parquet or JSON Lines file.", show_default=False)],
+    limit: Annotated[int, typer.Option(min=1, help="Non-empty values analysed per column.")] = 1000,
+    config: Annotated[str | None, typer.Option(help="Presidio analyzer config (YAML).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the PII entities Presidio finds in each column of a file."""
+    import polars as pl
+
+    from synthgen.anonymize import scan_pii as scan
+    from synthgen.errors import SourceError
+
+    if not file.is_file():
+        raise SourceError(f"file not found: {file}")
+    suffix = file.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".jsonl", ".ndjson"):
+        raise SpecError(f"{file}: unsupported file type {file.suffix!r}; use .csv, .parquet or .jsonl")
+    try:
+        if suffix == ".csv":
+            frame = pl.read_csv(file, n_rows=limit * 4)
+        elif suffix == ".parquet":
+            frame = pl.scan_parquet(file).head(limit * 4).collect()
+        else:
+            frame = pl.read_ndjson(file, n_rows=limit * 4)
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
+        raise SourceError(f"cannot read {file}: {str(exc).strip().splitlines()[0]}") from None
+    found = scan(frame, config=config, limit=limit)
+    if as_json:
+        sys.stdout.write(json.dumps(found, indent=2) + "\n")
+        return
+    table = Table("column", "entities found", title=f"PII in {file} (first {limit:,} values per column)")
+    for col, ents in found.items():
+        table.add_row(col, ", ".join(f"{k}: {v}" for k, v in ents.items()) or "-")
     out.print(table)

@@ -1,8 +1,12 @@
-"""``synthgen inspect DATASET``: the shareable manifest as anyone holding the file sees it.
+"""Data commands: ``synthgen read``, ``synthgen report`` and ``synthgen inspect``.
 
-No key, no policy check, no audit entry: the manifest sits unencrypted in the envelope
-header, so this shows exactly what a copy of the file discloses. It is *not* authenticated
-here (its authentication is the segment tags, which need the data key); the output says so.
+``read`` and ``report`` are policy-checked and audited (:mod:`synthgen.access`); a denied
+access raises :class:`synthgen.errors.AccessDenied` (exit code 3).
+
+``inspect DATASET`` shows the shareable manifest as anyone holding the file sees it: no key,
+no policy check, no audit entry. The manifest sits unencrypted in the envelope header, so
+this shows exactly what a copy of the file discloses. It is *not* authenticated here (its
+authentication is the segment tags, which need the data key); the output says so.
 """
 
 from __future__ import annotations
@@ -13,12 +17,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from synthgen.cli.console import out
+from synthgen.cli.options import UserOpt
 from synthgen.errors import SpecError
-
-out = Console()
 
 UNVERIFIED = "not checked: the manifest is read from the header without a key; `synthgen read` verifies it"
 
@@ -77,3 +80,38 @@ def inspect_cmd(
         table.add_row(key, value if isinstance(value, str) else json.dumps(value, sort_keys=True))
     out.print(table)
     out.print(f"authentication: {UNVERIFIED}", highlight=False)
+
+
+def read_cmd(
+    dataset: Annotated[str, typer.Argument(help="Dataset name (newest version) or id.")],
+    user: UserOpt,
+    out_path: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the decrypted data here (outside the zones).")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="parquet | csv (with --out).")] = "parquet",
+    rows: Annotated[int, typer.Option("--rows", help="Rows to print without --out.")] = 10,
+) -> None:
+    """Decrypt a published dataset you may read: policy check, key unwrap, verification, audit."""
+    from synthgen.access import read_dataset, read_to_file
+    from synthgen.errors import SpecError
+
+    if fmt not in ("parquet", "csv"):
+        raise SpecError(f"--format {fmt!r}: expected parquet or csv")
+    if out_path is not None:
+        path = read_to_file(dataset, user=user, out=out_path, format=fmt)  # type: ignore[arg-type]
+        out.print(f"wrote {path}")
+        return
+    frame = read_dataset(dataset, user=user)
+    out.print(f"{dataset}: {frame.height:,} rows x {frame.width} columns", highlight=False)
+    out.print(str(frame.head(rows)), highlight=False)
+
+
+def report_cmd(
+    name: Annotated[str, typer.Argument(help="Pipeline name or report id.")],
+    user: UserOpt,
+    out_path: Annotated[Path | None, typer.Option("--out", "-o", help="Copy the report here.")] = None,
+) -> None:
+    """Open a restricted evaluation report (policy-checked, audited): prints its path or copies it."""
+    from synthgen.access import read_report
+
+    out.print(str(read_report(name, user=user, out=out_path)), highlight=False)

@@ -1,0 +1,27 @@
+"""``synthgen audit``: verify the hash-chained audit trail."""
+
+from __future__ import annotations
+
+import typer
+from rich.markup import escape
+
+from synthgen.cli.console import err, out
+
+audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the keyed audit chain (JSONL file, catalog copy, catalog anchor); exit 1 if anything was
+    edited, deleted, inserted or cut. Needs the platform secret (the chain's key)."""
+    from synthgen.catalog import Catalog
+    from synthgen.errors import AuditError
+    from synthgen.policy import verify_audit
+
+    report = verify_audit(Catalog.from_env())
+    if report.ok:
+        out.print(f"{report.summary()} (head {report.head})", highlight=False)
+        return
+    for problem in report.problems:
+        err.print(escape(str(problem)), highlight=False, soft_wrap=True)
+    raise AuditError(report.summary())

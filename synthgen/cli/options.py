@@ -1,0 +1,44 @@
+"""Arguments and options that several command groups share."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+SpecArg = Annotated[Path, typer.Argument(help="Pipeline spec (YAML).", show_default=False)]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="Override a spec value: key.path=value (repeatable)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _default_user() -> str:
+    try:
+        return os.environ.get("SYNTHGEN_USER") or getpass.getuser()
+    except Exception:  # noqa: BLE001 - no passwd entry in some containers
+        return "unknown"
+
+
+UserOpt = Annotated[
+    str,
+    typer.Option(
+        "--user",
+        "-u",
+        envvar="SYNTHGEN_USER",
+        default_factory=_default_user,
+        help="Who is acting (policy user). Default: $SYNTHGEN_USER, else your login name.",
+        show_default=False,
+    ),
+]
+
+
+def load(spec: Path, overrides: list[str] | None) -> Any:
+    """The spec at ``spec`` with ``--set`` overrides applied."""
+    from synthgen.spec import load_spec
+
+    return load_spec(spec, overrides or [])

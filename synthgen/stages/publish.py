@@ -1,0 +1,72 @@
+"""The publish stage: assemble the shards and encrypt them into the SYNTHETIC zone for the allowed roles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from synthgen.ids import settings_hash
+from synthgen.spec import PipelineSpec
+from synthgen.stages.context import Context, StageResult, require, result_extra, reused
+
+
+def publish(
+    spec: PipelineSpec,
+    ctx: Context,
+    *,
+    model_id: str,
+    shard_ids: list[str],
+    run_id: str,
+    report_id: str | None = None,
+) -> StageResult:
+    """Assemble the shards, encrypt them into the SYNTHETIC zone for the allowed roles, catalogue, audit.
+
+    The manifest carries public and DP-derived facts only (:mod:`synthgen.manifest`); the
+    evaluation scores stay with the restricted report (``report_id`` is not read).
+    The plaintext shards are removed once the encrypted dataset is in place.
+    """
+    from synthgen.access.publish import publish_dataset
+    from synthgen.manifest import shareable_manifest
+
+    model = require(ctx, model_id, "model")
+    dataset_id = "syn-" + settings_hash(model_id, sorted(shard_ids), run_id)
+    if (prior := reused(ctx, "publish", dataset_id)) is not None:
+        return prior
+    shards = [require(ctx, sid, "staging") for sid in shard_ids]
+    zone = ctx.zones.synthetic if model.dp else ctx.zones.real
+    anon_id = ctx.catalog.parents(model_id)[0]
+    snapshot_ids = ctx.catalog.parents(anon_id)
+    epsilon = model.extra.get("epsilon")
+    with zone.staging(f"staging/{spec.name}/{run_id}", suffix=".parquet") as assembled:
+        pl.scan_parquet([s.path for s in shards]).sink_parquet(assembled, compression="zstd")
+        rows = pl.scan_parquet(assembled).select(pl.len()).collect().item()
+        schema = {k: str(v) for k, v in pl.read_parquet_schema(assembled).items()}
+        manifest = shareable_manifest(
+            spec=spec,
+            model_id=model_id,
+            model_extra=model.extra,
+            anonymized_id=anon_id,
+            snapshot_ids=snapshot_ids,
+            run_id=run_id,
+            rows=rows,
+            schema=schema,
+        )
+        ds = publish_dataset(
+            plaintext_parquet=assembled,
+            name=spec.synthetic_name,
+            manifest=manifest,
+            dp=bool(model.dp),
+            classification=spec.output.access.classification,
+            roles=spec.output.access.roles,
+            tags=spec.output.access.tags,
+            parents=[model_id],
+            catalog=ctx.catalog,
+            zones=ctx.zones,
+            user=ctx.user,
+            epsilon=epsilon,
+            dataset_id=dataset_id,
+        )
+    for s in shards:
+        Path(s.path).unlink(missing_ok=True)
+    return StageResult("publish", ds.id, ds.path, ds.rows, extra=result_extra("publish", ds))
