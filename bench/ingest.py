@@ -28,8 +28,8 @@ def make_csv(path: Path, rows: int, data_dir: Path) -> None:
 @benchmark("ingest")
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from synthgen.catalog import Catalog
-    from synthgen.stages import Context, ingest
     from synthgen.spec import spec_from_dict
+    from synthgen.stages import Context, ingest
     from synthgen.zones import Zones
 
     rows = 100_000 if args.quick else 1_000_000

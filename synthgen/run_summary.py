@@ -68,8 +68,8 @@ def _report_summary(ev: Any) -> dict[str, Any]:
 def build(spec: Any, ctx: Any, results: dict[str, Any], *, title: str) -> RunSummary:
     """Collect the summary of one whole run from the stage results and the catalog."""
     from synthgen.evaluate.verdict import VERDICT_WORDS
-    from synthgen.source_identity import source_key
     from synthgen.privacy.budget import standing
+    from synthgen.source_identity import source_key
 
     pub, train_r = results["publish"], results["train"]
     model = ctx.catalog.get_dataset(train_r.dataset_id)

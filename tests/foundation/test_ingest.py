@@ -6,8 +6,8 @@ import polars as pl
 import pytest
 
 from synthgen.errors import SourceError, SpecError
-from synthgen.stages import Context, ingest
 from synthgen.spec import spec_from_dict
+from synthgen.stages import Context, ingest
 from synthgen.zones import ZONE_MARKER
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from synthgen.stages import Context, StageResult
 from synthgen.stage_log import StageLines
+from synthgen.stages import Context, StageResult
 
 
 def _ctx(tmp_path: Path, lines: StageLines) -> Context:

@@ -242,8 +242,7 @@ def _spec(path: Path | str, **source: object) -> object:
 
 
 def _try(cat: Catalog, spec: object, run: str) -> str:
-    from synthgen.source_identity import source_key
-    from synthgen.source_identity import claims
+    from synthgen.source_identity import claims, source_key
 
     key = source_key(spec)  # type: ignore[arg-type]
     held = budget.standing(cat, key).charged_epsilon
