@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,72 @@ def publish_dataset(
     """
     svc = Services.resolve(catalog, zones, policy, provider)
     src = Path(plaintext_parquet)
+    meta, arrow_schema = _check_request(
+        svc, src, name=name, manifest=manifest, dp=dp, classification=classification
+    )
+    eps = epsilon if epsilon is not None else _epsilon_from(manifest)
+    resource = Resource("synthetic", name, classification, "synthetic", dp, eps)
+    decide(svc, user, "publish", resource, f"synthetic:{name}")
+    readers = _readers(svc, resource, roles)
+    dataset_id = dataset_id or f"pub-{uuid.uuid4().hex[:24]}"
+    if svc.catalog.get_dataset(dataset_id) is not None:
+        raise CatalogError(f"dataset id {dataset_id} is already in the catalog")
+    pub = _Publication(
+        src=src,
+        name=name,
+        dataset_id=dataset_id,
+        key_id=f"dk-{uuid.uuid4().hex}",
+        readers=readers,
+        dropped=[r for r in roles if r not in readers],
+        dp=dp,
+        classification=classification,
+        tags=tags,
+        parents=parents,
+        eps=eps,
+        user=user,
+        segment_size=segment_size,
+    )
+    pub.manifest.update(_full_manifest(pub, manifest, rows=meta.num_rows, arrow_schema=arrow_schema))
+    with publish_lock(svc.zones):
+        sweep_orphans(svc.catalog, svc.zones, svc.audit, user=user)
+        record = _publish_locked(svc, pub)
+    src.unlink(missing_ok=True)  # the plaintext staging file goes only after everything succeeded
+    return record
+
+
+@dataclass(frozen=True)
+class _Publication:
+    """One publish call's checked inputs: what the locked section writes, catalogues and audits."""
+
+    src: Path
+    name: str
+    dataset_id: str
+    key_id: str
+    readers: list[str]
+    dropped: list[str]  # requested roles the policy refused
+    dp: bool
+    classification: str
+    tags: dict[str, Any]
+    parents: Sequence[str]
+    eps: float | None
+    user: str
+    segment_size: int
+    #: The full manifest bound to the ciphertext (filled in once, before the lock).
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rel(self) -> str:
+        return f"{self.name}/{self.dataset_id}{ENVELOPE_SUFFIX}"
+
+    @property
+    def ring_rel(self) -> str:
+        return f"{self.name}/{self.dataset_id}{KEYRING_SUFFIX}"
+
+
+def _check_request(
+    svc: Services, src: Path, *, name: str, manifest: dict[str, Any], dp: bool, classification: str
+) -> tuple[Any, Any]:
+    """Refuse a bad name, classification, manifest or input file; returns its Parquet metadata and schema."""
     if not _NAME.match(name) or name in RESERVED_FOLDERS:
         raise SpecError(
             f"dataset name {name!r}: use letters, digits, '_', '-', '.' (max 100), not staging or models"
@@ -106,13 +173,12 @@ def publish_dataset(
         raise SpecError(f"{src} is not a readable Parquet file: {exc}") from None
     if svc.zones.synthetic.contains(src) and not src.name.startswith(".tmp-"):
         raise SpecError(f"{src} is already in the synthetic zone; publish from a staging file")
+    return meta, arrow_schema
 
-    eps = epsilon if epsilon is not None else _epsilon_from(manifest)
-    resource = Resource("synthetic", name, classification, "synthetic", dp, eps)
-    decide(svc, user, "publish", resource, f"synthetic:{name}")
 
+def _readers(svc: Services, resource: Resource, roles: Sequence[str]) -> list[str]:
+    """The requested roles the policy lets read ``resource``; each must have a KEK already."""
     readers = svc.policy.readers(resource, list(dict.fromkeys(roles)))
-    dropped = [r for r in roles if r not in readers]
     if not readers:
         raise PolicyError(
             f"none of the roles {list(roles)} may read {resource.describe()} under the policy; "
@@ -120,173 +186,146 @@ def publish_dataset(
         )
     for role in readers:  # fail before writing anything if a KEK is missing
         svc.provider.current_kek_id(role)
+    return readers
 
-    dataset_id = dataset_id or f"pub-{uuid.uuid4().hex[:24]}"
-    if svc.catalog.get_dataset(dataset_id) is not None:
-        raise CatalogError(f"dataset id {dataset_id} is already in the catalog")
-    key_id = f"dk-{uuid.uuid4().hex}"
+
+def _full_manifest(
+    pub: _Publication, manifest: dict[str, Any], *, rows: int, arrow_schema: Any
+) -> dict[str, Any]:
+    """The caller's manifest with the publication's own facts; refused unless it is canonical JSON."""
     schema = {f.name: str(f.type) for f in arrow_schema}
-    full_manifest: dict[str, Any] = {
+    full: dict[str, Any] = {
         **manifest,
         "format": ENVELOPE_FORMAT,
-        "dataset_id": dataset_id,
-        "name": name,
-        "dp": dp,
-        "epsilon": eps,
-        "classification": classification,
-        "access_tags": tags,
-        "key_id": key_id,
-        "rows": manifest.get("rows", meta.num_rows),
+        "dataset_id": pub.dataset_id,
+        "name": pub.name,
+        "dp": pub.dp,
+        "epsilon": pub.eps,
+        "classification": pub.classification,
+        "access_tags": pub.tags,
+        "key_id": pub.key_id,
+        "rows": manifest.get("rows", rows),
         "schema": manifest.get("schema", schema),
-        "lineage": manifest.get("lineage", {"parents": list(parents)}),
-        "published_by": user,
+        "lineage": manifest.get("lineage", {"parents": list(pub.parents)}),
+        "published_by": pub.user,
         "published_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     try:
-        canonical_json(full_manifest)
+        canonical_json(full)
     except ValueError as exc:
-        raise SpecError(f"manifest for {name}: {exc}") from None
-
-    with publish_lock(svc.zones):
-        sweep_orphans(svc.catalog, svc.zones, svc.audit, user=user)
-        record = _publish_locked(
-            svc,
-            src=src,
-            name=name,
-            dataset_id=dataset_id,
-            key_id=key_id,
-            readers=readers,
-            dropped=dropped,
-            full_manifest=full_manifest,
-            dp=dp,
-            classification=classification,
-            tags=tags,
-            parents=parents,
-            eps=eps,
-            user=user,
-            segment_size=segment_size,
-        )
-    src.unlink(missing_ok=True)  # the plaintext staging file goes only after everything succeeded
-    return record
+        raise SpecError(f"manifest for {pub.name}: {exc}") from None
+    return full
 
 
-def _publish_locked(
-    svc: Services,
-    *,
-    src: Path,
-    name: str,
-    dataset_id: str,
-    key_id: str,
-    readers: list[str],
-    dropped: list[str],
-    full_manifest: dict[str, Any],
-    dp: bool,
-    classification: str,
-    tags: dict[str, Any],
-    parents: Sequence[str],
-    eps: float | None,
-    user: str,
-    segment_size: int,
-) -> Dataset:
-    rel = f"{name}/{dataset_id}{ENVELOPE_SUFFIX}"
-    ring_rel = f"{name}/{dataset_id}{KEYRING_SUFFIX}"
+def _publish_locked(svc: Services, pub: _Publication) -> Dataset:
     zone = svc.zones.synthetic
-    data_key = SecretKey.generate(label=key_id)
-    ring = Keyring(dataset_id=dataset_id, key_id=key_id)
-    for role in readers:
+    data_key = SecretKey.generate(label=pub.key_id)
+    ring = Keyring(dataset_id=pub.dataset_id, key_id=pub.key_id)
+    for role in pub.readers:
         ring.add(svc.provider, role, data_key)
     ring_bytes = ring.to_bytes()
-    final = zone.resolve(rel)
     # Order: files under their final names first (unreadable: nothing catalogues them yet),
     # then ONE transaction holding the catalog row, its binding and both audit entries. A
     # kill before that commit leaves uncatalogued files that the next publish sweeps; a kill
     # after it leaves a complete, audited publication. Never a readable dataset unaudited.
     try:
-        with open(src, "rb") as fin, zone.atomic_write(rel) as fout:
+        with open(pub.src, "rb") as fin, zone.atomic_write(pub.rel) as fout:
             hashed = HashingWriter(fout)
             info = encrypt_stream(
                 fin,
                 hashed,  # type: ignore[arg-type]
                 data_key=data_key,
-                manifest=full_manifest,
-                segment_size=segment_size,
+                manifest=pub.manifest,
+                segment_size=pub.segment_size,
             )
-        with zone.atomic_write(ring_rel) as fring:
+        with zone.atomic_write(pub.ring_rel) as fring:
             fring.write(ring_bytes)
         binding = make_binding(
-            dataset_id=dataset_id,
+            dataset_id=pub.dataset_id,
             header_hash=info.header_hash,
             file_sha256=hashed.hexdigest(),
             keyring_generation=ring.generation,
             keyring_bytes=ring_bytes,
         )
-        with svc.audit.batch() as batch:
-            record = svc.catalog.add_dataset(
-                Dataset(
-                    id=dataset_id,
-                    name=name,
-                    zone="synthetic",
-                    kind="synthetic",
-                    format=ENVELOPE_FORMAT,
-                    path=str(final),
-                    rows=int(full_manifest["rows"]) if full_manifest["rows"] is not None else None,
-                    schema_json=full_manifest["schema"],
-                    content_hash=info.digest,
-                    classification=classification,
-                    dp=dp,
-                    tags=dict(tags),
-                    extra={
-                        "epsilon": eps,
-                        "roles": readers,
-                        "envelope": {
-                            "version": 1,
-                            "key_id": key_id,
-                            "header_hash": info.header_hash,
-                            "segments": info.segments,
-                            "bytes": info.ciphertext_bytes,
-                            "keyring": str(zone.resolve(ring_rel)),
-                        },
-                        "binding": binding,
-                    },
-                    created_by=user,
-                ),
-                parents=list(parents),
-                session=batch.session,
-            )
-            batch.record(
-                actor=user,
-                action="key.wrap",
-                resource=f"synthetic:{name}",
-                decision="ok",
-                detail={
-                    "dataset_id": dataset_id,
-                    "key_id": key_id,
-                    "kek_ids": {r: w.kek_id for r, w in ring.entries.items()},
-                    "refused_roles": dropped,
-                },
-            )
-            batch.record(
-                actor=user,
-                action="publication",
-                resource=f"synthetic:{name}",
-                decision="ok",
-                detail={
-                    "dataset_id": dataset_id,
-                    "dp": dp,
-                    "classification": classification,
-                    "roles": readers,
-                    "header_hash": info.header_hash,
-                    "digest": info.digest,
-                    "bytes": info.ciphertext_bytes,
-                    "keyring_generation": ring.generation,
-                },
-            )
+        return _catalogue(svc, pub, info=info, ring=ring, binding=binding)
     except BaseException as exc:
-        zone.remove(rel)
-        zone.remove(ring_rel)
+        zone.remove(pub.rel)
+        zone.remove(pub.ring_rel)
         if isinstance(exc, SynthgenError) or not isinstance(exc, Exception):
             raise
         raise CatalogError(
-            f"publishing {name} failed and was rolled back: {type(exc).__name__}: {exc}"
+            f"publishing {pub.name} failed and was rolled back: {type(exc).__name__}: {exc}"
         ) from exc
+
+
+def _catalogue(svc: Services, pub: _Publication, *, info: Any, ring: Keyring, binding: Any) -> Dataset:
+    """The catalog row, its binding and the key.wrap and publication audit entries: one transaction."""
+    resource = f"synthetic:{pub.name}"
+    with svc.audit.batch() as batch:
+        record = svc.catalog.add_dataset(
+            _dataset_row(svc, pub, info=info, binding=binding),
+            parents=list(pub.parents),
+            session=batch.session,
+        )
+        batch.record(
+            actor=pub.user,
+            action="key.wrap",
+            resource=resource,
+            decision="ok",
+            detail={
+                "dataset_id": pub.dataset_id,
+                "key_id": pub.key_id,
+                "kek_ids": {r: w.kek_id for r, w in ring.entries.items()},
+                "refused_roles": pub.dropped,
+            },
+        )
+        batch.record(
+            actor=pub.user,
+            action="publication",
+            resource=resource,
+            decision="ok",
+            detail={
+                "dataset_id": pub.dataset_id,
+                "dp": pub.dp,
+                "classification": pub.classification,
+                "roles": pub.readers,
+                "header_hash": info.header_hash,
+                "digest": info.digest,
+                "bytes": info.ciphertext_bytes,
+                "keyring_generation": ring.generation,
+            },
+        )
     return record
+
+
+def _dataset_row(svc: Services, pub: _Publication, *, info: Any, binding: Any) -> Dataset:
+    zone = svc.zones.synthetic
+    rows = pub.manifest["rows"]
+    return Dataset(
+        id=pub.dataset_id,
+        name=pub.name,
+        zone="synthetic",
+        kind="synthetic",
+        format=ENVELOPE_FORMAT,
+        path=str(zone.resolve(pub.rel)),
+        rows=int(rows) if rows is not None else None,
+        schema_json=pub.manifest["schema"],
+        content_hash=info.digest,
+        classification=pub.classification,
+        dp=pub.dp,
+        tags=dict(pub.tags),
+        extra={
+            "epsilon": pub.eps,
+            "roles": pub.readers,
+            "envelope": {
+                "version": 1,
+                "key_id": pub.key_id,
+                "header_hash": info.header_hash,
+                "segments": info.segments,
+                "bytes": info.ciphertext_bytes,
+                "keyring": str(zone.resolve(pub.ring_rel)),
+            },
+            "binding": binding,
+        },
+        created_by=pub.user,
+    )
