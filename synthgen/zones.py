@@ -286,7 +286,8 @@ class Zones:
             open_zones(r, s)  # every check: separation, credentials, reachability, bucket, markers
             raise ZoneConfigError(
                 f"zone roots {r} and {s} pass their checks, but the pipeline stages do not run on "
-                "object storage yet (issue #18, after the #17 layout change); mount the store "
+                "object storage yet (issue #18: synthgen/stages and synthgen/access still work on "
+                "local paths); mount the store "
                 "(s3fs, gcsfuse) and give its path meanwhile"
             )
         if _is_within(r, s) or _is_within(s, r):
