@@ -93,6 +93,8 @@ def anonymize_table(
     settings: AnonymizeSettings,
     secret: bytes,
     sink: Path | None = None,
+    decisions: dict[str, ColumnDecision] | None = None,
+    leak_index: LeakIndex | None = None,
 ) -> AnonymizeResult:
     """Remove direct identifiers from ``source``.
 
@@ -103,51 +105,30 @@ def anonymize_table(
     output. With ``sink``, batches of ``settings.stream_rows`` rows are written to that Parquet
     file as they are done (bounded memory) and ``frame`` is ``None``.
 
+    ``decisions`` (from :func:`decide_columns`) skips detection: every part of one snapshot
+    must use the decisions taken once on the whole snapshot's head, or parts would disagree on
+    which columns are identifiers. ``leak_index`` seeds the index (the identifier values of the
+    whole snapshot), so that a name seen in another part is still found in this part's text.
+
     Presidio is defence in depth, not a guarantee: a span the analyzer misses stays in the text.
     """
     cfg, analyzer = get_analyzer(settings.config)
     threshold = settings.threshold if settings.threshold is not None else cfg.threshold
-    lazy = source.lazy() if isinstance(source, pl.DataFrame) else source
-    try:
-        sample = lazy.head(max(DETECT_ROWS, settings.sample_size)).collect()
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise AnonymizeError(
-            f"cannot read the table to anonymize: {' '.join(str(exc).split())[:200]}"
-        ) from None
-    decisions = detect_columns(
-        sample,
-        schema=schema,
-        analyzer=analyzer,
-        column_entities=cfg.column_entities,
-        threshold=threshold,
-        text_columns=settings.text_columns,
-        sample_size=settings.sample_size,
-        min_fraction=settings.min_fraction,
-        name_hints=settings.name_hints,
-        auto_text=settings.auto_text,
-        language=cfg.language,
-    )
-    unknown = (set(settings.operators) | set(settings.text_columns)) - set(sample.columns)
-    if unknown:
-        raise AnonymizeError(
-            f"anonymize settings name column {sorted(unknown)[0]!r}, which the table does not have"
-        )
-
-    leak = LeakIndex(secret)
+    sample = read_sample(source.lazy() if isinstance(source, pl.DataFrame) else source, settings)
+    if decisions is None:
+        decisions = _detect(sample, schema=schema, settings=settings, cfg=cfg, analyzer=analyzer)
+    else:  # copies: the caller's plan is shared by every part
+        decisions = {n: ColumnDecision(**d.to_dict()) for n, d in decisions.items()}  # type: ignore[arg-type]
+    _check_named_columns(settings, sample)
+    leak = leak_index if leak_index is not None else LeakIndex(secret)
     ctx = OperatorContext(
         surrogates=Surrogates(secret, avoid=leak.occurs_in), hash_key=derive_key(secret, "hash")
     )
     col_ops = {}
     for name, d in decisions.items():
-        if d.role == "keep" and name in settings.operators:
-            # Naming an operator for a column says it is an identifier, whatever detection found.
-            d.role, d.source = "identifier", "spec"
-            d.entity = d.entity or name_hint(name) or "ID"
-        if d.role == "identifier":
-            d.operator = settings.operators.get(name, settings.default_operator)
+        _assign_operator(name, d, settings)
+        if d.role == "identifier" and d.operator is not None:
             col_ops[name] = make_operator(d.operator, ctx)
-        elif d.role == "text":
-            d.operator = settings.text_operator
     text_op = make_operator(settings.text_operator, ctx)
     text_cols = [n for n, d in decisions.items() if d.role == "text"]
     texter = make_texter(settings, cfg, analyzer, threshold=threshold, operator=text_op, leak_index=leak)
@@ -235,6 +216,90 @@ def anonymize_table(
             pl.concat(frames, how="vertical_relaxed") if frames else _empty_output(sample, col_ops, decisions)
         )
     return AnonymizeResult(frame=frame, report=report, leak_index=leak, decisions=decisions, sink=sink)
+
+
+def _detect(
+    sample: pl.DataFrame,
+    *,
+    schema: TableSchema | None,
+    settings: AnonymizeSettings,
+    cfg: EngineConfig,
+    analyzer: AnalyzerEngine,
+) -> dict[str, ColumnDecision]:
+    threshold = settings.threshold if settings.threshold is not None else cfg.threshold
+    return detect_columns(
+        sample,
+        schema=schema,
+        analyzer=analyzer,
+        column_entities=cfg.column_entities,
+        threshold=threshold,
+        text_columns=settings.text_columns,
+        sample_size=settings.sample_size,
+        min_fraction=settings.min_fraction,
+        name_hints=settings.name_hints,
+        auto_text=settings.auto_text,
+        language=cfg.language,
+    )
+
+
+def _check_named_columns(settings: AnonymizeSettings, sample: pl.DataFrame) -> None:
+    unknown = (set(settings.operators) | set(settings.text_columns)) - set(sample.columns)
+    if unknown:
+        raise AnonymizeError(
+            f"anonymize settings name column {sorted(unknown)[0]!r}, which the table does not have"
+        )
+
+
+def read_sample(lazy: pl.LazyFrame, settings: AnonymizeSettings) -> pl.DataFrame:
+    """The head rows that detection looks at (the same rows whether the table is one file or parts)."""
+    try:
+        return lazy.head(max(DETECT_ROWS, settings.sample_size)).collect()
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise AnonymizeError(
+            f"cannot read the table to anonymize: {' '.join(str(exc).split())[:200]}"
+        ) from None
+
+
+def decide_columns(
+    source: pl.LazyFrame, *, schema: TableSchema | None, settings: AnonymizeSettings
+) -> dict[str, ColumnDecision]:
+    """Each column's role and operator, decided once on the head of ``source``."""
+    cfg, analyzer = get_analyzer(settings.config)
+    sample = read_sample(source, settings)
+    decisions = _detect(sample, schema=schema, settings=settings, cfg=cfg, analyzer=analyzer)
+    _check_named_columns(settings, sample)
+    for name, d in decisions.items():
+        _assign_operator(name, d, settings)
+    return decisions
+
+
+def _assign_operator(name: str, d: ColumnDecision, settings: AnonymizeSettings) -> None:
+    if d.role == "keep" and name in settings.operators:
+        # Naming an operator for a column says it is an identifier, whatever detection found.
+        d.role, d.source = "identifier", "spec"
+        d.entity = d.entity or name_hint(name) or "ID"
+    if d.role == "identifier":
+        d.operator = settings.operators.get(name, settings.default_operator)
+    elif d.role == "text":
+        d.operator = settings.text_operator
+
+
+def index_identifiers(
+    source: pl.LazyFrame, decisions: dict[str, ColumnDecision], *, secret: bytes, rows: int = 200_000
+) -> LeakIndex:
+    """The leak index of every identifier column's values over all of ``source`` (no Presidio: cheap)."""
+    leak = LeakIndex(secret)
+    cols = [
+        n
+        for n, d in decisions.items()
+        if d.role == "identifier" and (d.entity or "UNKNOWN") not in NOT_INDEXED
+    ]
+    if not cols:
+        return leak
+    for batch in source.select(cols).collect_batches(chunk_size=rows):
+        for name in cols:
+            leak.add(batch[name].drop_nulls().unique().to_list(), decisions[name].entity or "UNKNOWN")
+    return leak
 
 
 def _empty_output(
