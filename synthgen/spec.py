@@ -151,6 +151,16 @@ class OutputSpec(BaseModel):
         return v
 
 
+class IngestSettings(BaseModel):
+    """How the snapshot is written (the unit of work that anonymization maps over)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Rows per snapshot part: the snapshot is written as Parquet parts of at most this many rows,
+    #: and anonymization runs one task per part (`--workers N` in the CLI, a mapped task in Airflow).
+    part_rows: int = Field(default=200_000, ge=100, le=100_000_000)
+
+
 class PipelineSpec(BaseModel):
     """One pipeline: a source, how to anonymize and synthesize it, and who may read the result."""
 
@@ -162,6 +172,8 @@ class PipelineSpec(BaseModel):
     description: str = ""
     #: Where the real data comes from.
     source: SourceSpec
+    #: How the snapshot is written: part size.
+    ingest: IngestSettings = IngestSettings()
     #: Per-column overrides of the inferred schema (types, identifiers, public bounds/categories).
     columns: dict[str, ColumnOverride] = {}
     #: Presidio anonymization of identifier columns and free text.

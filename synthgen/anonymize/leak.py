@@ -137,6 +137,21 @@ class LeakIndex:
             idx.add(frame[col].drop_nulls().unique().to_list(), entity)
         return idx
 
+    def update(self, other: LeakIndex) -> None:
+        """Add every value of ``other`` (built with the same secret): the union of per-part indexes."""
+        if other._key != self._key:
+            raise AnonymizeError("cannot merge leak indexes built with different pipeline secrets")
+        other._compact()
+        for i, entity in enumerate(other._entities):
+            hs = other._hashes[other._entity_idx == i]
+            if len(hs):
+                self._parts.append((hs, entity))
+        self._first_parts.append(other._first)
+        if len(other._hashes):
+            self.max_ngram = max(self.max_ngram, other.max_ngram)
+            self.min_ngram = min(self.min_ngram, other.min_ngram)
+        self._dirty = True
+
     def _compact(self) -> None:
         if not self._dirty:
             return

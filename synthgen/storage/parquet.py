@@ -69,3 +69,33 @@ def read_schema(zone: Any, rel: str | os.PathLike[str]) -> pa.Schema:
     """The Arrow schema of the Parquet file at ``rel`` (reads the footer only)."""
     with zone.open(rel, "rb") as fh:
         return pq.ParquetFile(fh).schema_arrow
+
+
+def split_parts(src: str | os.PathLike[str], dest: str | os.PathLike[str], part_rows: int) -> list[str]:
+    """Rewrite the local Parquet file ``src`` as ``dest/part-NNNNN.parquet`` files of at most
+    ``part_rows`` rows each, in row order, in one streaming pass (memory: one batch).
+
+    Returns the part file names. The parts are the unit of work that anonymization maps over.
+    """
+    names: list[str] = []
+    writer: pq.ParquetWriter | None = None
+    in_part = 0
+    pf = pq.ParquetFile(src)
+    try:
+        for batch in pf.iter_batches(batch_size=min(part_rows, 65_536)):
+            offset = 0
+            while offset < batch.num_rows:
+                if writer is None or in_part == part_rows:
+                    if writer is not None:
+                        writer.close()
+                    names.append(f"part-{len(names):05d}.parquet")
+                    writer = pq.ParquetWriter(os.path.join(dest, names[-1]), pf.schema_arrow)
+                    in_part = 0
+                take = min(part_rows - in_part, batch.num_rows - offset)
+                writer.write_batch(batch.slice(offset, take))
+                in_part += take
+                offset += take
+    finally:
+        if writer is not None:
+            writer.close()
+    return names
