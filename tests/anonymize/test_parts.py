@@ -85,8 +85,8 @@ from synthgen.anonymize.settings import AnonymizeSettings
 def killed(self, path):  # the part's data is written; the worker dies before its index is
     os._exit(137)
 leak.LeakIndex.save = killed
-parts.anonymize_part_file(Path(sys.argv[1]), Path(sys.argv[2]), 1,
-                          settings=AnonymizeSettings(default_operator="surrogate"), secret=sys.argv[3].encode())
+settings = AnonymizeSettings(default_operator="surrogate")
+parts.anonymize_part_file(Path(sys.argv[1]), Path(sys.argv[2]), 1, settings=settings, secret=sys.argv[3].encode())
 """
 
 
