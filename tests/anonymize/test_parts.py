@@ -86,7 +86,8 @@ def killed(self, path):  # the part's data is written; the worker dies before it
     os._exit(137)
 leak.LeakIndex.save = killed
 settings = AnonymizeSettings(default_operator="surrogate")
-parts.anonymize_part_file(Path(sys.argv[1]), Path(sys.argv[2]), 1, settings=settings, secret=sys.argv[3].encode())
+work, part, secret = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3].encode()
+parts.anonymize_part_file(work, part, 1, settings=settings, secret=secret)
 """
 
 
