@@ -143,8 +143,9 @@ def header_columns(spec: PipelineSpec) -> list[str] | None:
         if spec.source.kind == "csv":
             import csv
 
-            with open(path, encoding="utf-8", newline="") as fh:
-                first = next(csv.reader(fh, delimiter=spec.source.separator), [])
+            with open(path, "rb") as fh:  # the first line only: no data row is decoded
+                line = fh.readline(1 << 20).decode("utf-8-sig")
+            first = next(csv.reader([line], delimiter=spec.source.separator), [])
             return [c.strip() for c in first]
         if spec.source.kind == "jsonl":
             return None  # a document source: one text field (source.text_field) per line
@@ -255,7 +256,7 @@ def _stewards(policy: Any, resource_role: str) -> list[str]:
 
 
 def _standing(spec: PipelineSpec, catalog: Any) -> Any:
-    from synthgen.pipeline import source_key
+    from synthgen.source_identity import source_key
     from synthgen.privacy.budget import policy_default_cap, standing
 
     return standing(catalog, source_key(spec), default_cap=policy_default_cap())

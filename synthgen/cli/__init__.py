@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from synthgen.cli import data, pii, stages
+from synthgen.cli import data, help_style, pii, stages
 from synthgen.cli.audit import audit_app
 from synthgen.cli.budget import budget_app
 from synthgen.cli.catalog import catalog_app
@@ -47,17 +47,17 @@ app = typer.Typer(
     # --install-completion / --show-completion for bash, zsh, fish and PowerShell.
     add_completion=True,
 )
-# Registration order is the order `synthgen --help` lists them in.
-app.add_typer(spec_app, name="spec")
-app.add_typer(catalog_app, name="catalog")
-app.add_typer(keys_app, name="keys")
-app.add_typer(policy_app, name="policy")
-app.add_typer(audit_app, name="audit")
-app.command("read")(data.read_cmd)
-app.command("report")(data.report_cmd)
-app.command("eval-pii")(pii.eval_pii_cmd)
-app.command("inspect")(data.inspect_cmd)
-app.add_typer(budget_app, name="budget")
+# Registration order is the order `synthgen --help` lists them in: the workflow's order (try the
+# demo, write and check a spec, create keys, run, read the results), then the single stages, then
+# the administration groups and the PII tools.
+_START, _STAGES, _ADMIN, _PII = "Start here", "Stages one at a time", "Administration", "PII tools"
+app.command(rich_help_panel=_START)(stages.demo)
+app.add_typer(spec_app, name="spec", rich_help_panel=_START)
+app.add_typer(keys_app, name="keys", rich_help_panel=_START)
+app.command(rich_help_panel=_START)(stages.run)
+app.command("read", rich_help_panel=_START)(data.read_cmd)
+app.command("report", rich_help_panel=_START)(data.report_cmd)
+app.command("inspect", rich_help_panel=_START)(data.inspect_cmd)
 for _stage in (
     stages.ingest,
     stages.anonymize,
@@ -65,11 +65,15 @@ for _stage in (
     stages.generate,
     stages.evaluate,
     stages.publish,
-    stages.run,
 ):
-    app.command()(_stage)
-app.command("scan-pii")(pii.scan_pii)
-app.command()(stages.demo)
+    app.command(rich_help_panel=_STAGES)(_stage)
+app.add_typer(catalog_app, name="catalog", rich_help_panel=_ADMIN)
+app.add_typer(budget_app, name="budget", rich_help_panel=_ADMIN)
+app.add_typer(policy_app, name="policy", rich_help_panel=_ADMIN)
+app.add_typer(audit_app, name="audit", rich_help_panel=_ADMIN)
+app.command("scan-pii", rich_help_panel=_PII)(pii.scan_pii)
+app.command("eval-pii", rich_help_panel=_PII)(pii.eval_pii_cmd)
+help_style.apply()
 
 _state: dict[str, Any] = {"debug": False}
 

@@ -12,7 +12,9 @@ import typer
 SpecArg = Annotated[Path, typer.Argument(help="Pipeline spec (YAML).", show_default=False)]
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", "-s", help="Override a spec value: key.path=value (repeatable)."),
+    typer.Option(
+        "--set", "-s", metavar="KEY=VALUE", help="Override a spec value: key.path=value (repeatable)."
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 

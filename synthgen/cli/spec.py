@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,7 +11,44 @@ import typer
 from synthgen.cli.console import out
 from synthgen.cli.options import JsonOpt, SetOpt, SpecArg, load
 
-spec_app = typer.Typer(help="Validate and inspect pipeline specs.", no_args_is_help=True)
+spec_app = typer.Typer(help="Write, validate and inspect pipeline specs.", no_args_is_help=True)
+
+
+@spec_app.command("init")
+def spec_init(
+    path: Annotated[
+        Path, typer.Argument(help="Spec file to write (never overwritten).", show_default=False)
+    ] = Path("pipeline.yaml"),
+    from_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-data",
+            metavar="FILE",
+            help="CSV, TSV, Parquet or JSONL file whose column types fill in the spec (types only).",
+        ),
+    ] = None,
+    url_env: Annotated[
+        str | None,
+        typer.Option("--url-env", metavar="VAR", help="SQL source: environment variable holding the URL."),
+    ] = None,
+    table: Annotated[str | None, typer.Option("--table", help="SQL source: the table to read.")] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Pipeline name (default: from the file).")
+    ] = None,
+) -> None:
+    """Write a commented starter spec; with --from-data (or --url-env and --table), with column types."""
+    from synthgen.spec_init import init_spec
+
+    r = init_spec(path, from_data=from_data, url_env=url_env, table=table, name=name)
+    out.print(f"wrote {r.path} (pipeline {r.name})", highlight=False)
+    if r.columns:
+        out.print(
+            f"{len(r.columns)} column types inferred from the first rows (types only, no values)",
+            highlight=False,
+        )
+    if r.dropped:
+        out.print(f"identifier columns it drops: {', '.join(r.dropped)}", highlight=False)
+    out.print(f"next: edit it, then `synthgen spec validate {r.path}` and `synthgen run {r.path} --dry-run`")
 
 
 @spec_app.command("validate")

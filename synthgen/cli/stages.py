@@ -57,13 +57,34 @@ def anonymize(spec: SpecArg, set_: SetOpt = None) -> None:
         out.print(f"  {escape(str(line))}")
 
 
-def train(spec: SpecArg, set_: SetOpt = None) -> None:
+DryRunOpt = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="Print the plan (stages, epsilon split, budget, keys) and exit: no row read, nothing charged.",
+    ),
+]
+
+
+def _print_plan(s: Any, ctx: Any, stage_names: list[str] | None = None) -> None:
+    from synthgen import preflight
+
+    p = preflight.plan(s, catalog=ctx.catalog, stages=stage_names)
+    for line in p.lines():
+        out.print(escape(line), highlight=False, soft_wrap=True)
+
+
+def train(spec: SpecArg, set_: SetOpt = None, dry_run: DryRunOpt = False) -> None:
     """Train the spec's synthesizer on the latest anonymized data, charging the privacy ledger."""
-    from synthgen import stages
+    from synthgen import preflight, stages
 
     s = load(spec, set_)
+    if dry_run:
+        _print_plan(s, _context(), ["train"])
+        return
     with progress_bars() as cb:
         ctx = _context(cb)
+        preflight.check(s, user=ctx.user, catalog=ctx.catalog, zones=ctx.zones, publish=False)
         anon = stages.latest_required(ctx, s, "anonymized", f"anonymize {spec}")
         r = stages.train(s, ctx, anonymized_id=anon.id, run_id=stages.new_run_id())
     eps = r.extra.get("epsilon")
@@ -130,13 +151,21 @@ def publish(spec: SpecArg, set_: SetOpt = None) -> None:
     out.print(f"published {r.rows:,} rows as {r.dataset_id} ({r.extra.get('name')}) -> {r.path}")
 
 
-def run(spec: SpecArg, set_: SetOpt = None) -> None:
-    """Run every stage of a pipeline: ingest, anonymize, train, generate, evaluate, publish."""
-    from synthgen import stages
+def run(spec: SpecArg, set_: SetOpt = None, dry_run: DryRunOpt = False) -> None:
+    """Run every stage of a pipeline: ingest, anonymize, train, generate, evaluate, publish.
+
+    A pre-flight comes first: the source file, the zones, the policy's publish right, a key for
+    every output role and the source's remaining budget are checked before any row is read.
+    """
+    from synthgen import preflight, stages
 
     s = load(spec, set_)
+    if dry_run:
+        _print_plan(s, _context())
+        return
     with progress_bars() as cb:
         ctx = _context(cb)
+        preflight.check(s, user=ctx.user, catalog=ctx.catalog, zones=ctx.zones)
         _log_epsilon(ctx, s)
         results = stages.run_pipeline(s, ctx)
     from synthgen import run_summary
@@ -148,7 +177,7 @@ DEMO_SPEC = Path(__file__).resolve().parent.parent / "demo" / "pipeline.yaml"
 
 
 def demo(
-    rows: Annotated[int, typer.Option(min=100, help="Rows of sample data to generate.")] = 10_000,
+    rows: Annotated[int, typer.Option(min=100, help="Rows of sample data to generate.")] = 5_000,
     seed: Annotated[int, typer.Option(help="Seed of the sample data.")] = 0,
     set_: SetOpt = None,
 ) -> None:

@@ -18,7 +18,7 @@ def _files(root: Path) -> set[Path]:
 @pytest.fixture
 def demo(home: Path):  # type: ignore[no-untyped-def]
     with demo_home(home, rows=200, seed=3) as h:
-        from synthgen.pipeline import Context
+        from synthgen.stages import Context
 
         ctx = Context.from_env()
         ctx.user = "synthgen-pipeline"
@@ -27,7 +27,7 @@ def demo(home: Path):  # type: ignore[no-untyped-def]
 
 
 def _ledger(ctx) -> tuple[float, float]:  # type: ignore[no-untyped-def]
-    from synthgen.pipeline import source_key
+    from synthgen.source_identity import source_key
     from synthgen.privacy.budget import standing
 
     now = standing(ctx.catalog, source_key(load_spec(DEMO_SPEC)))

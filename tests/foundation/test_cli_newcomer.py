@@ -1,0 +1,132 @@
+"""`spec init`, `run/train --dry-run`, the run pre-flight and help style, through the installed script."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import polars as pl
+
+from tests.conftest import run_synthgen
+
+
+def _one_line(err: str) -> bool:
+    return err.strip() != "" and err.strip().count("\n") == 0
+
+
+def _table(rows: int = 300) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "visit_id": list(range(rows)),
+            "email": [f"p{i}@example.org" for i in range(rows)],
+            "ward": [["A", "B", "C"][i % 3] for i in range(rows)],
+            "age": [20 + i % 60 for i in range(rows)],
+            "readmitted": [i % 4 == 0 for i in range(rows)],
+        }
+    )
+
+
+def _ledger_rows(home: Path) -> int:
+    db = home / "catalog.db"
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as con:
+        names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        total = 0
+        for t in ("budget_entries", "budget_reservations"):
+            if t in names:
+                total += con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+        return total
+
+
+def _zone_files(home: Path) -> list[Path]:
+    return [p for p in (home / "zones").rglob("*") if p.is_file() and p.name != ".synthgen-zone"]
+
+
+def test_spec_init_writes_a_spec_that_validates_and_runs(home: Path, tmp_path: Path) -> None:
+    _table().write_csv(tmp_path / "visits.csv")
+    spec = tmp_path / "visits.yaml"
+    r = run_synthgen(["spec", "init", str(spec), "--from-data", str(tmp_path / "visits.csv")])
+    assert r.code == 0, r.err
+    assert "identifier columns it drops: visit_id, email" in r.out
+    assert run_synthgen(["spec", "validate", str(spec)]).code == 0
+    assert run_synthgen(["keys", "init", "--user", "alice"]).code == 0
+    r = run_synthgen(
+        ["run", str(spec), "--set", "evaluate.plots=false"], env={"SYNTHGEN_USER": "synthgen-pipeline"}
+    )
+    assert r.code == 0, r.err
+
+
+def test_spec_init_bad_inputs(home: Path, tmp_path: Path) -> None:
+    existing = tmp_path / "mine.yaml"
+    existing.write_text("keep me\n")
+    r = run_synthgen(["spec", "init", str(existing)])
+    assert r.code == 2 and _one_line(r.err) and "never overwrites" in r.err
+    assert existing.read_text() == "keep me\n"
+    r = run_synthgen(["spec", "init", str(tmp_path / "a.yaml"), "--from-data", str(tmp_path / "none.csv")])
+    assert r.code == 1 and _one_line(r.err) and "not found" in r.err
+    (tmp_path / "t.xlsx").write_text("x")
+    r = run_synthgen(["spec", "init", str(tmp_path / "b.yaml"), "--from-data", str(tmp_path / "t.xlsx")])
+    assert r.code == 2 and _one_line(r.err) and "unknown file type" in r.err
+    r = run_synthgen(["spec", "init", str(tmp_path / "c.yaml"), "--url-env", "X_URL"])
+    assert r.code == 2 and _one_line(r.err) and "--table" in r.err
+    assert not any((tmp_path / n).exists() for n in ("a.yaml", "b.yaml", "c.yaml"))
+
+
+def _spec_for(tmp_path: Path, csv: Path) -> Path:
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        "name: s\n"
+        f"source: {{kind: csv, path: {csv}}}\n"
+        "columns:\n  visit_id: {type: id, operator: drop}\n  email: {pii: EMAIL_ADDRESS, operator: drop}\n"
+        "  ward: {type: categorical, categories: [A, B, C]}\n  age: {type: numeric, bounds: [0, 120]}\n"
+        "  readmitted: {type: boolean}\n"
+        "evaluate: {plots: false}\n"
+    )
+    return spec
+
+
+def test_dry_run_reads_no_row_and_charges_nothing(home: Path, tmp_path: Path) -> None:
+    # A header that reads, then a row no reader can parse: any read of the data fails.
+    csv = tmp_path / "bad.csv"
+    csv.write_bytes(b"visit_id,email,ward,age,readmitted\n1,a@x.org,A,\xff\xfe\x00\x01,true\n")
+    spec = _spec_for(tmp_path, csv)
+    env = {"SYNTHGEN_USER": "synthgen-pipeline"}
+    for cmd in (["run", str(spec), "--dry-run"], ["train", str(spec), "--dry-run"]):
+        r = run_synthgen(cmd, env=env)
+        assert r.code == 0, r.err
+        assert "no row read, nothing charged" in r.out and "remaining 10" in r.out
+        assert "epsilon split: preprocessing 0.3, tabular model 2.7" in r.out  # all public: share 0.1
+    assert _ledger_rows(home) == 0 and _zone_files(home) == []
+    assert run_synthgen(["ingest", str(spec)], env=env).code == 1  # a real read does fail
+
+
+def test_run_preflight_stops_before_any_read_or_charge(home: Path, tmp_path: Path) -> None:
+    csv = tmp_path / "v.csv"
+    _table().write_csv(csv)
+    spec = _spec_for(tmp_path, csv)
+    env = {"SYNTHGEN_USER": "synthgen-pipeline"}
+    r = run_synthgen(["run", str(spec)], env=env)  # no keys yet
+    assert r.code == 2 and _one_line(r.err)
+    assert "no key-encryption key" in r.err and "alice" in r.err and "synthgen keys init" in r.err
+    assert _ledger_rows(home) == 0 and _zone_files(home) == []
+    assert run_synthgen(["keys", "init", "--user", "alice"]).code == 0
+    r = run_synthgen(["run", str(spec)], env={"SYNTHGEN_USER": "bob"})  # an analyst may not publish
+    assert r.code == 3 and _one_line(r.err) and "may not publish" in r.err
+    r = run_synthgen(["run", str(spec), "--set", "privacy.epsilon=11"], env=env)  # over the cap of 10
+    assert r.code == 1 and _one_line(r.err) and "10 left of cap 10" in r.err
+    (tmp_path / "v.csv").unlink()
+    r = run_synthgen(["run", str(spec)], env=env)
+    assert r.code == 2 and _one_line(r.err) and "source file not found" in r.err
+    assert _ledger_rows(home) == 0 and _zone_files(home) == []
+
+
+def test_help_shows_flags_as_flags_and_commands_in_workflow_order() -> None:
+    r = run_synthgen(["run", "--help"], env={"COLUMNS": "120"})
+    assert r.code == 0
+    assert "<bool>" not in r.out and "{spec}" not in r.out
+    assert "synthgen run [OPTIONS] SPEC" in r.out and "--dry-run" in r.out
+    top = run_synthgen(["--help"], env={"COLUMNS": "120"}).out
+    assert "<bool>" not in top
+    order = [top.index(f" {c} ") for c in ("demo", "run", "read", "spec", "ingest", "catalog")]
+    assert order == sorted(order)
