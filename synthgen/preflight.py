@@ -256,8 +256,8 @@ def _stewards(policy: Any, resource_role: str) -> list[str]:
 
 
 def _standing(spec: PipelineSpec, catalog: Any) -> Any:
-    from synthgen.source_identity import source_key
     from synthgen.privacy.budget import policy_default_cap, standing
+    from synthgen.source_identity import source_key
 
     return standing(catalog, source_key(spec), default_cap=policy_default_cap())
 

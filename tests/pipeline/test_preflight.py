@@ -27,8 +27,8 @@ def demo(home: Path):  # type: ignore[no-untyped-def]
 
 
 def _ledger(ctx) -> tuple[float, float]:  # type: ignore[no-untyped-def]
-    from synthgen.source_identity import source_key
     from synthgen.privacy.budget import standing
+    from synthgen.source_identity import source_key
 
     now = standing(ctx.catalog, source_key(load_spec(DEMO_SPEC)))
     return now.charged_epsilon, now.charged_delta
