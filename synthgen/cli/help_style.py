@@ -41,6 +41,6 @@ def apply() -> None:
     if _APPLIED["done"]:
         return
     core.TyperOption.display_type_rich = _option_type  # type: ignore[method-assign]
-    core.TyperArgument._usage_display_name = _argument_usage  # type: ignore[attr-defined]
-    core.TyperArgument._rich_display_name = _argument_name  # type: ignore[attr-defined]
+    core.TyperArgument._usage_display_name = _argument_usage  # type: ignore[method-assign]
+    core.TyperArgument._rich_display_name = _argument_name  # type: ignore[method-assign]
     _APPLIED["done"] = True
