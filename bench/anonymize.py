@@ -448,7 +448,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     prev_file = args.out / "anonymize.json"
     if prev_file.is_file():
         old = json.loads(prev_file.read_text())
-        previous = {k: {**v, "carried_over_from": old.get("when")} for k, v in old.get("results", {}).items()}
+        # A section carried over twice keeps the date it was measured.
+        previous = {
+            k: {"carried_over_from": old.get("when"), **v} for k, v in old.get("results", {}).items() if v
+        }
     results = {name: sections[name]() if name in wanted else previous.get(name) for name in sections}
     _carry_md_rows(results.get("devset"), previous.get("devset"))
     return results
