@@ -123,9 +123,9 @@ def mapped_anonymize_available() -> bool:
     """True when this checkout's CLI has ``--workers`` for anonymize (issue 18 part 2)."""
     import inspect
 
-    from synthgen import pipeline
+    from synthgen.stages import anonymize
 
-    return "workers" in inspect.signature(pipeline.anonymize).parameters
+    return "workers" in inspect.signature(anonymize).parameters
 
 
 # -- child side -------------------------------------------------------------------------
@@ -200,8 +200,8 @@ def _run_stage(stage: str, home: Path, spec_json: str, arg: str) -> dict[str, An
         pl.scan_parquet(spec_json).sink_parquet(home / "plain_copy.parquet")
         return {}
     from synthgen.catalog import Catalog
-    from synthgen.pipeline import Context, anonymize, generate, ingest, train
     from synthgen.spec import spec_from_dict
+    from synthgen.stages import Context, anonymize, generate, ingest, train
     from synthgen.zones import Zones
 
     spec = spec_from_dict(json.loads(Path(spec_json).read_text()))

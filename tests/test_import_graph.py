@@ -105,11 +105,7 @@ def test_the_checker_finds_a_cycle_through_a_function_level_import(tmp_path: Pat
 
 
 #: Cycles known and scheduled to be cut, each with the reason it is still here. Keep it empty.
-KNOWN: list[list[str]] = [
-    # Landed on main during the redesign (model.distributed); cut by moving DP-TVAE's network and
-    # DP-SGD step into their own module (follow-up of #17).
-    ["synthgen.models.distributed", "synthgen.models.dp_tvae"],
-]
+KNOWN: list[list[str]] = []
 
 
 def test_no_import_cycle_between_synthgen_modules() -> None:

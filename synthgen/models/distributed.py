@@ -38,36 +38,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 
 from synthgen.errors import ModelError
-
-if TYPE_CHECKING:
-    from synthgen.models.dp_tvae import AutoregressiveVAE
+from synthgen.models.dp_sgd import DPSGDPlan, _Codes, _collate_gathered, dp_sgd_epoch, make_dp_sgd
+from synthgen.models.tvae_net import AutoregressiveVAE
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class DPSGDPlan:
-    """One DP-SGD run, fixed before any rank starts (every figure here is public)."""
-
-    #: Noise multiplier from the accountant (std of the noise = sigma * max_grad_norm).
-    sigma: float
-    #: Poisson sampling rate of each row per step (global: the same on every rank).
-    sample_rate: float
-    steps_per_epoch: int
-    epochs: int
-    max_grad_norm: float
-    #: The divisor of the noisy clipped sum: round(q * DP row count), over all ranks.
-    expected_batch_size: int
-    grad_sample_mode: str
-    accountant: str
-    learning_rate: float
-    kl_weight: float
 
 
 @dataclass
@@ -257,8 +237,6 @@ def _rank_main(
 ) -> None:
     import torch.distributed as dist
 
-    from synthgen.models.dp_tvae import AutoregressiveVAE
-
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     # The ranks share the cores; one thread each beats oversubscription (measured in the test).
@@ -288,8 +266,6 @@ def run_rank(net: nn.Module, local_codes: torch.Tensor, plan: DPSGDPlan, device:
     """One rank's DP-SGD loop (the process group is initialised). Also the torchrun entry."""
     import torch.distributed as dist
     from opacus.distributed import DifferentiallyPrivateDistributedDataParallel as DPDDP
-
-    from synthgen.models.dp_tvae import _Codes, _collate_gathered, dp_sgd_epoch, make_dp_sgd
 
     world_size = dist.get_world_size()
     module = DPDDP(net)  # broadcasts rank 0's weights

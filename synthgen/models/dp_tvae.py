@@ -1,6 +1,7 @@
 """DP-TVAE: a variational autoencoder with an autoregressive decoder, trained with DP-SGD (Opacus).
 
-Architecture (stated plainly, since the name comes from TVAE):
+Architecture (stated plainly, since the name comes from TVAE; the network is in
+:mod:`synthgen.models.tvae_net`, the DP-SGD step in :mod:`synthgen.models.dp_sgd`):
 
 - every column is one token (see :mod:`synthgen.models.encoding`): categories,
   numeric quantile bins, an explicit null token;
@@ -30,284 +31,32 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import Self
 
 import numpy as np
 import polars as pl
 import torch
-from torch import nn
-from torch.nn import functional as F
 
 from synthgen.errors import ModelError, PrivacyError, SpecError
 from synthgen.models.base import Progress, ProgressCallback, Synthesizer, resolve_device
+from synthgen.models.dp_sgd import (  # noqa: F401  (noise_step, _PerSampleLoss: re-exported for tests)
+    DPSGDPlan,
+    _Codes,
+    _collate_gathered,
+    _PerSampleLoss,
+    dp_sgd_epoch,
+    make_dp_sgd,
+    noise_step,
+)
+from synthgen.models.tvae_net import AutoregressiveVAE
 from synthgen.privacy.accountant import calibrate_noise, spent_epsilon
 from synthgen.privacy.record import MechanismEntry, PrivacyRecord, compose, non_dp_record
-
-if TYPE_CHECKING:
-    from synthgen.models.distributed import DPSGDPlan
 
 #: Default hidden units per column head. 64 measured about as good as 128 under DP on Adult
 #: (AUC 0.888-0.893 vs 0.890 at epsilon 3, 0.855-0.870 vs 0.861 at epsilon 1 over four runs)
 #: and trains and samples about twice as fast.
 HIDDEN_DIM = 64
-
-
-class AutoregressiveVAE(nn.Module):
-    """Encoder to a latent, and one MLP head per column reading ``[1, z, tokens of earlier columns]``."""
-
-    def __init__(self, cardinalities: list[int], *, latent_dim: int, hidden_dim: int) -> None:
-        super().__init__()
-        self.cardinalities = list(cardinalities)
-        self.latent_dim = latent_dim
-        width = sum(cardinalities)
-        # Offset of column j's one-hot block inside the token vector.
-        self.offsets = [0, *np.cumsum(cardinalities).tolist()]
-        self.encoder: nn.Module | None = None
-        if latent_dim > 0:
-            self.encoder = nn.Sequential(
-                nn.Linear(width, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, 2 * latent_dim)
-            )
-        self.heads = nn.ModuleList(
-            nn.Sequential(
-                nn.Linear(1 + latent_dim + self.offsets[j], hidden_dim),
-                nn.ReLU(),
-                nn.Linear(hidden_dim, card),
-            )
-            for j, card in enumerate(cardinalities)
-        )
-
-    def one_hot(self, codes: torch.Tensor) -> torch.Tensor:
-        return torch.cat(
-            [F.one_hot(codes[:, j], c).to(torch.float32) for j, c in enumerate(self.cardinalities)], dim=1
-        )
-
-    def forward(self, codes: torch.Tensor, kl_weight: torch.Tensor) -> torch.Tensor:
-        """Per-sample loss ``[B]``: sum of column cross-entropies + ``kl_weight`` * KL."""
-        tokens = self.one_hot(codes)
-        ones = torch.ones(codes.shape[0], 1, device=codes.device)
-        loss = torch.zeros(codes.shape[0], device=codes.device)
-        if self.encoder is not None:
-            mu, logvar = self.encoder(tokens).chunk(2, dim=1)
-            logvar = logvar.clamp(-8.0, 8.0)
-            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-            loss = loss + kl_weight * 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1)
-            ctx = torch.cat([ones, z, tokens], dim=1)
-        else:
-            ctx = torch.cat([ones, tokens], dim=1)
-        base = 1 + self.latent_dim
-        for j, head in enumerate(self.heads):
-            logits = head(ctx[:, : base + self.offsets[j]])
-            loss = loss + F.cross_entropy(logits, codes[:, j], reduction="none")
-        return loss
-
-    @torch.no_grad()
-    def sampling_tables(self) -> tuple[list[torch.Tensor], list[tuple[torch.Tensor, torch.Tensor]]]:
-        """Each head's layers in the form the sampler uses (same function, cheaper to evaluate).
-
-        A head's first layer reads ``[1, z, one-hot tokens]``; applied to a one-hot input it is
-        a sum of weight rows, so it becomes an embedding table over every input slot (rows of
-        the columns the head does not read are zero, and its bias is folded into the row of
-        the constant 1). The second layer is kept as ``(weight.T, bias)``.
-        """
-        base = 1 + self.latent_dim
-        width = base + self.offsets[-1]
-        first: list[torch.Tensor] = []
-        second: list[tuple[torch.Tensor, torch.Tensor]] = []
-        for head in self.heads:
-            assert isinstance(head, nn.Sequential)
-            lin1, lin2 = head[0], head[2]
-            assert isinstance(lin1, nn.Linear) and isinstance(lin2, nn.Linear)
-            table = lin1.weight.new_zeros(width, lin1.out_features)
-            table[: lin1.in_features] = lin1.weight.T
-            table[0] += lin1.bias
-            first.append(table)
-            second.append((lin2.weight.T.contiguous(), lin2.bias.detach()))
-        return first, second
-
-    def sampling_slots(self, rows: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Input slots for :meth:`head_logits`: indices ``[0..base-1, first token of each column]``
-        and weights ``[1, 0 * z, 1 per column]``; the sampler writes z and each drawn token in."""
-        base = 1 + self.latent_dim
-        start = list(range(base)) + [base + o for o in self.offsets[:-1]]
-        index = torch.tensor(start, dtype=torch.long, device=device).repeat(rows, 1)
-        weight = torch.ones(rows, len(start), device=device)
-        weight[:, 1:base] = 0.0
-        return index, weight
-
-    @staticmethod
-    def head_logits(
-        j: int,
-        tables: tuple[list[torch.Tensor], list[tuple[torch.Tensor, torch.Tensor]]],
-        index: torch.Tensor,
-        weight: torch.Tensor,
-    ) -> torch.Tensor:
-        """Column ``j``'s logits from the slots (equal to ``heads[j]`` on the one-hot context)."""
-        first, second = tables
-        hidden = F.embedding_bag(index, first[j], per_sample_weights=weight, mode="sum")
-        w2, b2 = second[j]
-        return torch.addmm(b2, hidden.relu_(), w2)
-
-    @torch.inference_mode()
-    def sample_codes(
-        self,
-        n: int,
-        *,
-        generator: torch.Generator,
-        device: str,
-        chunk_rows: int = 8192,
-        never: dict[int, list[int]] | None = None,
-    ) -> torch.Tensor:
-        """Draw ``n`` rows of codes, column by column, in chunks that stay in cache.
-
-        Each head is evaluated through :meth:`head_logits`: its first layer as a sum of about
-        ``1 + latent_dim + columns`` weight rows instead of a product with the whole one-hot
-        context (the one-hot width is the sum of all cardinalities), which is what made the
-        column-by-column draw slower than a one-shot decoder. ``never`` names tokens per column
-        that are never drawn (their probability goes to the column's other tokens).
-        """
-        never = never or {}
-        base = 1 + self.latent_dim
-        n_cols = len(self.cardinalities)
-        tables = self.sampling_tables()
-        first_token = torch.tensor([base + o for o in self.offsets[:-1]], dtype=torch.long, device=device)
-        codes = torch.empty(n, n_cols, dtype=torch.long, device=device)
-        for start in range(0, n, chunk_rows):
-            m = min(chunk_rows, n - start)
-            index, weight = self.sampling_slots(m, device)
-            if self.latent_dim:
-                weight[:, 1:base] = torch.randn(m, self.latent_dim, generator=generator, device=device)
-            u = torch.rand(n_cols, m, 1, generator=generator, device=device)
-            for j in range(n_cols):
-                logits = self.head_logits(j, tables, index, weight)
-                if j in never:
-                    logits[:, never[j]] = -torch.inf
-                # Inverse-CDF draw on unnormalised probabilities: one uniform per row.
-                cum = logits.sub_(logits.amax(dim=1, keepdim=True)).exp_().cumsum_(dim=1)
-                index[:, base + j] += torch.searchsorted(cum, u[j] * cum[:, -1:], right=True).squeeze_(1)
-            codes[start : start + m] = index[:, base:] - first_token
-        return codes
-
-
-def noise_step(module: nn.Module, optimizer: torch.optim.Optimizer, *, ghost: bool) -> None:
-    """The DP-SGD step of an empty Poisson batch: a zero clipped sum plus the optimizer's noise.
-
-    Skipping it would make the released weights depend on whether a batch was empty, which the
-    accountant (charged for every step) does not cover.
-    """
-    optimizer.zero_grad(set_to_none=True)
-    for p in module.parameters():
-        if p.requires_grad:
-            if ghost:
-                p.grad = torch.zeros_like(p)  # the clipped sum the ghost optimizer noises
-            else:
-                p.grad_sample = torch.zeros((1, *p.shape), dtype=p.dtype, device=p.device)  # type: ignore[attr-defined]
-    optimizer.step()
-
-
-@dataclass
-class DPSGD:
-    """A model made private by Opacus, with what one DP-SGD step needs."""
-
-    engine: Any
-    model: nn.Module
-    optimizer: Any
-    #: Opacus's ghost-clipping criterion; None in hooks mode.
-    criterion: Any
-    loader: Any
-
-
-def make_dp_sgd(
-    module: nn.Module,
-    *,
-    loader: torch.utils.data.DataLoader[Any],
-    plan: DPSGDPlan,
-    device: str,
-    world_size: int,
-) -> DPSGD:
-    """Wrap ``module`` (a DPDDP when ``world_size > 1``) with Opacus for ``plan``.
-
-    The loader must already Poisson-sample at ``plan.sample_rate`` with ``plan.steps_per_epoch``
-    batches (Opacus's accountant reads ``1/len(loader)`` as the rate). Under ``world_size``
-    ranks each divides by ``expected_batch_size / world_size`` before the gradients are
-    averaged over ranks: together, ``(clipped sum + noise) / expected_batch_size``.
-    """
-    from opacus import PrivacyEngine
-
-    engine = PrivacyEngine(accountant=plan.accountant)
-    optimizer = torch.optim.Adam(module.parameters(), lr=plan.learning_rate)
-    common: dict[str, Any] = dict(
-        module=module,
-        optimizer=optimizer,
-        data_loader=loader,
-        noise_multiplier=plan.sigma,
-        max_grad_norm=plan.max_grad_norm,
-        poisson_sampling=False,  # the loader already samples by Poisson with our q
-        grad_sample_mode=plan.grad_sample_mode,
-        noise_generator=torch.Generator(device=device).manual_seed(secrets.randbits(63)),
-    )
-    if plan.grad_sample_mode == "ghost":
-        model, dp_opt, dp_crit, loader = engine.make_private(criterion=_PerSampleLoss(), **common)
-    else:
-        model, dp_opt, loader = engine.make_private(**common)
-        dp_crit = None
-    dp_opt.expected_batch_size = plan.expected_batch_size / world_size
-    return DPSGD(engine=engine, model=model, optimizer=dp_opt, criterion=dp_crit, loader=loader)
-
-
-def dp_sgd_epoch(dp: DPSGD, loader: Any, *, kl_weight: torch.Tensor, device: str) -> tuple[float, int]:
-    """One pass of the Poisson loader: one DP-SGD step per batch. Returns (loss sum, rows)."""
-    dp.model.train()
-    total, seen = 0.0, 0
-    for (batch,) in loader:
-        if batch.shape[0] == 0:
-            # Probability exp(-batch_size): still a DP-SGD step, charged; release pure noise
-            # (under several ranks: this rank adds a zero clipped sum to the others').
-            noise_step(dp.model, dp.optimizer, ghost=dp.criterion is not None)
-            continue
-        batch = batch.to(device)
-        dp.optimizer.zero_grad(set_to_none=True)
-        per_sample = dp.model(batch, kl_weight)
-        loss = dp.criterion(per_sample, None) if dp.criterion is not None else per_sample.mean()
-        loss.backward()
-        dp.optimizer.step()
-        total += float(per_sample.detach().sum())
-        seen += batch.shape[0]
-    return total, seen
-
-
-class _PerSampleLoss(nn.Module):
-    """Criterion for Opacus's ghost clipping: the model already returns per-sample losses."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.reduction = "mean"
-
-    def forward(self, per_sample: torch.Tensor, _target: torch.Tensor | None = None) -> torch.Tensor:
-        return per_sample if self.reduction == "none" else per_sample.mean()
-
-
-class _Codes(torch.utils.data.Dataset[tuple[torch.Tensor]]):
-    """Token codes as a dataset whose batch fetch is one tensor gather (no per-row Python calls)."""
-
-    def __init__(self, codes: torch.Tensor) -> None:
-        self.codes = codes
-
-    def __len__(self) -> int:
-        return int(self.codes.shape[0])
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor]:
-        return (self.codes[i],)
-
-    def __getitems__(self, indices: list[int]) -> list[torch.Tensor]:
-        # torch's fetcher hands the whole Poisson-sampled index list here; an empty list
-        # gives a (0, C) tensor, for which the training loop takes a pure-noise step.
-        return [self.codes[torch.as_tensor(indices, dtype=torch.long)]]
-
-
-def _collate_gathered(batch: list[torch.Tensor]) -> tuple[torch.Tensor]:
-    return (batch[0],)
 
 
 class DPTVAE(Synthesizer):
@@ -409,7 +158,6 @@ class DPTVAE(Synthesizer):
 
         from synthgen.models import distributed
         from synthgen.models.base import Prepared
-        from synthgen.models.distributed import DPSGDPlan
 
         assert isinstance(prep, Prepared) and prep.split is not None and prep.total_delta is not None
         split = prep.split

@@ -43,7 +43,7 @@ def _plan(sigma: float, mode: str) -> DPSGDPlan:
 
 
 def _net() -> torch.nn.Module:
-    from synthgen.models.dp_tvae import AutoregressiveVAE
+    from synthgen.models.tvae_net import AutoregressiveVAE
 
     torch.manual_seed(3)
     # latent_dim 0: the per-sample loss has no sampled z, so every process computes the same loss.
@@ -59,7 +59,7 @@ def _one_step_grads(
     net: torch.nn.Module, rows: torch.Tensor, plan: DPSGDPlan, world_size: int
 ) -> list[torch.Tensor]:
     """The gradient one DP-SGD step hands to Adam, through synthgen's Opacus wrapping."""
-    from synthgen.models.dp_tvae import _Codes, _collate_gathered, make_dp_sgd
+    from synthgen.models.dp_sgd import _Codes, _collate_gathered, make_dp_sgd
 
     sampler = RankPoissonSampler(
         num_samples=rows.shape[0],
