@@ -3,7 +3,8 @@
 Airflow parses this file only. For every ``*.yaml`` in ``SYNTHGEN_PIPELINES`` (default:
 ``pipelines/`` next to ``dags/``) it builds the DAG ``synthgen__<name>``::
 
-    ingest -> anonymize -> train -> generate (one mapped task per shard) -> evaluate -> publish
+    ingest -> plan_anonymize -> anonymize (one mapped task per snapshot part) -> merge_anonymized
+           -> train -> generate (one mapped task per shard) -> evaluate -> publish
 
 Each task calls the stage function of :mod:`synthgen.stages` that the CLI also calls;
 this file holds no business logic. Only ids and paths travel over XCom. Heavy imports
@@ -361,9 +362,22 @@ def build_dag(spec_file: Path, spec: PipelineSpec) -> DAG:
             return {"id": r.dataset_id, "path": r.path}
 
         @task
-        def anonymize(snapshot: dict[str, str]) -> dict[str, str]:
+        def plan_anonymize(snapshot: dict[str, str]) -> list[dict[str, Any]]:
+            """Decide the columns once; returns the anonymize jobs, one per snapshot part."""
             with _stage(path) as (pl, spec, ctx, _run):
-                r = pl.anonymize(spec, ctx, snapshot_id=snapshot["id"])
+                n_parts = pl.plan_anonymize(spec, ctx, snapshot_id=snapshot["id"])
+            return [{"snapshot_id": snapshot["id"], "part": i} for i in range(n_parts)]
+
+        @task(map_index_template="part {{ task.op_kwargs['part'] }}")
+        def anonymize(snapshot_id: str, part: int) -> dict[str, Any]:
+            with _stage(path) as (pl, spec, ctx, _run):
+                pl.anonymize_part(spec, ctx, snapshot_id=snapshot_id, part_index=part)
+            return {"snapshot_id": snapshot_id, "part": part}
+
+        @task
+        def merge_anonymized(parts: list[dict[str, Any]]) -> dict[str, str]:
+            with _stage(path) as (pl, spec, ctx, _run):
+                r = pl.merge_anonymized(spec, ctx, snapshot_id=parts[0]["snapshot_id"])
             return {"id": r.dataset_id, "path": r.path}
 
         @task(**on_gpu)
@@ -412,7 +426,8 @@ def build_dag(spec_file: Path, spec: PipelineSpec) -> DAG:
             return {"id": r.dataset_id, "path": r.path}
 
         # TaskFlow calls return XComArgs at parse time; mypy sees the functions' runtime types.
-        jobs = train(anonymize(ingest()))  # type: ignore[arg-type]
+        parts = plan_anonymize(ingest())  # type: ignore[arg-type]
+        jobs = train(merge_anonymized(anonymize.expand_kwargs(parts)))  # type: ignore[arg-type]
         publish(evaluate(generate.expand_kwargs(jobs)))  # type: ignore[arg-type]
 
     return synthgen_pipeline()

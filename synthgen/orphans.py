@@ -114,14 +114,15 @@ def _stage_candidates(spec: PipelineSpec, ctx: Context) -> list[tuple[Zone, str,
     anonymized folders, reports (real zone) and generated shards (either zone)."""
     out: list[tuple[Zone, str, str]] = []
 
-    def each(zone: Zone, rel_dir: str, suffix: str = "") -> None:
+    def each(zone: Zone, rel_dir: str, suffix: str = "", *, dirs: bool = False) -> None:
         d = zone.resolve(rel_dir)
         for p in sorted(d.iterdir()) if d.is_dir() else []:
-            if not p.name.startswith(".tmp-") and p.name.endswith(suffix):
+            if not p.name.startswith(".tmp-") and p.name.endswith(suffix) and (not dirs or p.is_dir()):
                 out.append((zone, f"{rel_dir}/{p.name}", p.name.removesuffix(suffix)))
 
     real = ctx.zones.real
-    each(real, f"snapshots/{spec.name}", ".parquet")
+    each(real, f"snapshots/{spec.name}", ".parquet")  # a snapshot from before parts: one file
+    each(real, f"snapshots/{spec.name}", dirs=True)  # a directory of parts
     each(real, f"anonymized/{spec.name}")
     each(real, f"reports/{spec.name}")
     for zone in (ctx.zones.synthetic, real):

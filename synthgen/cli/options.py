@@ -44,3 +44,24 @@ def load(spec: Path, overrides: list[str] | None) -> Any:
     from synthgen.spec import load_spec
 
     return load_spec(spec, overrides or [])
+
+
+def _workers(value: int) -> int:
+    # A SpecError, not click's range check: one line on stderr and exit 2, like every usage error.
+    from synthgen.errors import SpecError
+
+    if value < 1:
+        raise SpecError(f"--workers must be at least 1 (got {value}): processes anonymizing snapshot parts")
+    return value
+
+
+WorkersOpt = Annotated[
+    int,
+    typer.Option(
+        "--workers",
+        "-w",
+        callback=_workers,
+        help="Local processes that anonymize the snapshot's parts (ingest.part_rows rows each) "
+        "in parallel; the output is the same for any number.",
+    ),
+]

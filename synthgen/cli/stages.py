@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from synthgen.cli.console import err, fmt, out, progress_bars
-from synthgen.cli.options import SetOpt, SpecArg, load
+from synthgen.cli.options import SetOpt, SpecArg, WorkersOpt, load
 
 
 def _context(progress: Any = None) -> Any:
@@ -43,15 +43,16 @@ def ingest(spec: SpecArg, set_: SetOpt = None) -> None:
     out.print(f"{verb} {r.rows:,} rows of [bold]{s.name}[/bold] as {r.dataset_id} -> {r.path}")
 
 
-def anonymize(spec: SpecArg, set_: SetOpt = None) -> None:
-    """Ingest, then remove identifiers with Presidio (output stays in the real zone)."""
+def anonymize(spec: SpecArg, set_: SetOpt = None, workers: WorkersOpt = 1) -> None:
+    """Ingest, then remove identifiers with Presidio (output stays in the real zone), one snapshot
+    part per task on --workers local processes."""
     from synthgen import stages
 
     s = load(spec, set_)
     with progress_bars() as cb:
         ctx = _context(cb)
         snap = stages.ingest(s, ctx)
-        r = stages.anonymize(s, ctx, snapshot_id=snap.dataset_id)
+        r = stages.anonymize(s, ctx, snapshot_id=snap.dataset_id, workers=workers)
     out.print(f"anonymized {r.rows:,} rows as {r.dataset_id} (real zone) -> {r.path}")
     for line in r.extra.get("summary", []):
         out.print(f"  {escape(str(line))}")
@@ -151,7 +152,7 @@ def publish(spec: SpecArg, set_: SetOpt = None) -> None:
     out.print(f"published {r.rows:,} rows as {r.dataset_id} ({r.extra.get('name')}) -> {r.path}")
 
 
-def run(spec: SpecArg, set_: SetOpt = None, dry_run: DryRunOpt = False) -> None:
+def run(spec: SpecArg, set_: SetOpt = None, dry_run: DryRunOpt = False, workers: WorkersOpt = 1) -> None:
     """Run every stage of a pipeline: ingest, anonymize, train, generate, evaluate, publish.
 
     A pre-flight comes first: the source file, the zones, the policy's publish right, a key for
@@ -167,7 +168,7 @@ def run(spec: SpecArg, set_: SetOpt = None, dry_run: DryRunOpt = False) -> None:
         ctx = _context(cb)
         preflight.check(s, user=ctx.user, catalog=ctx.catalog, zones=ctx.zones)
         _log_epsilon(ctx, s)
-        results = stages.run_pipeline(s, ctx)
+        results = stages.run_pipeline(s, ctx, workers=workers)
     from synthgen import run_summary
 
     run_summary.render(run_summary.build(s, ctx, results, title=f"synthgen run {s.name}"), out)

@@ -12,7 +12,7 @@ Flow and ownership: docs/architecture.md.
 
 from synthgen.ids import file_sha256, keyed_hash, settings_hash
 from synthgen.source_identity import source_key
-from synthgen.stages.anonymize import anonymize
+from synthgen.stages.anonymize import anonymize, anonymize_part, merge_anonymized, plan_anonymize
 from synthgen.stages.context import (
     Context,
     StageResult,
@@ -24,7 +24,7 @@ from synthgen.stages.context import (
 )
 from synthgen.stages.evaluate import evaluate
 from synthgen.stages.generate import generate, generate_all, plan_shards, total_rows
-from synthgen.stages.ingest import ingest
+from synthgen.stages.ingest import ingest, snapshot_parts
 from synthgen.stages.publish import publish
 from synthgen.stages.run import latest_run, new_run_id, run_pipeline, shards_of_run, summarize
 from synthgen.stages.train import train
@@ -33,6 +33,7 @@ __all__ = [
     "Context",
     "StageResult",
     "anonymize",
+    "anonymize_part",
     "evaluate",
     "file_sha256",
     "generate",
@@ -42,8 +43,10 @@ __all__ = [
     "latest",
     "latest_required",
     "latest_run",
+    "merge_anonymized",
     "new_run_id",
     "pipeline_secret",
+    "plan_anonymize",
     "plan_shards",
     "publish",
     "run_pipeline",
@@ -51,6 +54,7 @@ __all__ = [
     "schema_to_json",
     "settings_hash",
     "shards_of_run",
+    "snapshot_parts",
     "source_key",
     "summarize",
     "total_rows",

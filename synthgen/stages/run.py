@@ -43,13 +43,18 @@ def latest_run(ctx: Context, spec: PipelineSpec, *, hint: str) -> tuple[Dataset,
     return model, run_id, shard_ids
 
 
-def run_pipeline(spec: PipelineSpec, ctx: Context, *, run_id: str | None = None) -> dict[str, Any]:
-    """Every stage in order, as one run (the CLI's and the demo's path; DAGs call the stages one by one)."""
+def run_pipeline(
+    spec: PipelineSpec, ctx: Context, *, run_id: str | None = None, workers: int = 1
+) -> dict[str, Any]:
+    """Every stage in order, as one run (the CLI's and the demo's path; DAGs call the stages one by one).
+
+    ``workers``: local processes that anonymize the snapshot's parts.
+    """
     run_id = run_id or new_run_id()
     results: dict[str, Any] = {"run_id": run_id}
     results["ingest"] = ctx.staged("ingest", ingest, spec, ctx)
     results["anonymize"] = ctx.staged(
-        "anonymize", anonymize, spec, ctx, snapshot_id=results["ingest"].dataset_id
+        "anonymize", anonymize, spec, ctx, snapshot_id=results["ingest"].dataset_id, workers=workers
     )
     anonymized_id = results["anonymize"].dataset_id
     results["train"] = ctx.staged("train", train, spec, ctx, anonymized_id=anonymized_id, run_id=run_id)

@@ -117,6 +117,8 @@ def write_test_pipelines(folder: Path, extras: bool = True) -> Path:
     demo = yaml.safe_load((REPO / "pipelines" / "demo.yaml").read_text())
     demo.setdefault("model", {}).update(batch_size=64, epochs=1)
     demo.setdefault("output", {})["rows"] = 150
+    # Parts of 200 rows: anonymize maps over 2 parts of the 400-row source (DEMO_ROWS).
+    demo.setdefault("ingest", {})["part_rows"] = 200
     # Public date ranges (free under DP): they keep the DP bins of a 400-row table tight.
     demo["columns"].setdefault("date_of_birth", {}).update(type="datetime", bounds=[-1893456000, 1262304000])
     demo["columns"].setdefault("admission_date", {}).update(type="datetime", bounds=[1577836800, 1798761600])

@@ -138,7 +138,9 @@ def test_demo_dag_on_celery_executor_stack(tmp_path: Path) -> None:
             for part in log.parts
             if part.startswith("task_id=")
         }
-        assert {"ingest", "anonymize", "train", "generate", "evaluate", "publish"} <= ran
+        assert {"ingest", "anonymize", "merge_anonymized", "train", "generate", "evaluate", "publish"} <= ran
+        # Anonymization was mapped over the snapshot's parts (400 rows, part_rows 200).
+        assert sorted(t for t in tasks if t.startswith("anonymize[")) == ["anonymize[0]", "anonymize[1]"]
         scheduler_logs = tmp_path / "stack" / "airflow_home" / "logs"
         assert not list(scheduler_logs.rglob("attempt=*.log"))
         check_published_and_readable(stack, run_id, tmp_path)

@@ -71,17 +71,21 @@ def test_broken_spec_disables_only_its_own_dag_and_is_logged(
     assert f"no DAG for {broken}" in dagbag["log"]
 
 
-def test_stages_run_in_order_with_generate_mapped_over_shards(dagbag: dict[str, Any]) -> None:
+def test_stages_run_in_order_with_anonymize_mapped_over_parts_and_generate_over_shards(
+    dagbag: dict[str, Any],
+) -> None:
     dag = dagbag["dags"][DEMO_DAG]
     assert dag["tasks"] == {
-        "ingest": ["anonymize"],
-        "anonymize": ["train"],
+        "ingest": ["plan_anonymize"],
+        "plan_anonymize": ["anonymize"],
+        "anonymize": ["merge_anonymized"],
+        "merge_anonymized": ["train"],
         "train": ["generate"],
         "generate": ["evaluate"],
         "evaluate": ["publish"],
         "publish": [],
     }
-    assert dag["mapped"] == ["generate"]
+    assert sorted(dag["mapped"]) == ["anonymize", "generate"]
     # Runs of one pipeline share its source's budget: never two at once.
     assert dag["max_active_runs"] == 1
 

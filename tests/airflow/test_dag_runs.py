@@ -105,6 +105,7 @@ def test_demo_dag_runs_end_to_end_and_publishes_an_asset_event(
     tasks = result["tasks"]
     assert {k for k, v in tasks.items() if v == "success"} == set(tasks)
     assert any(k.startswith("generate[") for k in tasks)
+    assert sum(k.startswith("anonymize[") for k in tasks) == 2  # 400 rows in parts of 200
 
     [dataset] = published(tmp_path)
     [event] = result["events"]
