@@ -391,15 +391,10 @@ def check(
                 f"{', '.join(missing)}; {by} must run `synthgen keys init` first "
                 "(nothing was read or charged)"
             )
-    if result.dp and result.epsilon > result.remaining_epsilon + 1e-12:
-        raise BudgetError(
-            f"pre-flight: source {result.source} has epsilon {result.remaining_epsilon:.4g} left of cap "
-            f"{result.cap_epsilon:.4g}; this run plans {result.epsilon:g}: lower privacy.epsilon, or an "
-            "admin raises the cap (`synthgen budget set-cap`)"
-        )
-    if result.dp and result.delta > result.remaining_delta + 1e-18:
-        raise BudgetError(
-            f"pre-flight: source {result.source} has delta {result.remaining_delta:.3g} left; this run "
-            f"plans {result.delta:.3g}: set a smaller privacy.delta"
-        )
+    if result.dp:
+        from synthgen.privacy.budget import refusal
+
+        why = refusal(_standing(spec, catalog), result.cap_epsilon, result.epsilon, result.delta)
+        if why is not None:
+            raise BudgetError(f"pre-flight: {why}")
     return result

@@ -78,6 +78,7 @@ def _print_plan(s: Any, ctx: Any, stage_names: list[str] | None = None) -> None:
 def train(spec: SpecArg, set_: SetOpt = None, dry_run: DryRunOpt = False) -> None:
     """Train the spec's synthesizer on the latest anonymized data, charging the privacy ledger."""
     from synthgen import preflight, stages
+    from synthgen.orphans import sweep_train
 
     s = load(spec, set_)
     if dry_run:
@@ -85,6 +86,7 @@ def train(spec: SpecArg, set_: SetOpt = None, dry_run: DryRunOpt = False) -> Non
         return
     with progress_bars() as cb:
         ctx = _context(cb)
+        sweep_train(s, ctx)  # a killed run's reservation is charged before the budget check reads it
         preflight.check(s, user=ctx.user, catalog=ctx.catalog, zones=ctx.zones, publish=False)
         anon = stages.latest_required(ctx, s, "anonymized", f"anonymize {spec}")
         r = stages.train(s, ctx, anonymized_id=anon.id, run_id=stages.new_run_id())
@@ -159,6 +161,7 @@ def run(spec: SpecArg, set_: SetOpt = None, dry_run: DryRunOpt = False, workers:
     every output role and the source's remaining budget are checked before any row is read.
     """
     from synthgen import preflight, stages
+    from synthgen.orphans import sweep_train
 
     s = load(spec, set_)
     if dry_run:
@@ -166,6 +169,7 @@ def run(spec: SpecArg, set_: SetOpt = None, dry_run: DryRunOpt = False, workers:
         return
     with progress_bars() as cb:
         ctx = _context(cb)
+        sweep_train(s, ctx)  # as in train: what killed runs left is settled before the budget check
         preflight.check(s, user=ctx.user, catalog=ctx.catalog, zones=ctx.zones)
         _log_epsilon(ctx, s)
         results = stages.run_pipeline(s, ctx, workers=workers)

@@ -281,10 +281,9 @@ def _reserve(
                     f"({now.cap_epsilon:g}); a spec may only lower its source's cap"
                 )
             cap_eps = float(privacy.budget_cap)
-        if now.charged_epsilon + eps > cap_eps + _TOL or now.charged_delta + delta > now.cap_delta * (
-            1 + 1e-9
-        ):
-            raise BudgetError(_refusal(now, cap_eps, eps, delta))
+        why = refusal(now, cap_eps, eps, delta)
+        if why is not None:
+            raise BudgetError(why)
         row = BudgetReservation(
             source=source, run_id=run_id, epsilon=eps, delta=delta, state="open", detail=dict(detail or {})
         )
@@ -341,8 +340,14 @@ def _bind(s: Session, source: str, location: Sequence[str]) -> None:
     s.flush()
 
 
-def _refusal(now: Standing, cap_eps: float, eps: float, delta: float) -> str:
+def refusal(now: Standing, cap_eps: float, eps: float, delta: float) -> str | None:
+    """Why a run planning ``(eps, delta)`` does not fit ``now`` under ``cap_eps``; None when it fits.
+
+    The one wording of a budget refusal: the reservation and the run's pre-flight both use it.
+    """
     over_eps = now.charged_epsilon + eps > cap_eps + _TOL
+    if not over_eps and now.charged_delta + delta <= now.cap_delta * (1 + 1e-9):
+        return None
     if over_eps:
         what = (
             f"spent epsilon {now.spent_epsilon:.4g} + reserved {now.reserved_epsilon:.4g} + this run "

@@ -114,7 +114,7 @@ def test_run_preflight_stops_before_any_read_or_charge(home: Path, tmp_path: Pat
     r = run_synthgen(["run", str(spec)], env={"SYNTHGEN_USER": "bob"})  # an analyst may not publish
     assert r.code == 3 and _one_line(r.err) and "may not publish" in r.err
     r = run_synthgen(["run", str(spec), "--set", "privacy.epsilon=11"], env=env)  # over the cap of 10
-    assert r.code == 1 and _one_line(r.err) and "10 left of cap 10" in r.err
+    assert r.code == 1 and _one_line(r.err) and "budget exhausted" in r.err and "> cap 10" in r.err
     (tmp_path / "v.csv").unlink()
     r = run_synthgen(["run", str(spec)], env=env)
     assert r.code == 2 and _one_line(r.err) and "source file not found" in r.err

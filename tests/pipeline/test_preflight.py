@@ -87,7 +87,7 @@ def test_run_that_does_not_fit_the_budget_is_refused(demo) -> None:  # type: ign
 
     _, ctx = demo
     spec = load_spec(DEMO_SPEC, ["privacy.epsilon=12"])
-    with pytest.raises(BudgetError, match="10 left of cap 10; this run plans 12"):
+    with pytest.raises(BudgetError, match="this run 12 > cap 10"):
         check(spec, user=ctx.user, catalog=ctx.catalog, zones=ctx.zones)
     assert _ledger(ctx) == (0.0, 0.0)
 
