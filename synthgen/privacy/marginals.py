@@ -4,8 +4,9 @@ Adjacency is add/remove one row (P3). A marginal over any set of columns is a
 histogram in which each row adds 1 to exactly one cell, so its L2 (and L1)
 sensitivity is 1:
 
-- :func:`gaussian_marginal` adds N(0, sigma^2) to every cell of the full (public)
-  domain, empty cells included: ``1 / (2 sigma^2)``-zCDP (Bun and Steinke 2016).
+- :func:`gaussian_marginal` adds discrete Gaussian noise of scale sigma to every cell of
+  the full (public) domain, empty cells included: ``1 / (2 sigma^2)``-zCDP for integer
+  counts (Canonne, Kamath and Steinke 2020), drawn exactly (no floating-point noise).
 - :func:`exponential_choice` picks one candidate by the exponential mechanism
   with a score of sensitivity ``sensitivity``: ``epsilon^2 / 8``-zCDP
   (bounded-range analysis, Cesar and Rogers 2021).
@@ -13,7 +14,8 @@ sensitivity is 1:
 zCDP composes by adding rho; the total is converted to (epsilon, delta) once, by
 :func:`synthgen.privacy.accountant.zcdp_epsilon`. Noise comes from the caller's
 ``rng`` (:func:`synthgen.privacy.mechanisms.noise_rng`: OS entropy, never a spec
-seed). Noise is IEEE floating point (numpy), as in :mod:`synthgen.privacy.mechanisms`.
+seed). The marginals' noise is exact integer sampling (:mod:`synthgen.privacy.discrete`);
+the exponential mechanism's Gumbel draws are still IEEE floating point.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import math
 import numpy as np
 
 from synthgen.errors import PrivacyError
+from synthgen.privacy.discrete import discrete_gaussian
 
 
 def gaussian_rho(sigma: float) -> float:
@@ -57,9 +60,10 @@ def exact_marginal(codes: np.ndarray, cards: list[int]) -> np.ndarray:
 def gaussian_marginal(
     codes: np.ndarray, cards: list[int], *, sigma: float, rng: np.random.Generator
 ) -> np.ndarray:
-    """Counts over the public domain ``cards`` plus N(0, sigma^2) in every cell (zCDP, see above)."""
+    """Counts over the public domain ``cards`` plus discrete Gaussian noise in every cell (see above)."""
     counts = exact_marginal(codes, cards)
-    return counts + rng.normal(0.0, sigma, size=counts.shape)
+    noise = discrete_gaussian(sigma, counts.size, rng=rng).reshape(counts.shape)
+    return counts + noise.astype(np.float64)
 
 
 def exponential_choice(
