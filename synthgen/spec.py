@@ -29,6 +29,22 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 SourceKind = Literal["csv", "parquet", "jsonl", "sql"]
 
 
+def _url_holds_password(url: str) -> bool:
+    """A password in a SQL URL's userinfo (any characters) or in its query string."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if re.search(r"://[^@]*:[^@]*@", url.split("?", 1)[0]):
+        return True
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):  # malformed: fails later, at connect, without echoing it
+        return False
+    return parsed.password is not None or any(
+        re.search(r"pass|pwd|secret|token", k, re.IGNORECASE) for k in parsed.query
+    )
+
+
 class SourceSpec(BaseModel):
     """Where the real data comes from. Secrets never live here: see ``url_env`` / ``secrets_file``."""
 
@@ -72,7 +88,7 @@ class SourceSpec(BaseModel):
                 raise ValueError("a sql source needs `url` or `url_env`")
             if (self.table is None) == (self.query is None):
                 raise ValueError("a sql source needs exactly one of `table` or `query`")
-            if self.url and re.search(r"://[^/@]*:[^/@]*@", self.url):
+            if self.url and _url_holds_password(self.url):
                 raise ValueError(
                     "`url` contains a password; put it in an environment variable and name it in "
                     "`password_env` (or the whole URL in `url_env`)"

@@ -64,9 +64,14 @@ def _plan(spec: PipelineSpec, ctx: Context, snapshot_id: str) -> _AnonPlan:
     schema = _with_declared_identifiers(schema_from_json(snap.schema_json), spec)
     settings = anonymize_settings(spec)
     secret = pipeline_secret(spec)
+    # The config file's content, not only its path: an edited config must not reuse what an
+    # earlier config made (catalogued output or a killed run's finished parts).
+    from synthgen.anonymize.engine import load_config
+
     anon_id = "anon-" + settings_hash(
         snapshot_id,
         settings.model_dump(mode="json"),
+        load_config(settings.config).digest,
         schema_to_json(schema),
         hashlib.sha256(secret).hexdigest(),
     )

@@ -56,11 +56,26 @@ def test_override_into_a_scalar_is_refused() -> None:
         spec_from_dict(BASE, overrides=["name.x=1"])
 
 
-def test_sql_url_with_password_is_refused() -> None:
-    with pytest.raises(SpecError, match="password"):
-        spec_from_dict(
-            {"name": "p", "source": {"kind": "sql", "url": "postgresql://u:secret@h/db", "table": "t"}}
-        )
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:secret@h/db",
+        "postgresql://u:p/ss@h/db",  # a '/' in the password (SQLAlchemy reads it as 'p/ss')
+        "postgresql://u@h/db?password=secret",
+        "mysql://u@h/db?charset=utf8&PWD=secret",
+    ],
+)
+def test_sql_url_with_password_is_refused(url: str) -> None:
+    with pytest.raises(SpecError, match="password") as info:
+        spec_from_dict({"name": "p", "source": {"kind": "sql", "url": url, "table": "t"}})
+    assert "secret" not in str(info.value) and "p/ss" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://u@h:5432/db", "sqlite:///x.db", "postgresql://h/db?sslmode=require"]
+)
+def test_sql_url_without_password_is_accepted(url: str) -> None:
+    spec_from_dict({"name": "p", "source": {"kind": "sql", "url": url, "table": "t"}})
 
 
 def test_sql_needs_table_or_query() -> None:

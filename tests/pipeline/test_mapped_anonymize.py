@@ -88,3 +88,20 @@ def test_workers_below_one_is_a_usage_error(
         assert r.code == 2, r.err
         lines = r.err.strip().splitlines()
         assert len(lines) == 1 and "--workers must be at least 1" in lines[0], lines
+
+
+def test_an_edited_analyzer_config_is_never_served_what_the_old_one_made(home: Path, tmp_path: Path) -> None:
+    # Same config path, new content: the anonymized id (and the parts' work folder keyed on it)
+    # changes, so neither the catalogued output nor a killed run's finished parts are reused.
+    import synthgen.anonymize as anonymize_pkg
+
+    shipped = Path(anonymize_pkg.__file__).with_name("presidio.yaml").read_text()
+    config = tmp_path / "presidio.yaml"
+    config.write_text(shipped)
+    spec = load_spec(DEMO_SPEC, [*PARTS, f"anonymize.config={config}"])
+    ctx = _ctx()
+    snap = stages.ingest(spec, ctx).dataset_id
+    first = stages.anonymize(spec, ctx, snapshot_id=snap)
+    assert stages.anonymize(spec, ctx, snapshot_id=snap).dataset_id == first.dataset_id  # reused
+    config.write_text(shipped.replace("default_score_threshold: 0.4", "default_score_threshold: 0.5"))
+    assert stages.anonymize(spec, ctx, snapshot_id=snap).dataset_id != first.dataset_id
