@@ -43,7 +43,7 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from synthgen.errors import ModelError
+from synthgen.errors import ModelError, SpecError
 from synthgen.models.dp_sgd import DPSGDPlan, _Codes, _collate_gathered, dp_sgd_epoch, make_dp_sgd
 from synthgen.models.tvae_net import AutoregressiveVAE
 
@@ -119,10 +119,42 @@ def join_launched_group(device: str, requested_backend: str) -> None:
     dist.init_process_group(backend, init_method="env://", timeout=timedelta(minutes=10))
 
 
+def check_single_host(launched: LaunchedRank) -> None:
+    """Refuse a torchrun world spread over several hosts.
+
+    Rank 0 hands the encoded training rows to the other ranks over the process group
+    (unencrypted): acceptable between processes of one host, not across a network.
+    """
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", launched.world_size))
+    if local != launched.world_size:
+        raise SpecError(
+            f"torchrun world of {launched.world_size} ranks spans several hosts ({local} on this one): "
+            "rank 0 would send encoded real rows to other hosts unencrypted; run all ranks on one host"
+        )
+
+
+def check_same_settings(blob: str) -> None:
+    """Every rank must train with rank 0's settings: a rank with its own clipping norm or noise
+    would break the sensitivity that rank 0's noise covers. All ranks raise together."""
+    import hashlib
+
+    import torch.distributed as dist
+
+    mine = hashlib.sha256(blob.encode()).hexdigest()
+    seen: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(seen, mine)
+    if len(set(seen)) != 1:
+        differ = [r for r, h in enumerate(seen) if h != seen[0]]
+        raise ModelError(
+            f"torchrun ranks {differ} were started with model/privacy settings that differ from "
+            "rank 0's: every rank must run the same spec"
+        )
+
+
 def from_rank_zero(make: Callable[[], T], rank: int) -> T:
     """``make()`` on rank 0 only, its result handed to every rank (an error on rank 0 too).
 
-    Used for the DP preprocessing: run once, its noisy results shared, so the ranks train on
+    Used for the DP preprocessing: run once, its result (the encoded rows too) shared, so the ranks train on
     one encoding and the ledger is charged once.
     """
     import torch.distributed as dist

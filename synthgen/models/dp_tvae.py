@@ -94,7 +94,11 @@ class DPTVAE(Synthesizer):
         if launched is not None:
             # torchrun: every rank calls fit; rank 0 alone runs the DP preprocessing.
             device = distributed.rank_device(device, launched.local_rank)
+            distributed.check_single_host(launched)
             distributed.join_launched_group(device, self.model.distributed.backend)
+            distributed.check_same_settings(
+                self.model.model_dump_json() + self.privacy.model_dump_json() + self.schema.model_dump_json()
+            )
             prep = distributed.from_rank_zero(lambda: self._prepare(frame), launched.rank)
             self.released_epsilon_ = float(self.privacy.epsilon) if prep.split is not None else 0.0
         else:

@@ -230,6 +230,7 @@ def _torchrun_rank(rank: int, world_size: int, port: int, out: str, frame, schem
         RANK=str(rank),
         WORLD_SIZE=str(world_size),
         LOCAL_RANK=str(rank),
+        LOCAL_WORLD_SIZE=str(world_size),
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
     )
@@ -269,3 +270,45 @@ def test_torchrun_ranks_share_rank_zeros_dp_preprocessing_and_end_with_one_model
     )
     assert training.epsilon == pytest.approx(single, rel=1e-9)
     assert r0.sample(200, seed=2).height == 200
+
+
+def _torchrun_rank_own_clip(rank: int, world_size: int, port: int, frame, schema) -> None:  # type: ignore[no-untyped-def]
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        LOCAL_RANK=str(rank),
+        LOCAL_WORLD_SIZE=str(world_size),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
+    torch.set_num_threads(1)
+    settings = ModelSettings(**{**FAST, "max_grad_norm": 1.0 + rank})  # type: ignore[arg-type]
+    privacy = PrivacySettings(epsilon=2.0, delta=1e-5, accountant="rdp")
+    make_synthesizer("dp_tvae", schema=schema, model=settings, privacy=privacy).fit(frame)
+
+
+def test_torchrun_ranks_with_their_own_clipping_norm_are_refused_on_every_rank(
+    small_frame, small_schema
+) -> None:
+    # Rank 1's looser clipping would not be covered by rank 0's noise: no rank trains.
+    import torch.multiprocessing as mp
+
+    args = (2, dist_module.free_port(), small_frame, small_schema)
+    with pytest.raises(Exception, match="differ from rank 0"):
+        mp.spawn(_torchrun_rank_own_clip, args=args, nprocs=2, join=True)
+
+
+def test_a_torchrun_world_over_several_hosts_is_refused(monkeypatch, small_frame, small_schema) -> None:
+    from synthgen.errors import SpecError
+
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setenv("MASTER_ADDR", "10.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "29500")
+    settings = ModelSettings(**FAST)  # type: ignore[arg-type]
+    privacy = PrivacySettings(epsilon=2.0, delta=1e-5, accountant="rdp")
+    synth = make_synthesizer("dp_tvae", schema=small_schema, model=settings, privacy=privacy)
+    with pytest.raises(SpecError, match="spans several hosts"):
+        synth.fit(small_frame)
