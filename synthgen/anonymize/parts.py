@@ -111,7 +111,12 @@ def anonymize_part_file(
         if final.exists():  # a retry racing a finished twin: keep one, never both
             shutil.rmtree(tmp)
             return final
-        os.replace(tmp, final)
+        try:
+            os.replace(tmp, final)
+        except OSError:
+            if not (final / "report.json").exists():
+                raise
+            shutil.rmtree(tmp)  # the twin finished between the check and the rename
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

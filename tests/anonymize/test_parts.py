@@ -114,3 +114,34 @@ def test_a_worker_killed_mid_part_leaves_no_part_and_the_retry_completes(
     out.mkdir()
     report = merge_parts(work, len(parts), out, secret=SECRET)
     assert report["rows"] == table.height == pl.read_parquet(out / "data.parquet").height
+
+
+def test_a_twin_that_finishes_the_same_part_first_is_kept_and_the_late_one_succeeds(
+    table: pl.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+    import shutil as shutil_module
+
+    from synthgen.anonymize import parts as parts_module
+
+    s = AnonymizeSettings(default_operator="surrogate", stream_rows=100)
+    snap = _snapshot(table, tmp_path, 40)
+    work = tmp_path / "work"
+    write_plan(work, snap, schema=None, settings=s, secret=SECRET)
+    real_replace = os.replace
+
+    def twin_wins(src: object, dst: object) -> None:
+        # The twin's rename lands between this worker's exists() check and its own rename.
+        if not str(dst).endswith("part-00000"):
+            return real_replace(src, dst)  # type: ignore[arg-type]
+        shutil_module.copytree(str(src), str(dst))
+        raise OSError(errno.ENOTEMPTY, "Directory not empty", str(dst))
+
+    monkeypatch.setattr(parts_module.os, "replace", twin_wins)
+    final = anonymize_part_file(work, snap[0], 0, settings=s, secret=SECRET)
+    monkeypatch.setattr(parts_module.os, "replace", real_replace)
+    assert (final / "report.json").is_file()
+    assert sorted(p.name for p in work.iterdir() if p.name.startswith("part-")) == [
+        final.name
+    ]  # no stray temp
