@@ -3,11 +3,12 @@
 Inference reads real rows, so it is a (small) disclosure of *schema*, not of
 values: it decides each column's logical type (an identifier is a column whose name says so,
 ``client id``, ``ClientID``, ``ID``, ``patient_no``, holding unique values, or unique integers
-filling a range with no gap: a row number; its values are never modelled), and (from the whole snapshot, in
-``pipeline.ingest``) whether it holds any missing value. Under DP, bounds and
+filling a range with no gap: a row number; its values are never modelled), and (from the whole
+snapshot, in ``stages.ingest``) whether it holds any missing value. Under DP, bounds and
 category lists are never taken from here; they come from the spec or from
-DP mechanisms (P2). Declare types in the spec to remove the type read; the
-nullability bit is not DP (a synthetic null shows the real column had one).
+DP mechanisms (P2). Declare types in the spec to remove the type read. Under DP the
+nullability bit is not used either: every column gets a null token and the model learns the
+null rate through DP (``models.dp_input``); outside DP it is used as read.
 """
 
 from __future__ import annotations
