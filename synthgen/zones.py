@@ -335,7 +335,16 @@ def open_zones(real: Path | str, synthetic: Path | str) -> StoreZones:
     roots: tuple[tuple[ZoneName, Path | str], ...] = (("real", real), ("synthetic", synthetic))
     urls = {name: parse_store_url(root) for name, root in roots if isinstance(root, str)}
     check_separate(real, synthetic)
-    spool = Path(os.environ.get("SYNTHGEN_SPOOL", str(home_dir() / "spool")))
+    spool = Path(os.environ.get("SYNTHGEN_SPOOL", str(home_dir() / "spool"))).resolve()
+    for name, root in roots:
+        if urls and isinstance(root, Path):
+            local = root.resolve()
+            if spool.is_relative_to(local) or local.is_relative_to(spool):
+                # Spooled real files inside (or around) a zone would sit in the wrong room.
+                raise ZoneConfigError(
+                    f"SYNTHGEN_SPOOL ({spool}) overlaps the {name} zone ({local}): put the spool "
+                    "outside both zones"
+                )
     opened: dict[ZoneName, Zone | ObjectZone] = {}
     for name, root in roots:
         other_name: ZoneName = "synthetic" if name == "real" else "real"

@@ -295,3 +295,15 @@ def test_a_local_real_zone_beside_an_object_store_synthetic_zone(bucket: str, tm
         fh.write(b"dp")
     assert (tmp_path / "real" / "snapshots" / "x.bin").read_bytes() == b"real"
     assert "synthetic/pub/x.bin" in list_keys(bucket)
+
+
+def test_a_spool_inside_a_local_zone_is_refused_before_anything_is_written(
+    bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Real files spooled for an object-store real zone must never sit in the synthetic zone.
+    monkeypatch.setenv("SYNTHGEN_SPOOL", str(tmp_path / "syn" / "spool"))
+    (tmp_path / "syn").mkdir()
+    with pytest.raises(ZoneConfigError, match=r"SYNTHGEN_SPOOL .* overlaps the synthetic zone"):
+        open_zones(f"s3://{bucket}/real-spool-check", tmp_path / "syn")
+    assert list((tmp_path / "syn").iterdir()) == []
+    assert not [k for k in list_keys(bucket) if k.startswith("real-spool-check/")]
