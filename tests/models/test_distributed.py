@@ -224,8 +224,8 @@ def test_nccl_backend_on_cpu_is_refused_before_any_dp_mechanism(small_frame, sma
     assert synth.released_epsilon_ == 0.0
 
 
-def _torchrun_rank(rank: int, world_size: int, port: int, out: str, frame, schema) -> None:  # type: ignore[no-untyped-def]
-    # The environment torchrun gives each rank; rank 1 gets no rows at all.
+def _as_torchrun_rank(rank: int, world_size: int, port: int) -> None:
+    """The environment torchrun gives each rank of a one-host world."""
     os.environ.update(
         RANK=str(rank),
         WORLD_SIZE=str(world_size),
@@ -235,6 +235,11 @@ def _torchrun_rank(rank: int, world_size: int, port: int, out: str, frame, schem
         MASTER_PORT=str(port),
     )
     torch.set_num_threads(1)
+
+
+def _torchrun_rank(rank: int, world_size: int, port: int, out: str, frame, schema) -> None:  # type: ignore[no-untyped-def]
+    # rank 1 gets no rows at all.
+    _as_torchrun_rank(rank, world_size, port)
     settings = ModelSettings(**FAST)  # type: ignore[arg-type]
     privacy = PrivacySettings(epsilon=2.0, delta=1e-5, accountant="rdp")
     synth = make_synthesizer("dp_tvae", schema=schema, model=settings, privacy=privacy)
@@ -273,15 +278,7 @@ def test_torchrun_ranks_share_rank_zeros_dp_preprocessing_and_end_with_one_model
 
 
 def _torchrun_rank_own_clip(rank: int, world_size: int, port: int, frame, schema) -> None:  # type: ignore[no-untyped-def]
-    os.environ.update(
-        RANK=str(rank),
-        WORLD_SIZE=str(world_size),
-        LOCAL_RANK=str(rank),
-        LOCAL_WORLD_SIZE=str(world_size),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-    )
-    torch.set_num_threads(1)
+    _as_torchrun_rank(rank, world_size, port)
     settings = ModelSettings(**{**FAST, "max_grad_norm": 1.0 + rank})  # type: ignore[arg-type]
     privacy = PrivacySettings(epsilon=2.0, delta=1e-5, accountant="rdp")
     make_synthesizer("dp_tvae", schema=schema, model=settings, privacy=privacy).fit(frame)
