@@ -46,18 +46,24 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     # --install-completion / --show-completion for bash, zsh, fish and PowerShell.
     add_completion=True,
+    cls=help_style.WorkflowGroup,
 )
-# Registration order is the order `synthgen --help` lists them in: the workflow's order (try the
-# demo, write and check a spec, create keys, run, read the results), then the single stages, then
-# the administration groups and the PII tools.
-_START, _STAGES, _ADMIN, _PII = "Start here", "Stages one at a time", "Administration", "PII tools"
-app.command(rich_help_panel=_START)(stages.demo)
-app.add_typer(spec_app, name="spec", rich_help_panel=_START)
-app.add_typer(keys_app, name="keys", rich_help_panel=_START)
-app.command(rich_help_panel=_START)(stages.run)
-app.command("read", rich_help_panel=_START)(data.read_cmd)
-app.command("report", rich_help_panel=_START)(data.report_cmd)
-app.command("inspect", rich_help_panel=_START)(data.inspect_cmd)
+# `synthgen --help` lists the commands in the order a user works, panel by panel: set up (try
+# the demo, write a spec, a data steward creates the role keys), the stages in pipeline order
+# and `run` (all of them), then the results (read, report, inspect), the administration groups
+# and the PII tools. WORKFLOW is that order; the registrations below follow it.
+_SETUP, _STAGES, _RESULTS = "Set up", "Pipeline stages, in order", "Results"
+_ADMIN, _PII = "Administration", "PII tools"
+WORKFLOW: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (_SETUP, ("demo", "spec", "keys")),
+    (_STAGES, ("ingest", "anonymize", "train", "generate", "evaluate", "publish", "run")),
+    (_RESULTS, ("read", "report", "inspect")),
+    (_ADMIN, ("budget", "policy", "audit", "catalog")),
+    (_PII, ("scan-pii", "eval-pii")),
+)
+app.command(rich_help_panel=_SETUP)(stages.demo)
+app.add_typer(spec_app, name="spec", rich_help_panel=_SETUP)
+app.add_typer(keys_app, name="keys", rich_help_panel=_SETUP)
 for _stage in (
     stages.ingest,
     stages.anonymize,
@@ -65,14 +71,19 @@ for _stage in (
     stages.generate,
     stages.evaluate,
     stages.publish,
+    stages.run,
 ):
     app.command(rich_help_panel=_STAGES)(_stage)
-app.add_typer(catalog_app, name="catalog", rich_help_panel=_ADMIN)
+app.command("read", rich_help_panel=_RESULTS)(data.read_cmd)
+app.command("report", rich_help_panel=_RESULTS)(data.report_cmd)
+app.command("inspect", rich_help_panel=_RESULTS)(data.inspect_cmd)
 app.add_typer(budget_app, name="budget", rich_help_panel=_ADMIN)
 app.add_typer(policy_app, name="policy", rich_help_panel=_ADMIN)
 app.add_typer(audit_app, name="audit", rich_help_panel=_ADMIN)
+app.add_typer(catalog_app, name="catalog", rich_help_panel=_ADMIN)
 app.command("scan-pii", rich_help_panel=_PII)(pii.scan_pii)
 app.command("eval-pii", rich_help_panel=_PII)(pii.eval_pii_cmd)
+help_style.WorkflowGroup.order = tuple(name for _, names in WORKFLOW for name in names)
 help_style.apply()
 
 _state: dict[str, Any] = {"debug": False}

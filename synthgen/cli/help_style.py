@@ -1,9 +1,13 @@
-"""Help that reads like a command line: flags without a type, arguments as ``SPEC``.
+"""Help that reads like a command line: flags without a type, arguments as ``SPEC``, workflow order.
 
 Typer 0.29's help prints every flag with a type (``--debug <bool>``) and wraps required
 arguments in braces in the usage line (``synthgen run [OPTIONS] {spec}``). Both only change
 how help is drawn, not parsing: a flag gets no type column, an argument is shown in capitals,
 required as ``SPEC``, optional as ``[SPEC]``.
+
+Typer also lists a group's plain commands before its sub-apps (``spec``, ``keys``), whatever
+order they were registered in; :class:`WorkflowGroup` lists them in registration order instead,
+so ``synthgen --help`` reads in the order a user works.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from typer import core
+
+__all__ = ["WorkflowGroup", "apply"]
 
 _APPLIED = {"done": False}
 
@@ -34,6 +40,21 @@ def _argument_name(self: Any) -> str:
 
 
 _ORIGINAL_OPTION_TYPE = core.TyperOption.display_type_rich
+
+
+class WorkflowGroup(core.TyperGroup):
+    """A command group that lists commands and sub-apps in the order they were registered.
+
+    The app sets :attr:`order` to its registration order (names); a name missing from it
+    (none today) comes last, in Typer's own order.
+    """
+
+    order: tuple[str, ...] = ()
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)
+        rank = {name: i for i, name in enumerate(self.order)}
+        return sorted(names, key=lambda n: rank.get(n, len(rank)))
 
 
 def apply() -> None:
