@@ -3,8 +3,14 @@
 Airflow parses this file only. For every ``*.yaml`` in ``SYNTHGEN_PIPELINES`` (default:
 ``pipelines/`` next to ``dags/``) it builds the DAG ``synthgen__<name>``::
 
-    ingest -> plan_anonymize -> anonymize (one mapped task per snapshot part) -> merge_anonymized
-           -> train -> generate (one mapped task per shard) -> evaluate -> publish
+    preflight -> ingest -> plan_anonymize -> anonymize (one mapped task per snapshot part)
+           -> merge_anonymized -> train -> generate (one mapped task per shard) -> evaluate -> publish
+
+``preflight`` runs the checks of ``synthgen run`` (:func:`synthgen.preflight.check`) before
+any row is read: the source file, the zones, the policy's publish right, a key for every
+output role and the source's remaining budget. A run that would stop later (at publish for
+a missing key, at train for the budget) fails there at once, with the same one-line message
+as the CLI, and nothing read, written or charged.
 
 Each task calls the stage function of :mod:`synthgen.stages` that the CLI also calls;
 this file holds no business logic. Only ids and paths travel over XCom. Heavy imports
@@ -24,7 +30,8 @@ Secrets stay out of specs and out of this file:
   the password); without that connection, from an Airflow Variable with the same name
   as the environment variable;
 * role KEKs for the ``env`` key provider come from Variables ``SYNTHGEN_KEK_<ROLE>``
-  (and ``SYNTHGEN_KEK_<ROLE>_VERSION``), read by the publish task only;
+  (and ``SYNTHGEN_KEK_<ROLE>_VERSION``), read by the publish task (and by ``preflight``,
+  which only checks that each output role has one);
 * the pipeline master secret (surrogates, hashes, leak index) from the Variable
   ``SYNTHGEN_PIPELINE_SECRET``;
 * where things live (``SYNTHGEN_HOME``, ``SYNTHGEN_CATALOG_URL``, zones, key provider)
@@ -232,8 +239,8 @@ def _environment(values: Mapping[str, str]) -> Iterator[None]:
 def _stage(spec_file: str, secrets: str | None = None) -> Iterator[tuple[Any, PipelineSpec, Any, str]]:
     """What a stage task needs: the pipeline module, the spec with this run's overrides, a Context, run id.
 
-    ``secrets`` is ``"source"`` (ingest) or ``"keys"`` (publish): each task receives only the
-    secrets its own stage uses.
+    ``secrets`` is ``"source"`` (ingest) or ``"keys"`` (preflight, publish): each task receives
+    only the secrets its own stage uses.
     """
     from airflow.sdk.exceptions import AirflowFailException
 
@@ -355,6 +362,14 @@ def build_dag(spec_file: Path, spec: PipelineSpec) -> DAG:
         doc_md=f"synthgen pipeline `{spec.name}` from `{path}`; params and secrets: dags/synthgen_dags.py.",
     )
     def synthgen_pipeline() -> None:
+        @task
+        def preflight() -> None:
+            """The checks of `synthgen run`, before any row is read (see synthgen.preflight)."""
+            with _stage(path, secrets="keys") as (_pl, spec, ctx, _run):
+                from synthgen.preflight import check
+
+                check(spec, user=ctx.user, catalog=ctx.catalog, zones=ctx.zones)
+
         @task(inlets=[inlet])
         def ingest() -> dict[str, str]:
             with _stage(path, secrets="source") as (pl, spec, ctx, _run):
@@ -426,7 +441,9 @@ def build_dag(spec_file: Path, spec: PipelineSpec) -> DAG:
             return {"id": r.dataset_id, "path": r.path}
 
         # TaskFlow calls return XComArgs at parse time; mypy sees the functions' runtime types.
-        parts = plan_anonymize(ingest())  # type: ignore[arg-type]
+        snapshot = ingest()
+        preflight() >> snapshot
+        parts = plan_anonymize(snapshot)  # type: ignore[arg-type]
         jobs = train(merge_anonymized(anonymize.expand_kwargs(parts)))  # type: ignore[arg-type]
         publish(evaluate(generate.expand_kwargs(jobs)))  # type: ignore[arg-type]
 

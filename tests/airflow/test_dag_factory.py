@@ -71,11 +71,12 @@ def test_broken_spec_disables_only_its_own_dag_and_is_logged(
     assert f"no DAG for {broken}" in dagbag["log"]
 
 
-def test_stages_run_in_order_with_anonymize_mapped_over_parts_and_generate_over_shards(
+def test_stages_run_in_order_after_the_preflight_with_anonymize_mapped_over_parts_and_generate_over_shards(
     dagbag: dict[str, Any],
 ) -> None:
     dag = dagbag["dags"][DEMO_DAG]
     assert dag["tasks"] == {
+        "preflight": ["ingest"],
         "ingest": ["plan_anonymize"],
         "plan_anonymize": ["anonymize"],
         "anonymize": ["merge_anonymized"],

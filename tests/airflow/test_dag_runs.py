@@ -121,20 +121,59 @@ def test_demo_dag_runs_end_to_end_and_publishes_an_asset_event(
     assert Path(dataset.path).resolve().is_relative_to((tmp_path / "zones" / "synthetic").resolve())
 
 
-def test_missing_source_fails_ingest_at_once_and_publishes_nothing(
+def nothing_read_or_charged(home: Path) -> None:
+    """No dataset catalogued (no snapshot: no row read), no ledger entry or reservation, no real file."""
+    from sqlalchemy import select
+
+    from synthgen.catalog import BudgetEntry, BudgetReservation, Catalog
+
+    assert catalog_datasets(home) == []
+    db = home / "catalog.db"
+    if db.exists():
+        catalog = Catalog(f"sqlite:///{db}")
+        try:
+            with catalog.session() as s:
+                assert s.scalars(select(BudgetEntry)).all() == []
+                assert s.scalars(select(BudgetReservation)).all() == []
+        finally:
+            catalog.dispose()
+    real = home / "zones" / "real"
+    assert not real.exists() or not any(p.is_file() for p in real.rglob("*.parquet"))
+
+
+def test_missing_source_fails_the_preflight_at_once_and_publishes_nothing(
     sqlite_airflow: dict[str, str], tmp_path: Path
 ) -> None:
     result = dag_test(sqlite_airflow, tmp_path, TINY_CONF)  # no patients.csv under this home
     assert result["state"] == "failed"
-    assert result["tasks"]["ingest"] == "failed"
-    assert result["tasks"]["publish"] == "upstream_failed"
-    assert result["tries"]["ingest"] == 1  # bad input is not retried
+    assert result["tasks"]["preflight"] == "failed"
+    assert result["tasks"]["ingest"] == result["tasks"]["publish"] == "upstream_failed"
+    assert result["tries"]["preflight"] == 1  # bad input is not retried
     assert "source file not found" in result["log"]
     assert result["events"] == []
     assert published(tmp_path) == []
 
 
-def test_exhausted_budget_fails_train_with_the_ledger_message_and_publishes_nothing(
+def test_missing_role_key_fails_the_preflight_before_any_row_is_read_and_names_who_fixes_it(
+    sqlite_airflow: dict[str, str], tmp_path: Path
+) -> None:
+    write_demo_source(tmp_path)  # the source is there; no `synthgen keys init` was run
+    result = dag_test(sqlite_airflow, tmp_path, TINY_CONF)
+    assert result["state"] == "failed"
+    assert result["tasks"]["preflight"] == "failed"
+    assert result["tasks"]["ingest"] == "upstream_failed"
+    assert result["tries"]["preflight"] == 1
+    # The CLI's one line: which role, which command, and who may run it.
+    assert re.search(
+        r"pre-flight: no key-encryption key for output roles? analyst.*; a data steward \(alice.*\) "
+        r"must run `synthgen keys init` first \(nothing was read or charged\)",
+        result["log"],
+    ), result["log"][-3000:]
+    assert result["events"] == []
+    nothing_read_or_charged(tmp_path)
+
+
+def test_exhausted_budget_fails_the_preflight_with_the_ledger_message_and_reads_nothing(
     sqlite_airflow: dict[str, str], tmp_path: Path
 ) -> None:
     from synthgen.catalog import BudgetEntry, Catalog
@@ -142,6 +181,7 @@ def test_exhausted_budget_fails_train_with_the_ledger_message_and_publishes_noth
     from synthgen.spec import load_spec
 
     csv = write_demo_source(tmp_path)
+    init_keys(clean_env(SYNTHGEN_HOME=str(tmp_path)))  # so the budget is the first check to fail
     # Earlier runs already spent 9.5 of the demo's cap of 10; this run asks for 3.
     spec = load_spec(Path(sqlite_airflow["SYNTHGEN_PIPELINES"]) / "demo.yaml")
     spec.source.path = str(csv)
@@ -163,10 +203,10 @@ def test_exhausted_budget_fails_train_with_the_ledger_message_and_publishes_noth
 
     result = dag_test(sqlite_airflow, tmp_path, TINY_CONF)
     assert result["state"] == "failed"
-    assert result["tasks"]["ingest"] == "success"
-    assert result["tasks"]["train"] == "failed"
-    assert result["tasks"]["publish"] == "upstream_failed"
-    assert result["tries"]["train"] == 1
-    assert "BudgetError" in result["log"]
+    assert result["tasks"]["preflight"] == "failed"
+    assert result["tasks"]["ingest"] == result["tasks"]["publish"] == "upstream_failed"
+    assert result["tries"]["preflight"] == 1
+    assert "BudgetError: pre-flight: privacy budget exhausted for source" in result["log"]
+    assert catalog_datasets(tmp_path) == []  # no snapshot: ingest never ran
     assert result["events"] == []
     assert published(tmp_path) == []
