@@ -102,7 +102,14 @@ def airflow_connection(conn_id: str) -> dict[str, Any]:
 
 
 def storage_options(url: StoreURL) -> dict[str, Any]:
-    """fsspec options for ``url``'s store: timeouts, and an Airflow connection's fields when one is named."""
+    """fsspec options for ``url``'s store: timeouts, and an Airflow connection's fields when one is named.
+
+    An ``abfs`` root that names its account gets it as ``account_name``: adlfs reads the account
+    from its options, not from the path, so without it the zone would land on whatever account
+    ``AZURE_STORAGE_ACCOUNT_NAME`` names, and the separation check would have compared the wrong one.
+    """
+    if url.scheme == "abfs":
+        return _azure_options(url)
     if url.scheme != "s3":
         return {}
     config: dict[str, Any] = {
@@ -130,6 +137,21 @@ def storage_options(url: StoreURL) -> dict[str, Any]:
         if client:
             options["client_kwargs"] = client
     return options
+
+
+def _azure_options(url: StoreURL) -> dict[str, Any]:
+    if not url.account:
+        return {}
+    # adlfs prefers a connection string from the environment over account_name: one naming
+    # another account would send this zone there.
+    conn = os.environ.get("AZURE_STORAGE_CONNECTION_STRING", "")
+    named = dict(p.partition("=")[::2] for p in conn.split(";") if "=" in p).get("AccountName", "")
+    if named and named.lower() != url.account:
+        raise ZoneConfigError(
+            f"zone root {url} names account {url.account!r} but AZURE_STORAGE_CONNECTION_STRING is for "
+            f"account {named.lower()!r}; use one account's credentials for its zone"
+        )
+    return {"account_name": url.account}
 
 
 def check_credentials(url: StoreURL, options: Mapping[str, Any]) -> None:

@@ -7,11 +7,21 @@ run of the other's segments. Anything that could make two spellings name one pla
 refused rather than normalised away: ``.`` and ``..`` segments (also percent-encoded),
 empty segments (``a//b``), backslashes, and credentials or options inside the URL
 (``user:secret@``, ``?...``; a SAS token or a key must come from the provider chain).
+
+Azure names one location in several spellings: ``abfs://container@account.dfs.core.windows.net/p``,
+``abfss://`` (TLS) and ``az://`` of the same, the ``blob`` endpoint of the same account, and
+``az://container/p`` or ``abfs://container/p``, whose account comes from the provider chain
+(``AZURE_STORAGE_ACCOUNT_NAME``). All normalise to scheme ``abfs``, container as the bucket,
+and the account (empty when the URL does not name it). A root without an account may be on
+any account, so it overlaps every root of the same container and prefix: mixing spellings
+can refuse two roots that are truly apart (write both with their account), never pass two
+that are one place.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -21,17 +31,27 @@ from synthgen.errors import ZoneConfigError
 SCHEME_ALIASES = {"s3a": "s3", "s3n": "s3", "gcs": "gs", "abfss": "abfs", "az": "abfs"}
 #: Object stores a zone may live on (``file://`` roots are local paths and stay with :mod:`synthgen.zones`).
 SUPPORTED_SCHEMES = ("s3", "gs", "abfs")
+#: An Azure storage host: the account's Data Lake (``dfs``) or Blob endpoint, one storage either way.
+_AZURE_HOST = re.compile(r"(?P<account>[a-z0-9]{3,24})\.(?:dfs|blob)\.core\.windows\.net")
 
 
 @dataclass(frozen=True)
 class StoreURL:
-    """A normalised object-store location: ``scheme://bucket/seg/seg``."""
+    """A normalised object-store location: ``scheme://bucket/seg/seg``.
+
+    For ``abfs`` the bucket is the container and ``account`` the storage account ("" when
+    the URL leaves it to the provider chain); other stores have no account.
+    """
 
     scheme: str
     bucket: str
     prefix: tuple[str, ...] = ()
+    account: str = ""
 
     def __str__(self) -> str:
+        if self.account:  # the spelling that keeps the account, and parses back to this location
+            host = f"{self.bucket}@{self.account}.dfs.core.windows.net"
+            return "/".join((f"{self.scheme}://{host}", *self.prefix))
         return f"{self.scheme}://{self.path}"
 
     @property
@@ -41,13 +61,14 @@ class StoreURL:
 
     def join(self, rel: str) -> StoreURL:
         """This location with the relative key ``rel`` appended (its segments checked like a root's)."""
-        return StoreURL(self.scheme, self.bucket, (*self.prefix, *_segments(rel, what=f"key {rel!r}")))
+        return replace(self, prefix=(*self.prefix, *_segments(rel, what=f"key {rel!r}")))
 
     def contains(self, other: StoreURL) -> bool:
-        """True when ``other`` is this location or lies under it."""
+        """True when ``other`` is this location or lies under it (an unnamed account may be any)."""
         return (
             self.scheme == other.scheme
             and self.bucket == other.bucket
+            and (self.account == other.account or not self.account or not other.account)
             and other.prefix[: len(self.prefix)] == self.prefix
         )
 
@@ -101,10 +122,20 @@ def parse_store_url(raw: str) -> StoreURL:
         )
     if "@" in netloc and scheme != "abfs":  # abfs://container@account.dfs.core.windows.net is a name
         raise ZoneConfigError(f"{what}: the URL holds a user name; remove it and use the provider chain")
-    bucket = netloc.lower()
+    bucket, account = netloc.lower(), ""
+    if scheme == "abfs" and "@" in bucket:
+        bucket, _, host = bucket.partition("@")
+        m = _AZURE_HOST.fullmatch(host)
+        if m is None:
+            raise ZoneConfigError(
+                f"{what}: {host!r} is not an Azure storage host; write "
+                "abfs://CONTAINER@ACCOUNT.dfs.core.windows.net/PREFIX, or az://CONTAINER/PREFIX "
+                "with the account from the provider chain"
+            )
+        account = m.group("account")
     if not bucket or any(c in bucket for c in " /\\"):
         raise ZoneConfigError(f"{what}: no bucket; write {scheme}://BUCKET/PREFIX")
-    return StoreURL(scheme, bucket, _segments(parts.path, what=what))
+    return StoreURL(scheme, bucket, _segments(parts.path, what=what), account)
 
 
 def check_separate(real: str | Path, synthetic: str | Path) -> None:

@@ -112,3 +112,75 @@ def test_a_credential_key_in_any_section_is_refused_by_name() -> None:
         spec_from_dict(
             {"name": "p", "description": "AKIAIOSFODNN7EXAMPLE", "source": {"kind": "csv", "path": "d"}}
         )
+
+
+AZURE_SPELLINGS = [
+    "abfs://zones@acct.dfs.core.windows.net/real",
+    "abfss://zones@acct.dfs.core.windows.net/real/",
+    "az://zones@acct.dfs.core.windows.net/real",
+    "abfs://Zones@ACCT.blob.core.windows.net/real",
+]
+
+
+@pytest.mark.parametrize("raw", AZURE_SPELLINGS)
+def test_azure_spellings_of_one_location_normalise_to_account_container_and_prefix(raw: str) -> None:
+    assert parse_store_url(raw) == StoreURL("abfs", "zones", ("real",), "acct")
+    assert parse_store_url(str(parse_store_url(raw))) == parse_store_url(raw)  # str() keeps the account
+    assert parse_store_url(raw).path == "zones/real"  # adlfs paths are container/key
+
+
+@pytest.mark.parametrize("real", [*AZURE_SPELLINGS, "az://zones/real", "abfs://zones/real"])
+@pytest.mark.parametrize(
+    "synthetic",
+    [
+        "az://zones/real/synthetic",  # no account: it may be acct's
+        "abfss://zones@acct.dfs.core.windows.net/real",
+        "abfs://zones@acct.blob.core.windows.net/real/x",
+        "az://zones",
+    ],
+)
+def test_mixing_azure_spellings_cannot_bypass_the_overlap_check(real: str, synthetic: str) -> None:
+    with pytest.raises(ZoneConfigError, match="overlap"):
+        check_separate(real, synthetic)
+    with pytest.raises(ZoneConfigError, match="overlap"):
+        check_separate(synthetic, real)
+
+
+def test_azure_roots_on_other_accounts_containers_or_prefixes_are_separate() -> None:
+    check_separate(
+        "abfs://zones@acct.dfs.core.windows.net/real", "abfs://zones@other.dfs.core.windows.net/real"
+    )
+    check_separate("az://zones/real", "az://other/real")
+    check_separate("abfs://zones@acct.dfs.core.windows.net/real", "az://zones/realx")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "abfs://zones@acct.example.com/real",
+        "abfs://zones@acct.dfs.core.windows.net.evil.com/real",
+        "abfs://zones@a@acct.dfs.core.windows.net/real",
+        "abfs://zones@/real",
+    ],
+)
+def test_an_azure_host_that_is_not_a_storage_account_is_refused(raw: str) -> None:
+    with pytest.raises(ZoneConfigError, match="not an Azure storage host"):
+        parse_store_url(raw)
+
+
+def test_an_azure_root_gives_adlfs_its_account_and_refuses_another_accounts_connection_string(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from synthgen.storage.credentials import storage_options
+
+    url = parse_store_url("abfss://zones@acct.dfs.core.windows.net/real")
+    monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)
+    assert storage_options(url) == {"account_name": "acct"}
+    assert storage_options(parse_store_url("az://zones/real")) == {}  # the provider chain's account
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", "AccountName=acct;AccountKey=k")
+    assert storage_options(url) == {"account_name": "acct"}
+    monkeypatch.setenv(
+        "AZURE_STORAGE_CONNECTION_STRING", "DefaultEndpointsProtocol=https;AccountName=other;AccountKey=k"
+    )
+    with pytest.raises(ZoneConfigError, match="account 'other'"):
+        storage_options(url)
