@@ -257,6 +257,8 @@ class Synthesizer(ABC):
             schema,
             dp=True,
             column_epsilon=split.column_epsilon,
+            column_sigma=split.column_sigma,
+            column_delta=split.column_delta,
             discovery_delta=split.discovery_delta,
             n_public=n_noisy,
             rng=rng,

@@ -29,6 +29,7 @@ serialises to JSON.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -39,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from synthgen.errors import ModelError, PrivacyError
 from synthgen.privacy.mechanisms import (
+    HistogramNoise,
     dp_categories,
     dp_quantiles,
     edges_from_quantiles,
@@ -295,6 +297,8 @@ class TableEncoder:
         *,
         dp: bool,
         column_epsilon: float = 0.0,
+        column_sigma: float | None = None,
+        column_delta: float = 0.0,
         discovery_delta: float = 0.0,
         n_public: float | None = None,
         rng: np.random.Generator | None = None,
@@ -322,6 +326,12 @@ class TableEncoder:
         entries: list[MechanismEntry] = []
         codes: list[CategoricalCode | NumericCode] = []
         qs = np.linspace(0.0, 1.0, numeric_bins + 1)
+        gaussian = column_sigma is not None and math.isfinite(column_sigma)
+        noise = HistogramNoise(
+            epsilon=column_epsilon,
+            sigma=column_sigma if gaussian else None,
+            delta=column_delta if gaussian else 0.0,
+        )
         for col in schema.columns:
             if col.type not in TABULAR_TYPES:
                 continue
@@ -340,7 +350,7 @@ class TableEncoder:
                     assert rng is not None
                     cats, entry = dp_categories(
                         s,
-                        epsilon=column_epsilon,
+                        noise=noise,
                         delta=discovery_delta,
                         rng=rng,
                         column=col.name,
@@ -361,6 +371,7 @@ class TableEncoder:
             else:
                 vals, dtype = _numeric_values(s, col)
                 integer = dtype in ("int", "date")
+                found: list[float] = []  # spikes the DP histogram shows (single-value buckets)
                 if dp:
                     assert rng is not None
                     lo, hi = col.bounds if col.bounds is not None else (None, None)
@@ -368,10 +379,17 @@ class TableEncoder:
                         # Without public bounds a datetime still has a public plausible range; the
                         # numeric log grid (up to 1e15 s) would let noise pick dates no calendar holds.
                         lo, hi = DEFAULT_DATETIME_BOUNDS
-                    steps = 10 if n_public is None else log_grid_steps(n_public, column_epsilon)
+                    steps = 10 if n_public is None else log_grid_steps(n_public, column_epsilon, noise=noise)
                     grid = signed_log_grid(integer=integer, lower=lo, upper=hi, steps_per_decade=steps)
                     q, entry = dp_quantiles(
-                        vals, grid=grid, quantiles=qs, epsilon=column_epsilon, rng=rng, column=col.name
+                        vals,
+                        grid=grid,
+                        quantiles=qs,
+                        noise=noise,
+                        rng=rng,
+                        column=col.name,
+                        spikes=found,
+                        integer=integer,
                     )
                     entries.append(entry)
                     if integer and q[-1] < grid[-1]:
@@ -395,6 +413,7 @@ class TableEncoder:
                 # Public bounds under a unit apart get a grid finer than ZERO_SNAP: no snapping there.
                 fine = col.bounds is not None and col.bounds[1] - col.bounds[0] < 1.0
                 q, points = spike_points(q, integer=integer, snap=ZERO_SNAP if dp and not fine else 0.0)
+                points = sorted(set(points) | {p for p in found if q[0] <= p <= q[-1]})
                 edges = edges_from_quantiles(q, integer=integer)
                 codes.append(
                     NumericCode(

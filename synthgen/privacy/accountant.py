@@ -41,10 +41,21 @@ class BudgetSplit:
     """Epsilon/delta per mechanism for one run. Sums never exceed the run's target."""
 
     count_epsilon: float
+    #: Each DP column's share of the preprocessing epsilon (what its record entry charges).
     column_epsilon: float
     discovery_delta: float
     training_epsilon: float
     training_delta: float
+    #: Discrete Gaussian scale of each DP column's histogram (inf when no column needs one): the
+    #: columns' histograms together are ``dp_columns / (2 sigma^2)``-zCDP, which converts to
+    #: ``(dp_columns x column_epsilon, dp_columns x column_delta)``.
+    column_sigma: float = math.inf
+    #: Each DP column's share of the conversion delta.
+    column_delta: float = 0.0
+
+
+#: Share of the run's delta the preprocessing's zCDP conversion takes (when a column needs DP).
+CONVERSION_DELTA_SHARE = 0.1
 
 
 def preprocessing_share(privacy: PrivacySettings, *, dp_columns: int, columns: int) -> float:
@@ -73,6 +84,14 @@ def split_budget(
     ``dp_columns`` of the ``columns`` modelled columns need a DP mechanism (quantile bins,
     category discovery); ``discovery_columns`` of them need a delta (thresholded discovery). The row
     count is always paid (weight ``count_weight``; each column weighs 1).
+
+    The columns' histograms take discrete Gaussian noise and compose under zCDP: their share
+    ``eps_c = pre x dp_columns / weight`` with :data:`CONVERSION_DELTA_SHARE` of delta becomes
+    ``rho = zcdp_rho(eps_c, delta_c)``, split evenly (``sigma = sqrt(dp_columns / (2 rho))``).
+    Over k columns the noise grows as sqrt(k) (Laplace at eps_c / k: as k), so a wide table
+    no longer starves each column; each column's record entry charges ``eps_c / k`` and
+    ``delta_c / k``. Budget: count + columns + training = epsilon; the deltas add up to the
+    run's delta.
     """
     if not privacy.dp:
         raise PrivacyError("split_budget called for a non-DP run")
@@ -86,12 +105,19 @@ def split_budget(
         )
     weight = privacy.count_weight + dp_columns
     d_disc = total_delta * privacy.discovery_delta_share if discovery_columns else 0.0
+    d_conv = total_delta * CONVERSION_DELTA_SHARE if dp_columns else 0.0
+    sigma = math.inf
+    if dp_columns:
+        rho = zcdp_rho(pre * dp_columns / weight, d_conv)
+        sigma = math.sqrt(dp_columns / (2.0 * rho))
     return BudgetSplit(
         count_epsilon=pre * privacy.count_weight / weight,
         column_epsilon=pre / weight,
         discovery_delta=d_disc / discovery_columns if discovery_columns else 0.0,
         training_epsilon=eps - pre,
-        training_delta=total_delta - d_disc,
+        training_delta=total_delta - d_disc - d_conv,
+        column_sigma=sigma,
+        column_delta=d_conv / dp_columns if dp_columns else 0.0,
     )
 
 

@@ -13,6 +13,15 @@ Counts are integers and so is their noise (:mod:`synthgen.privacy.discrete`, sam
 exactly with integer arithmetic): no floating-point Laplace draw whose low-order bits
 could reveal the true count (Mironov, 2012). Every threshold below is computed for the
 integer noise's tails, which are slightly heavier than the continuous ones.
+
+The per-column histograms (quantile bins, category discovery) take either noise, described
+by a :class:`HistogramNoise`: discrete Laplace at ``epsilon`` (pure DP, epsilons add up), or
+discrete Gaussian at ``sigma`` (``1/(2 sigma^2)``-zCDP; the columns' rhos add up and are
+converted to (epsilon, delta) once, :func:`synthgen.privacy.accountant.split_budget`). The
+Gaussian is what the models' preprocessing uses: over k columns its noise grows as sqrt(k),
+not k, and its tails are sub-Gaussian, so the levels a bucket or a category must pass (which
+decide what survives: tails, rare categories) are 2-4 times lower than the Laplace ones at
+the same budget (measured, ``bench/results/marginal_tails.json``).
 """
 
 from __future__ import annotations
@@ -20,12 +29,13 @@ from __future__ import annotations
 import math
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
 from synthgen.errors import PrivacyError
-from synthgen.privacy.discrete import discrete_laplace, laplace_tail_level
+from synthgen.privacy.discrete import discrete_gaussian, discrete_laplace, laplace_tail_level, sampled_epsilon
 from synthgen.privacy.record import MechanismEntry
 
 
@@ -42,6 +52,58 @@ def count_noise(epsilon: float, size: int, rng: np.random.Generator) -> np.ndarr
 def _check_eps(epsilon: float, what: str) -> None:
     if not (epsilon > 0 and math.isfinite(epsilon)):
         raise PrivacyError(f"{what}: epsilon must be > 0, got {epsilon}; raise privacy.preprocessing_share")
+
+
+@dataclass(frozen=True)
+class HistogramNoise:
+    """The noise of one column's sensitivity-1 histogram and what the record charges for it.
+
+    ``sigma`` None: discrete Laplace with parameter ``epsilon`` (``epsilon``-DP). ``sigma`` set:
+    discrete Gaussian of scale ``sigma`` (``1/(2 sigma^2)``-zCDP); ``epsilon`` and ``delta`` are
+    then this column's share of the (epsilon, delta) its group of Gaussian histograms converts
+    to (:func:`synthgen.privacy.accountant.split_budget`), written to the record as they are.
+    """
+
+    epsilon: float
+    sigma: float | None = None
+    delta: float = 0.0
+
+    def check(self, what: str) -> None:
+        _check_eps(self.epsilon, what)
+        if self.sigma is not None and not (self.sigma > 0 and math.isfinite(self.sigma)):
+            raise PrivacyError(f"{what}: sigma must be > 0, got {self.sigma}")
+
+    def draw(self, size: int, rng: np.random.Generator) -> np.ndarray:
+        if self.sigma is None:
+            return count_noise(self.epsilon, size, rng)
+        return discrete_gaussian(self.sigma, size, rng=rng)
+
+    def tail_level(self, probability: float, *, terms: int = 1) -> float:
+        """A level ``k`` with ``P[Z_1 + ... + Z_terms >= k] <= probability`` for this noise.
+
+        Gaussian: the discrete Gaussian is sub-Gaussian with variance parameter ``sigma^2``
+        (Canonne, Kamath and Steinke 2020), so the sum's tail is below ``exp(-k^2 / (2 terms
+        sigma^2))``. Laplace: one term is exact (:func:`laplace_tail_level`); a sum takes the
+        Chernoff bound of its moment generating function, minimised over a grid of its argument.
+        """
+        if self.sigma is not None:
+            return self.sigma * math.sqrt(2.0 * terms * math.log(1.0 / probability))
+        if terms == 1:
+            return laplace_tail_level(self.epsilon, probability)
+        eps = sampled_epsilon(self.epsilon)
+        p = math.exp(-eps)
+        lam = eps * np.linspace(0.01, 0.99, 99)
+        log_mgf = 2.0 * math.log(1.0 - p) - np.log(1.0 - p * np.exp(lam)) - np.log(1.0 - p * np.exp(-lam))
+        return float(np.min((terms * log_mgf + math.log(1.0 / probability)) / lam))
+
+
+def _noise(epsilon: float | None, noise: HistogramNoise | None, what: str) -> HistogramNoise:
+    if noise is None:
+        if epsilon is None:
+            raise PrivacyError(f"{what}: give epsilon or noise")
+        noise = HistogramNoise(epsilon=epsilon)
+    noise.check(what)
+    return noise
 
 
 def laplace_count(n: int, *, epsilon: float, rng: np.random.Generator) -> tuple[float, MechanismEntry]:
@@ -72,7 +134,7 @@ def count_lower_bound(noisy: float, epsilon: float, *, failure: float = 1e-6) ->
 LOG_GRID_STEPS = (1, 2, 5, 10)
 
 
-def log_grid_steps(n_public: float, epsilon: float) -> int:
+def log_grid_steps(n_public: float, epsilon: float, *, noise: HistogramNoise | None = None) -> int:
     """Buckets per decade of the unbounded log grid for a column's DP histogram.
 
     The finest resolution at which data spread over two decades still puts about
@@ -81,8 +143,14 @@ def log_grid_steps(n_public: float, epsilon: float) -> int:
     post-processing of DP results. Small data or a small epsilon gets coarser
     buckets that rise above the noise (Adult at epsilon 3: 10 per decade; at
     epsilon 1: 2); the quantiles inside a bucket are then linear.
+
+    With Gaussian ``noise`` the same rule reads its range level (a bucket passes it with
+    probability 1e-6 over ~300 buckets): ``steps <= n / (2 level)``.
     """
-    fit = n_public * epsilon / 40.0
+    if noise is not None and noise.sigma is not None:
+        fit = n_public / (2.0 * noise.tail_level(RANGE_BETAS[0] / 300))
+    else:
+        fit = n_public * epsilon / 40.0
     return max([s for s in LOG_GRID_STEPS if s <= fit], default=LOG_GRID_STEPS[0])
 
 
@@ -120,13 +188,36 @@ SHAPE_BETA = math.exp(-3.0) / 2.0
 UNBOUNDED_SPAN = 1e14
 
 
-def survival_threshold(buckets: int, *, epsilon: float, beta: float) -> float:
+def survival_threshold(
+    buckets: int, *, epsilon: float = 0.0, beta: float, noise: HistogramNoise | None = None, terms: int = 1
+) -> float:
     """Noisy count that any of ``buckets`` empty buckets passes with probability <= ``beta``.
 
     An empty bucket passes ``tau`` when its noise is ``>= tau``; the union over the buckets
-    is ``beta`` at the ``tau`` returned (discrete Laplace tails).
+    is ``beta`` at the ``tau`` returned (discrete Laplace tails at ``epsilon``, or ``noise``'s
+    tails; a block of ``terms`` buckets summed has the tail of the sum of their noises).
     """
-    return laplace_tail_level(epsilon, beta / max(buckets, 1))
+    noise = noise or HistogramNoise(epsilon=epsilon)
+    return noise.tail_level(beta / max(buckets, 1), terms=terms)
+
+
+#: Buckets per block of the finest coarse view of a DP histogram (post-processing): a thin tail spread
+#: over many buckets, each under the noise, passes as a block (m buckets: m times the mass, sqrt(m)
+#: times the Gaussian noise). About half a decade of the log grid at most (see :func:`_block_size`).
+MAX_BLOCK = 8
+#: Coarse views tried: blocks of m, 2m, 4m buckets. The coarser ones only join a tail to the range
+#: (range ends come back to the finest view's passing blocks).
+COARSE_LEVELS = 3
+
+
+def _block_size(grid: np.ndarray) -> int:
+    """Buckets per block: 1 when the grid is coarse (1 or 2 buckets per decade), else up to
+    :data:`MAX_BLOCK` and about half a decade of the log grid (public: the grid)."""
+    pos = grid[grid > 0]
+    if len(pos) < 3:
+        return 1
+    per_decade = 1.0 / max(float(np.median(np.diff(np.log10(pos)))), 1e-9)
+    return int(max(1, min(MAX_BLOCK, 2 ** math.floor(math.log2(max(per_decade / 2.0, 1.0))))))
 
 
 def dp_quantiles(
@@ -134,16 +225,19 @@ def dp_quantiles(
     *,
     grid: np.ndarray,
     quantiles: Sequence[float] | np.ndarray,
-    epsilon: float,
+    epsilon: float | None = None,
     rng: np.random.Generator,
     column: str,
+    noise: HistogramNoise | None = None,
+    spikes: list[float] | None = None,
+    integer: bool = False,
 ) -> tuple[np.ndarray, MechanismEntry]:
-    """``epsilon``-DP quantiles of ``values`` from a noisy histogram over a public ``grid``.
+    """DP quantiles of ``values`` from a noisy histogram over a public ``grid``.
 
     Values are clipped into the grid's range (a data-independent transformation),
-    counted per bucket (sensitivity 1), and discrete Laplace noise (parameter epsilon) is
-    added to every bucket, empty or not. The rest is post-processing of that one
-    noisy histogram:
+    counted per bucket (sensitivity 1), and ``noise`` (default: discrete Laplace at
+    ``epsilon``) is added to every bucket, empty or not. The rest is post-processing of
+    that one noisy histogram:
 
     - with public bounds (a bounded grid), the range runs from the first to the
       last bucket above the shape level below: a stray bucket stays inside the
@@ -156,6 +250,14 @@ def dp_quantiles(
       tail thinner than the core's level but joined to it);
     - inside the range, noisy counts below the shape level (``beta`` ~ 0.025) are
       zeroed so the many empty buckets do not pile up spurious mass;
+    - a coarser view (blocks of :func:`_block_size` buckets, summed) runs the same two tests
+      at the block's own levels: a thin tail under the noise bucket by bucket extends the
+      range as a block, and its mass is spread over the block's buckets the fine test dropped;
+    - with ``spikes`` (a list the caller gets filled), a bucket that holds one value only
+      (an ``integer`` column's bucket of width 1, or a float column's bucket [0, 1e-3), read
+      as 0) and at least one quantile step of
+      the mass is a spike: its value is appended to ``spikes`` and its mass left out of the
+      quantiles, so the bins spread over the rest (an amount 90% zeros keeps its tail's shape);
     - quantiles are read off the noisy CDF with linear interpolation; 0 and 1 are
       the range's ends exactly.
 
@@ -167,37 +269,95 @@ def dp_quantiles(
             own quantiles would span +-1e15): the column needs public bounds or
             more epsilon.
     """
-    _check_eps(epsilon, f"DP quantiles of {column!r}")
+    hn = _noise(epsilon, noise, f"DP quantiles of {column!r}")
     finite = values[np.isfinite(values)]
     clipped = np.clip(finite, grid[0], grid[-1])
     counts, _ = np.histogram(clipped, bins=grid)
-    noisy = (counts + count_noise(epsilon, len(counts), rng)).astype(np.float64)
+    noisy = (counts + hn.draw(len(counts), rng)).astype(np.float64)
     entry = MechanismEntry(
-        step="preprocessing", mechanism="dp_quantiles", column=column, epsilon=epsilon, delta=0.0
+        step="preprocessing", mechanism="dp_quantiles", column=column, epsilon=hn.epsilon, delta=hn.delta
     )
     qs = np.clip(np.asarray(quantiles, dtype=np.float64), 0.0, 1.0)
-    shape_tau = survival_threshold(len(counts), epsilon=epsilon, beta=SHAPE_BETA)
+    # -- post-processing of ``noisy`` only ---------------------------------------------------
+    nb = len(counts)
+    m0 = _block_size(grid) if hn.sigma is not None else 1
+    sizes = [m0 * 2**k for k in range(COARSE_LEVELS)] if m0 > 1 else []
+    split = max(len(sizes), 1)  # each level's tests take an equal share of beta
+    shape_tau = survival_threshold(nb, beta=SHAPE_BETA, noise=hn)
     kept = noisy >= shape_tau
+    fine = np.where(kept, noisy, 0.0)
+    assigned = kept.copy()
+
+    def blocks(m: int, beta: float, done: np.ndarray, mass: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Buckets of the m-blocks whose residual (noisy mass beyond the buckets ``done``) passes the
+        level of a sum of that many noises, and that residual spread over the block's other buckets."""
+        nblocks = -(-nb // m)
+        pad = nblocks * m - nb
+        resid = (np.pad(noisy, (0, pad)) - np.pad(np.where(done, mass, 0.0), (0, pad))).reshape(nblocks, m)
+        resid = resid.sum(axis=1)
+        others = np.pad(~done, (0, pad)).reshape(nblocks, m).sum(axis=1)
+        level = np.array(
+            [survival_threshold(nblocks, beta=beta, noise=hn, terms=max(int(k), 1)) for k in others]
+        )
+        ok = np.repeat((others > 0) & (resid >= level), m)[:nb] & ~done
+        rest = np.repeat(np.maximum(resid, 0.0) / np.maximum(others, 1), m)[:nb]
+        return ok, rest
+
+    # Shape: finest blocks first, each coarser level only over the buckets still unassigned.
+    trim = kept.copy()
+    for m in sizes:
+        ok, rest = blocks(m, SHAPE_BETA / split, assigned, fine)
+        fine = np.where(ok, rest, fine)
+        assigned |= ok
+        if m == m0:
+            trim |= ok
+    either = assigned
     if grid[-1] - grid[0] <= UNBOUNDED_SPAN:
-        if not kept.any():
+        if not either.any():
             return np.quantile(grid, qs), entry  # public bounds: the grid's own quantiles are free
-        first, last = int(np.argmax(kept)), len(kept) - 1 - int(np.argmax(kept[::-1]))
+        first, last = int(np.argmax(either)), nb - 1 - int(np.argmax(either[::-1]))
     else:
-        levels = [survival_threshold(len(counts), epsilon=epsilon, beta=b) for b in RANGE_BETAS]
-        core = next((p for p in (np.flatnonzero(noisy >= t) for t in levels) if len(p)), None)
+        core = None
+        for b in RANGE_BETAS:
+            hit = noisy >= survival_threshold(nb, beta=b, noise=hn)
+            for m in sizes:
+                hit |= blocks(m, b / split, kept, noisy)[0]
+            if hit.any():
+                core = np.flatnonzero(hit)
+                break
         if core is None:
+            need = survival_threshold(nb, beta=RANGE_BETAS[-1], noise=hn)
             raise PrivacyError(
-                f"column {column!r}: no value range rose above the DP noise at epsilon={epsilon:.3g} "
-                f"(a bucket needs about {levels[-1]:.0f} rows); give public bounds (columns.{column}.bounds: "
+                f"column {column!r}: no value range rose above the DP noise at epsilon={hn.epsilon:.3g} "
+                f"(a bucket needs about {need:.0f} rows); give public bounds (columns.{column}.bounds: "
                 "[lower, upper]), or raise privacy.epsilon / privacy.preprocessing_share"
             )
         first, last = int(core[0]), int(core[-1])
-        while first > 0 and kept[first - 1]:
+        while first > 0 and either[first - 1]:
             first -= 1
-        while last < len(noisy) - 1 and kept[last + 1]:
+        while last < nb - 1 and either[last + 1]:
             last += 1
-    mass = np.where(kept[first : last + 1], noisy[first : last + 1], 0.0)
+    if sizes:
+        # A coarse block joins a thin tail to the range; its ends come back to the outermost bucket
+        # kept or in a passing finest block, so a block wider than the tail does not stretch them.
+        inside = np.flatnonzero(trim[first : last + 1])
+        if len(inside):
+            first, last = first + int(inside[0]), first + int(inside[-1])
+    if not fine[first : last + 1].any():
+        fine[first : last + 1] = np.maximum(noisy[first : last + 1], 0.0)
+    mass = fine[first : last + 1]
     edges = grid[first : last + 2]
+    if spikes is not None and mass.sum() > 0:
+        if integer:
+            single = edges[1:] - edges[:-1] == 1.0
+        else:
+            single = (edges[:-1] == 0.0) & (edges[1:] <= 1e-3)  # the float grid's bucket at 0
+        step = mass.sum() / max(len(qs) - 1, 1)
+        spike = single & (mass >= step)
+        rest_mass = np.where(spike, 0.0, mass)
+        if spike.any() and rest_mass.sum() > 0:
+            spikes.extend(float(v) for v in edges[:-1][spike])
+            mass = rest_mass
     cdf = np.concatenate([[0.0], np.cumsum(mass)])
     cdf /= cdf[-1]
     cdf[-1] = 1.0  # exact: float sums must not push q = 1 past the last bucket
@@ -239,31 +399,43 @@ def discovery_threshold(epsilon: float, delta: float) -> float:
 def dp_categories(
     values: pl.Series,
     *,
-    epsilon: float,
+    epsilon: float | None = None,
     delta: float,
     rng: np.random.Generator,
     column: str,
     max_categories: int,
+    noise: HistogramNoise | None = None,
 ) -> tuple[list[str], MechanismEntry]:
-    """``(epsilon, delta)``-DP category discovery: noisy counts of observed values, thresholded.
+    """DP category discovery: noisy counts of observed values, thresholded at ``delta``.
 
-    Only keys whose noisy count exceeds :func:`discovery_threshold` are released,
-    most frequent first, at most ``max_categories``; the rest go to the caller's
-    "other" bucket. Nulls are not counted (the null token is public schema).
-    The order of the list is by noisy count, a post-processing of the noisy counts.
+    Only keys whose noisy count exceeds the threshold are released, most frequent first,
+    at most ``max_categories``; the rest go to the caller's "other" bucket. Nulls are not
+    counted (the null token is public schema). The order of the list is by noisy count, a
+    post-processing of the noisy counts.
+
+    Privacy: a key held by a single row is released with probability at most ``delta``
+    (:func:`discovery_threshold`; for Gaussian noise ``1 + sigma sqrt(2 ln(1/delta))``, its
+    sub-Gaussian tail); on the keys both neighbours hold, the noisy counts are a histogram of
+    sensitivity 1 (Laplace: ``epsilon``-DP; Gaussian: ``1/(2 sigma^2)``-zCDP, so the group is
+    delta-approximate zCDP, Bun and Steinke 2016). The entry charges ``delta`` beside the
+    noise's own share.
     """
-    _check_eps(epsilon, f"DP category discovery of {column!r}")
+    hn = _noise(epsilon, noise, f"DP category discovery of {column!r}")
     if not 0 < delta < 1:
         raise PrivacyError(f"DP category discovery of {column!r}: delta must be in (0, 1), got {delta}")
     vc = values.drop_nulls().cast(pl.String).value_counts()
     keys = vc.get_column(vc.columns[0]).to_list()
     counts = vc.get_column("count").to_numpy().astype(np.float64)
-    noisy = (counts + count_noise(epsilon, len(counts), rng)).astype(np.float64)
-    thr = discovery_threshold(epsilon, delta)
+    noisy = (counts + hn.draw(len(counts), rng)).astype(np.float64)
+    thr = 1.0 + hn.tail_level(delta)
     keep = np.flatnonzero(noisy > thr)
     keep = keep[np.argsort(-noisy[keep], kind="stable")][:max_categories]
     entry = MechanismEntry(
-        step="preprocessing", mechanism="dp_categories", column=column, epsilon=epsilon, delta=delta
+        step="preprocessing",
+        mechanism="dp_categories",
+        column=column,
+        epsilon=hn.epsilon,
+        delta=delta + hn.delta,
     )
     return [str(keys[i]) for i in keep], entry
 

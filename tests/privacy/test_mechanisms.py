@@ -16,8 +16,10 @@ from synthgen.privacy.accountant import (
     resolve_delta,
     spent_epsilon,
     split_budget,
+    zcdp_epsilon,
 )
 from synthgen.privacy.mechanisms import (
+    HistogramNoise,
     count_upper_bound,
     discovery_threshold,
     dp_categories,
@@ -251,3 +253,73 @@ def test_default_preprocessing_share_grows_with_the_columns_that_need_dp() -> No
     assert preprocessing_share(PrivacySettings(preprocessing_share=0.05), dp_columns=10, columns=10) == 0.05
     s = split_budget(unset, total_delta=1e-5, dp_columns=10, discovery_columns=4, columns=10)
     assert s.training_epsilon == pytest.approx(unset.epsilon * 0.7)
+
+
+# -- Gaussian preprocessing histograms (zCDP across columns) ----------------------------------
+
+
+def test_budget_split_gives_the_columns_gaussian_noise_whose_zcdp_converts_within_their_share() -> None:
+    p = PrivacySettings(epsilon=3.0)
+    s = split_budget(p, total_delta=3e-6, dp_columns=40, discovery_columns=10, columns=44)
+    rho = 40 / (2 * s.column_sigma**2)
+    # The 40 histograms together: rho-zCDP at the conversion delta fits their epsilon share.
+    assert zcdp_epsilon(rho, 40 * s.column_delta) <= 40 * s.column_epsilon * (1 + 1e-9)
+    total_eps = s.count_epsilon + 40 * s.column_epsilon + s.training_epsilon
+    total_delta = 10 * s.discovery_delta + 40 * s.column_delta + s.training_delta
+    assert total_eps == pytest.approx(3.0) and total_delta == pytest.approx(3e-6)
+    # Wide tables: the Gaussian's scale is well under the Laplace's (std sqrt(2)/epsilon per column).
+    assert s.column_sigma < 0.6 * math.sqrt(2) / s.column_epsilon
+
+
+@pytest.mark.parametrize("noise", [HistogramNoise(epsilon=0.5), HistogramNoise(epsilon=0.5, sigma=3.0)])
+@pytest.mark.parametrize("terms", [1, 8])
+def test_noise_tail_level_bounds_the_tail_of_a_sum(noise: HistogramNoise, terms: int) -> None:
+    rng = np.random.default_rng(5)
+    level = noise.tail_level(0.01, terms=terms)
+    sums = noise.draw(20_000 * terms, rng).reshape(20_000, terms).sum(axis=1)
+    assert (sums >= level).mean() <= 0.01  # a valid bound: never under the true tail
+    assert (sums >= 0.5 * level).mean() > 0.002  # and not vacuous
+
+
+def test_gaussian_discovery_releases_a_single_row_key_with_probability_at_most_delta() -> None:
+    rng = np.random.default_rng(9)
+    noise = HistogramNoise(epsilon=0.1, sigma=4.0, delta=1e-8)
+    delta = 0.02
+    hits = sum(
+        "rare"
+        in dp_categories(
+            pl.Series(["rare"]), noise=noise, delta=delta, rng=rng, column="c", max_categories=10
+        )[0]
+        for _ in range(3000)
+    )
+    assert hits / 3000 <= delta
+    _, entry = dp_categories(
+        pl.Series(["a"]), noise=noise, delta=delta, rng=rng, column="c", max_categories=10
+    )
+    assert entry.epsilon == 0.1 and entry.delta == pytest.approx(delta + 1e-8)
+
+
+def test_gaussian_quantiles_keep_a_zero_spike_apart_and_a_thin_tail_in_range() -> None:
+    rng = np.random.default_rng(3)
+    n = 10_000
+    vals = np.where(rng.random(n) < 0.9, 0.0, np.round(rng.lognormal(8.0, 1.2, n)))
+    # A 15-column table at epsilon 3 (split_budget's sigma there: ~20).
+    noise = HistogramNoise(epsilon=0.06, sigma=20.0, delta=1e-8)
+    grid = signed_log_grid(integer=True, steps_per_decade=10)
+    spikes: list[float] = []
+    q, entry = dp_quantiles(
+        vals,
+        grid=grid,
+        quantiles=np.linspace(0, 1, 21),
+        noise=noise,
+        rng=rng,
+        column="c",
+        spikes=spikes,
+        integer=True,
+    )
+    assert spikes == [0.0]
+    assert entry.epsilon == 0.06 and entry.delta == 1e-8
+    tail = vals[vals > 0]
+    # The bins spread over the tail (not 18 of 20 quantiles at 0), and the range reaches its top tenth.
+    assert (q[1:] > 0).all() and np.quantile(tail, 0.5) / 3 < q[10] < np.quantile(tail, 0.5) * 3
+    assert q[-1] >= np.quantile(tail, 0.9)
