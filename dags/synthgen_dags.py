@@ -315,7 +315,7 @@ def _params(spec: PipelineSpec) -> dict[str, Param]:
             minimum=1,
             title="Synthetic rows",
             description="Rows to generate (>= 1); empty keeps the spec's "
-            f"({spec.output.rows or 'as many as the source'}).",
+            f"({spec.output.rows or '10,000, the default'}; never the source's row count).",
         ),
         "epochs": Param(
             None,

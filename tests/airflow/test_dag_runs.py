@@ -15,7 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow_stack import DEMO_DAG, REPO, TINY_CONF, clean_env, init_keys, last_json, write_demo_source
+from airflow_stack import (
+    DEMO_DAG,
+    DEMO_ROWS,
+    REPO,
+    TINY_CONF,
+    clean_env,
+    init_keys,
+    last_json,
+    write_demo_source,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -42,18 +51,22 @@ def dag_test(env: dict[str, str], home: Path, conf: Any, timeout: float = 600) -
 ID_OR_PATH = re.compile(r"[a-z]+-[0-9a-f]{8,}|/[\w./-]+")
 
 
-def leaves(value: Any) -> Iterator[Any]:
-    """Every scalar inside a JSON value (XCom values may be stored as JSON strings)."""
+#: XCom keys whose value may be an integer: part and shard numbers, never a row count.
+INT_XCOM_KEYS = {"part", "shard", "n_shards"}
+
+
+def keyed_leaves(value: Any, key: str = "") -> Iterator[tuple[str, Any]]:
+    """Every scalar inside a JSON value with the dict key it sits under (``key`` at the top)."""
     if isinstance(value, str) and value[:1] in "[{":
         value = json.loads(value)
     if isinstance(value, dict):
-        for v in value.values():
-            yield from leaves(v)
+        for k, v in value.items():
+            yield from keyed_leaves(v, k)
     elif isinstance(value, list):
         for v in value:
-            yield from leaves(v)
+            yield from keyed_leaves(v, key)
     else:
-        yield value
+        yield key, value
 
 
 def catalog_datasets(home: Path) -> list[Any]:
@@ -112,11 +125,18 @@ def test_demo_dag_runs_end_to_end_and_publishes_an_asset_event(
     assert event["uri"] == "synthgen://synthetic/demo-patients-synthetic"
     assert event["extra"]["dataset_id"] == dataset.id
     assert 0 < event["extra"]["epsilon"] <= TINY_CONF["epsilon"]
-    # XCom carries ids, paths and shard numbers only: never data, scores or secrets.
+    # Consumers read the event (P9): the ε charged and the synthetic row count, a run setting,
+    # never a real row count (the source has DEMO_ROWS) or a score from the restricted report.
+    assert set(event["extra"]) == {"dataset_id", "epsilon", "name", "rows"}
+    assert event["extra"]["rows"] == TINY_CONF["rows"] == dataset.rows != DEMO_ROWS
+    # XCom carries ids, paths and part/shard numbers only: never data, counts, scores or secrets.
     assert result["xcoms"]
     for xcom in result["xcoms"]:
-        for leaf in leaves(xcom["value"]):
-            assert isinstance(leaf, int) or ID_OR_PATH.fullmatch(leaf), (xcom["task_id"], leaf)
+        for key, leaf in keyed_leaves(xcom["value"], xcom["key"]):
+            if isinstance(leaf, int):
+                assert key in INT_XCOM_KEYS, (xcom["task_id"], key, leaf)
+            else:
+                assert ID_OR_PATH.fullmatch(leaf), (xcom["task_id"], key, leaf)
     # Synthetic output lands in the synthetic zone only (P1).
     assert Path(dataset.path).resolve().is_relative_to((tmp_path / "zones" / "synthetic").resolve())
 
