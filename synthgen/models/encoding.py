@@ -61,6 +61,10 @@ DEFAULT_DATETIME_BOUNDS = (-5_364_662_400.0, 7_258_118_400.0)
 #: counts, 0/1 targets) instead of quantile bins: no bin ever spreads a 0/1 column over 0..2.
 SMALL_INTEGER_VALUES = 30
 
+#: A column keeps emitting nulls when the noisy null count of its DP histogram passes the level
+#: that noise alone passes with this probability (Gaussian: ~4.3 sigma; post-processing).
+NULL_BETA = 1e-4
+
 #: Column types the tabular encoder models; ``text`` and ``id`` are left to other stages.
 TABULAR_TYPES = (ColumnType.numeric, ColumnType.datetime, ColumnType.categorical, ColumnType.boolean)
 
@@ -86,6 +90,9 @@ class CategoricalCode(BaseModel):
     #: False when the list is public (the spec's): ``<other>`` then only holds rows outside the
     #: declared list, and samplers never emit it (the list is the column's whole domain).
     emit_other: bool = True
+    #: False when the column's DP histogram counted no null above the noise (:data:`NULL_BETA`):
+    #: samplers never emit ``<null>`` (a column with no null got 0.03-0.45% nulls from DP-TVAE).
+    emit_null: bool = True
 
     @property
     def tokens(self) -> int:
@@ -108,6 +115,8 @@ class NumericCode(BaseModel):
     #: Values that hold at least one quantile step of the rows (:func:`spike_points`): each its own
     #: token, encoded on equality and decoded exactly, so a spike at 0 stays at 0.
     points: list[float] = []
+    #: See :attr:`CategoricalCode.emit_null`.
+    emit_null: bool = True
 
     @property
     def bins(self) -> int:
@@ -326,6 +335,7 @@ class TableEncoder:
         entries: list[MechanismEntry] = []
         codes: list[CategoricalCode | NumericCode] = []
         qs = np.linspace(0.0, 1.0, numeric_bins + 1)
+        null_seen: dict[str, list[float]] = {}
         gaussian = column_sigma is not None and math.isfinite(column_sigma)
         noise = HistogramNoise(
             epsilon=column_epsilon,
@@ -337,6 +347,8 @@ class TableEncoder:
                 continue
             s = frame.get_column(col.name)
             null = col.nullable
+            null_counts: list[float] = []  # filled by the column's DP histogram, if it has one
+            null_seen[col.name] = null_counts
             if col.type == ColumnType.boolean:
                 codes.append(
                     CategoricalCode(
@@ -350,6 +362,7 @@ class TableEncoder:
                     assert rng is not None
                     cats, entry = dp_categories(
                         s,
+                        nulls=null_counts,
                         noise=noise,
                         delta=discovery_delta,
                         rng=rng,
@@ -390,6 +403,7 @@ class TableEncoder:
                         column=col.name,
                         spikes=found,
                         integer=integer,
+                        nulls=null_counts,
                     )
                     entries.append(entry)
                     if integer and q[-1] < grid[-1]:
@@ -425,6 +439,14 @@ class TableEncoder:
                         points=points,
                     )
                 )
+        if dp:
+            # Post-processing of the noisy null counts: a column whose nulls stay under the noise
+            # never samples one (its null token still encodes any null the data holds).
+            null_level = noise.tail_level(NULL_BETA)
+            for c in codes:
+                seen = null_seen.get(c.name) or []
+                if c.null and seen and seen[0] < null_level:
+                    c.emit_null = False
         return cls(EncoderConfig(dp=dp, columns=codes)), entries
 
     # -- layout -----------------------------------------------------------------------------
@@ -470,12 +492,18 @@ class TableEncoder:
 
     @property
     def never_emitted(self) -> dict[int, list[int]]:
-        """Tokens a sampler must not draw, by column index: ``<other>`` of a public category list."""
-        return {
-            j: [len(c.categories)]
-            for j, c in enumerate(self.config.columns)
-            if isinstance(c, CategoricalCode) and c.other and not c.emit_other and c.categories
-        }
+        """Tokens a sampler must not draw, by column index: ``<other>`` of a public category list,
+        and ``<null>`` of a column whose DP null count stayed under the noise (``emit_null``)."""
+        out: dict[int, list[int]] = {}
+        for j, c in enumerate(self.config.columns):
+            toks = []
+            if isinstance(c, CategoricalCode) and c.other and not c.emit_other and c.categories:
+                toks.append(len(c.categories))
+            if c.null and not c.emit_null:
+                toks.append(c.tokens - 1)
+            if toks:
+                out[j] = toks
+        return out
 
     @property
     def optional_tokens(self) -> dict[int, list[int]]:
@@ -671,13 +699,19 @@ class TableEncoder:
         return pl.DataFrame(list(cols.values())) if cols else pl.DataFrame(height=n)  # type: ignore[call-arg]
 
     def inverse_transform(self, matrix: np.ndarray, *, rng: np.random.Generator) -> pl.DataFrame:
-        """Rows from a float matrix laid out as :attr:`spans` (argmax per softmax span, offsets as given)."""
+        """Rows from a float matrix laid out as :attr:`spans` (argmax per softmax span over the tokens
+        a sampler may draw, :attr:`never_emitted`; offsets as given)."""
         n = matrix.shape[0]
         codes = np.empty((n, len(self.config.columns)), dtype=np.int64)
         offsets = np.full((n, len(self.config.columns)), 0.5, dtype=np.float64)
+        never = self.never_emitted
         pos = 0
         for j, c in enumerate(self.config.columns):
-            codes[:, j] = matrix[:, pos : pos + c.tokens].argmax(axis=1)
+            block = matrix[:, pos : pos + c.tokens]
+            if j in never and len(never[j]) < c.tokens:
+                block = block.copy()
+                block[:, never[j]] = -np.inf
+            codes[:, j] = block.argmax(axis=1)
             pos += c.tokens
             if isinstance(c, NumericCode):
                 offsets[:, j] = matrix[:, pos]

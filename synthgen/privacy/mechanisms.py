@@ -231,6 +231,7 @@ def dp_quantiles(
     noise: HistogramNoise | None = None,
     spikes: list[float] | None = None,
     integer: bool = False,
+    nulls: list[float] | None = None,
 ) -> tuple[np.ndarray, MechanismEntry]:
     """DP quantiles of ``values`` from a noisy histogram over a public ``grid``.
 
@@ -261,6 +262,10 @@ def dp_quantiles(
     - quantiles are read off the noisy CDF with linear interpolation; 0 and 1 are
       the range's ends exactly.
 
+    With ``nulls`` (a list the caller gets filled) the histogram has one more bucket, the
+    non-finite values (nulls), whose noisy count is appended to ``nulls``: each row is still
+    in exactly one bucket, so the sensitivity stays 1 and the count costs nothing more.
+
     Values outside the range are clipped into it when encoded: the usual price of
     DP bounds (tails thinner than the noise are cut).
 
@@ -270,10 +275,16 @@ def dp_quantiles(
             more epsilon.
     """
     hn = _noise(epsilon, noise, f"DP quantiles of {column!r}")
-    finite = values[np.isfinite(values)]
+    is_finite = np.isfinite(values)
+    finite = values[is_finite]
     clipped = np.clip(finite, grid[0], grid[-1])
     counts, _ = np.histogram(clipped, bins=grid)
+    if nulls is not None:
+        counts = np.append(counts, int((~is_finite).sum()))
     noisy = (counts + hn.draw(len(counts), rng)).astype(np.float64)
+    if nulls is not None:
+        nulls.append(float(noisy[-1]))
+        noisy, counts = noisy[:-1], counts[:-1]
     entry = MechanismEntry(
         step="preprocessing", mechanism="dp_quantiles", column=column, epsilon=hn.epsilon, delta=hn.delta
     )
@@ -405,6 +416,7 @@ def dp_categories(
     column: str,
     max_categories: int,
     noise: HistogramNoise | None = None,
+    nulls: list[float] | None = None,
 ) -> tuple[list[str], MechanismEntry]:
     """DP category discovery: noisy counts of observed values, thresholded at ``delta``.
 
@@ -418,7 +430,8 @@ def dp_categories(
     sub-Gaussian tail); on the keys both neighbours hold, the noisy counts are a histogram of
     sensitivity 1 (Laplace: ``epsilon``-DP; Gaussian: ``1/(2 sigma^2)``-zCDP, so the group is
     delta-approximate zCDP, Bun and Steinke 2016). The entry charges ``delta`` beside the
-    noise's own share.
+    noise's own share. With ``nulls``, the nulls' count is one more cell of the same histogram
+    (a public key: noised, never thresholded) and its noisy value is appended to ``nulls``.
     """
     hn = _noise(epsilon, noise, f"DP category discovery of {column!r}")
     if not 0 < delta < 1:
@@ -426,7 +439,12 @@ def dp_categories(
     vc = values.drop_nulls().cast(pl.String).value_counts()
     keys = vc.get_column(vc.columns[0]).to_list()
     counts = vc.get_column("count").to_numpy().astype(np.float64)
+    if nulls is not None:
+        counts = np.append(counts, float(values.null_count()))
     noisy = (counts + hn.draw(len(counts), rng)).astype(np.float64)
+    if nulls is not None:
+        nulls.append(float(noisy[-1]))
+        noisy = noisy[:-1]
     thr = 1.0 + hn.tail_level(delta)
     keep = np.flatnonzero(noisy > thr)
     keep = keep[np.argsort(-noisy[keep], kind="stable")][:max_categories]

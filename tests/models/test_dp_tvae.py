@@ -191,7 +191,9 @@ def test_unset_batch_size_fits_small_data_from_the_dp_count(small_frame, small_s
     assert plain.sample(50, seed=0).height == 50
 
 
-def test_a_column_whose_dp_discovery_keeps_nothing_is_reported(small_frame, small_schema, monkeypatch) -> None:
+def test_a_column_whose_dp_discovery_keeps_nothing_is_reported(
+    small_frame, small_schema, monkeypatch
+) -> None:
     # x's three values (~1,000, 600, 400 rows) against a tiny preprocessing budget: no value
     # clears the discovery threshold, so every synthetic x is "other"; the encoder says so.
     # At this budget the DP row count's noise has scale ~1,000, so with OS-entropy noise about
@@ -336,3 +338,15 @@ def test_an_empty_poisson_batch_takes_a_charged_noise_step(mode: str) -> None:
     noise_step(model, opt, ghost=mode == "ghost")
     assert engine.accountant.history == [(1.0, 0.5, 1)]
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_no_null_is_sampled_in_a_column_whose_dp_histogram_counted_none(fitted_dp, small_frame) -> None:
+    # x, when and score hold no null; their DP histograms (the same ones that fit the bins and
+    # categories, no extra charge) counted none above the noise, so the sampler never draws one.
+    # (age's 2% nulls, 40 rows, are under that level at this budget: sigma ~25 rows.)
+    enc = fitted_dp.encoder_
+    emits = {c.name: c.emit_null for c in enc.columns}
+    assert emits["x"] is False and emits["when"] is False and emits["score"] is False
+    assert emits["y"] is True and emits["flag"] is True  # public list, boolean: no histogram, no count
+    syn = fitted_dp.sample(20_000, seed=1)
+    assert syn["x"].null_count() == 0 and syn["when"].null_count() == 0 and syn["score"].null_count() == 0

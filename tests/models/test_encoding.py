@@ -10,7 +10,7 @@ from synthgen.errors import ModelError
 from synthgen.models import encoding
 from synthgen.models.encoding import TableEncoder, validate_frame
 from synthgen.privacy.mechanisms import noise_rng
-from synthgen.schema import ColumnSchema, TableSchema
+from synthgen.schema import ColumnSchema, ColumnType, TableSchema
 
 
 def test_non_dp_encoding_round_trips_categories_booleans_and_nulls(small_frame, small_schema) -> None:
@@ -187,3 +187,57 @@ def test_a_column_with_fine_public_bounds_is_not_snapped_to_zero() -> None:
     assert code.bins >= 5 and code.points == []
     out = enc.decode(enc.encode(frame, schema)[0], rng=np.random.default_rng(0))
     assert out["p"].n_unique() > 1000 and float(out["p"].max()) <= 1e-3
+
+
+def test_dp_null_counts_stop_nulls_in_columns_without_any() -> None:
+    from synthgen.privacy.accountant import split_budget
+    from synthgen.privacy.settings import PrivacySettings
+
+    rng = np.random.default_rng(2)
+    n = 10_000
+    frame = pl.DataFrame(
+        {
+            "full_num": rng.normal(0, 1, n),
+            "gappy_num": pl.Series(rng.normal(0, 1, n)).scatter(np.arange(0, n, 10).tolist(), None),
+            "full_cat": rng.choice(["a", "b", "c"], size=n),
+            "gappy_cat": pl.Series(rng.choice(["a", "b"], size=n)).scatter(
+                np.arange(0, n, 20).tolist(), None
+            ),
+        }
+    )
+    schema = TableSchema(
+        columns=[
+            ColumnSchema(
+                name=c, type=ColumnType.numeric if "num" in c else ColumnType.categorical, nullable=True
+            )
+            for c in frame.columns
+        ]
+    )
+    split = split_budget(
+        PrivacySettings(epsilon=3.0), total_delta=1e-5, dp_columns=4, discovery_columns=2, columns=4
+    )
+    enc, entries = TableEncoder.fit(
+        frame,
+        schema,
+        dp=True,
+        column_epsilon=split.column_epsilon,
+        column_sigma=split.column_sigma,
+        column_delta=split.column_delta,
+        discovery_delta=split.discovery_delta,
+        n_public=float(n),
+        rng=noise_rng(),
+    )
+    emits = {c.name: c.emit_null for c in enc.columns}
+    assert emits == {"full_num": False, "gappy_num": True, "full_cat": False, "gappy_cat": True}
+    assert len(entries) == 4  # the null counts ride in the columns' own histograms: no extra charge
+    never = enc.never_emitted
+    assert never[0] == [enc.columns[0].tokens - 1] and never[2] == [enc.columns[2].tokens - 1]
+    # A matrix model (DP-CTGAN) whose null slot wins the argmax still decodes no null there.
+    codes, offsets = enc.encode(frame.head(50), schema)
+    matrix = enc.to_matrix(codes, offsets)
+    for span in enc.spans:
+        if span.activation == "softmax":
+            matrix[:, span.end - 1] = 10.0  # every column's last token is <null>
+    out = enc.inverse_transform(matrix, rng=np.random.default_rng(0))
+    assert out["full_num"].null_count() == 0 and out["full_cat"].null_count() == 0
+    assert out["gappy_num"].null_count() == 50 and out["gappy_cat"].null_count() == 50
