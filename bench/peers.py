@@ -230,12 +230,14 @@ def cached_fit(
     fit: Callable[[], tuple[pl.DataFrame, dict[str, Any]]],
     *,
     stale_ok: bool = False,
+    cache_only: bool = False,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """``fit()``'s (synthetic frame, meta), or the cached pair for ``spec``.
 
     A cached pair is used when it was made by the same ``code`` (or any code, if ``stale_ok``,
     and then its meta says ``stale``); ``code=None`` never reads the cache. The meta gets
-    ``cached`` (when the cached fit ran) and ``code``.
+    ``cached`` (when the cached fit ran) and ``code``. ``cache_only``: raise :class:`NotCached`
+    rather than fit.
     """
     slot = _slot(spec)
     meta_path, data_path = slot.with_suffix(".json"), slot.with_suffix(".parquet")
@@ -248,6 +250,8 @@ def cached_fit(
                     f"made by {meta.get('commit')} (code {meta.get('code')}), not this code ({code})"
                 )
             return pl.read_parquet(data_path).cast(like.schema, strict=False), meta  # type: ignore[arg-type]
+    if cache_only:
+        raise NotCached("not run: no cached fit, and SYNTHGEN_BENCH_CACHED_ONLY names it (left out for time)")
     load0 = os.getloadavg()[0]
     synth, meta = fit()
     meta = {
@@ -332,6 +336,10 @@ def run_dpmm(
 
 class PeerTimeout(RuntimeError):
     """A peer's fit ran past its time limit (``SYNTHGEN_BENCH_PEER_TIMEOUT``)."""
+
+
+class NotCached(RuntimeError):
+    """A fit asked for from the cache only is not there."""
 
 
 class PeerFailed(RuntimeError):
@@ -434,6 +442,7 @@ def peer_fit(
     seed: int = 0,
     tvae_epochs: int = 300,
     timeout_s: float | None = None,
+    cache_only: bool = False,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """One peer's fit on ``train`` (cached; see the module docstring). TVAE ignores epsilon."""
     spec: dict[str, Any] = {"table": table, "data": train_fingerprint(train), "kind": kind, "seed": seed}
@@ -442,7 +451,13 @@ def peer_fit(
 
         spec |= {"epochs": tvae_epochs, "version": f"ctgan {metadata.version('ctgan')}"}
         code = spec["version"]
-        return cached_fit(spec, code, train, lambda: run_tvae(train, schema, epochs=tvae_epochs, seed=seed))
+        return cached_fit(
+            spec,
+            code,
+            train,
+            lambda: run_tvae(train, schema, epochs=tvae_epochs, seed=seed),
+            cache_only=cache_only,
+        )
     if kind not in DPMM_METHODS:
         raise ValueError(f"unknown peer {kind!r}; known: {', '.join(PEER_KINDS)}")
     assert epsilon is not None and delta is not None
@@ -452,4 +467,5 @@ def peer_fit(
         spec["version"],
         train,
         lambda: run_dpmm(kind, train, schema, epsilon=epsilon, delta=delta, seed=seed, timeout_s=timeout_s),
+        cache_only=cache_only,
     )

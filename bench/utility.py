@@ -34,7 +34,8 @@ Run: ``python -m bench utility`` then ``python -m bench.utility`` (the side-by-s
 Fits are cached in ``bench/out/utility-cache`` (peers by version and settings, synthgen's kinds by
 the code of ``synthgen/``); ``SYNTHGEN_BENCH_REUSE_STALE=dp_tvae`` reuses a kind's fit made by
 older code (the row says so), ``SYNTHGEN_BENCH_SKIP=dpmm_aim@adult,dpmm_aim@wide@3`` leaves runs
-out (recorded as skipped), ``SYNTHGEN_BENCH_PEER_TIMEOUT`` (seconds) caps one dpmm fit.
+out (recorded as skipped), ``SYNTHGEN_BENCH_CACHED_ONLY=dpmm_aim`` runs a method only from the
+cache (a fit not there is recorded as skipped), ``SYNTHGEN_BENCH_PEER_TIMEOUT`` (seconds) caps one dpmm fit.
 """
 
 from __future__ import annotations
@@ -406,7 +407,14 @@ def _skipped(kind: str, case: str, eps: float | None, skips: list[str]) -> bool:
 
 
 def run_case(
-    case: Case, kinds: list[str], peer_kinds: list[str], *, quick: bool, skips: list[str], stale: list[str]
+    case: Case,
+    kinds: list[str],
+    peer_kinds: list[str],
+    *,
+    quick: bool,
+    skips: list[str],
+    stale: list[str],
+    cached_only: list[str] | None = None,
 ) -> dict[str, Any]:
     from bench import peers
     from synthgen.errors import SynthgenError
@@ -459,6 +467,7 @@ def run_case(
                     delta=delta if eps is not None else None,
                     tvae_epochs=tvae_epochs,
                     timeout_s=timeout,
+                    cache_only=kind in (cached_only or []),
                 )
             else:
                 assert eps is not None
@@ -472,8 +481,9 @@ def run_case(
                         kind, case.train, case.schema, eps=eps, delta=delta, quick=quick
                     ),
                     stale_ok=kind in stale,
+                    cache_only=kind in (cached_only or []),
                 )
-        except peers.PeerTimeout as e:
+        except (peers.PeerTimeout, peers.NotCached) as e:
             out["runs"].append({**base, "skipped": str(e)})
             print(f"{case.name} eps={eps} {kind}: {e}")
             continue
@@ -509,6 +519,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     tables = _listed("SYNTHGEN_BENCH_TABLES", "demo,adult,wide")
     skips = _listed("SYNTHGEN_BENCH_SKIP", "")
     stale = _listed("SYNTHGEN_BENCH_REUSE_STALE", "")
+    cached_only = _listed("SYNTHGEN_BENCH_CACHED_ONLY", "")
     if any(k in peers.DPMM_METHODS for k in peer_kinds):
         try:
             peers.dpmm_python()
@@ -527,6 +538,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "synthgen_code": peers.synthgen_code_id(),
         "skip": skips,
         "reuse_stale": stale,
+        "cached_only": cached_only,
     }
     cases = {
         "demo": lambda: _demo_case(args.quick),
@@ -534,7 +546,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     cases["wide"] = lambda: _wide_case(args.quick)
     for name in tables:
-        result[name] = run_case(cases[name](), kinds, peer_kinds, quick=args.quick, skips=skips, stale=stale)
+        result[name] = run_case(
+            cases[name](),
+            kinds,
+            peer_kinds,
+            quick=args.quick,
+            skips=skips,
+            stale=stale,
+            cached_only=cached_only,
+        )
     result["load_avg"] = {
         "start": [round(x, 2) for x in load0],
         "end": [round(x, 2) for x in os.getloadavg()],

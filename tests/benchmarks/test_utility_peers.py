@@ -137,6 +137,10 @@ def test_the_cache_keys_on_code_and_says_when_a_fit_is_stale(tmp_path, monkeypat
     peers.cached_fit({**spec, "epsilon": 3.0}, "code-b", like, fit)
     peers.cached_fit(spec, None, like, fit)  # no code id: never read the cache
     assert len(calls) == 4
+    with pytest.raises(peers.NotCached):
+        peers.cached_fit({**spec, "epsilon": 9.0}, "code-b", like, fit, cache_only=True)
+    _, hit = peers.cached_fit(spec, "code-b", like, fit, cache_only=True)
+    assert len(calls) == 4 and hit["code"] == "code-b"
 
 
 def test_scores_tell_a_copy_from_rows_that_lost_the_relationship():
