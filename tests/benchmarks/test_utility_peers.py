@@ -145,7 +145,7 @@ def test_the_cache_keys_on_code_and_says_when_a_fit_is_stale(tmp_path, monkeypat
 
 def test_scores_tell_a_copy_from_rows_that_lost_the_relationship():
     rng = np.random.default_rng(1)
-    n = 3_000
+    n = 1_500
     a = rng.choice(["x", "y", "z"], n)
     real = pl.DataFrame(
         {
@@ -154,7 +154,7 @@ def test_scores_tell_a_copy_from_rows_that_lost_the_relationship():
             "t": (a == "x") | (rng.random(n) < 0.1),
         }
     )
-    case = utility.Case("t", real.head(2_000), real.tail(1_000), None, "t", True, [1.0])
+    case = utility.Case("t", real.head(1_000), real.tail(500), None, "t", True, [1.0])
     trtr = utility.tstr(case.train, case.test, "t", True)
     copy = utility.score(case, case.train, trtr)
     broken = case.train.with_columns(pl.col("b").shuffle(seed=0), pl.col("t").shuffle(seed=1))
