@@ -28,7 +28,7 @@ from synthgen.errors import ModelError, PrivacyError, SpecError
 from synthgen.models.dp_input import dp_coerce, dp_schema
 from synthgen.models.encoding import TABULAR_TYPES, TableEncoder, validate_frame
 from synthgen.models.settings import ModelSettings
-from synthgen.privacy.accountant import BudgetSplit, resolve_delta, split_budget
+from synthgen.privacy.accountant import BudgetSplit, check_column_charges, resolve_delta, split_budget
 from synthgen.privacy.mechanisms import count_upper_bound, laplace_count, noise_rng
 from synthgen.privacy.record import MechanismEntry, PrivacyRecord
 from synthgen.privacy.settings import PrivacySettings
@@ -265,6 +265,7 @@ class Synthesizer(ABC):
             numeric_bins=self.model.numeric_bins,
             max_categories=self.model.max_categories,
         )
+        check_column_charges(split, entries, dp_columns=n_dp_cols, discovery_columns=discovery)
         codes, offsets = encoder.encode(frame, schema)
         self.released_epsilon_ = float(self.privacy.epsilon)  # training comes next
         return Prepared(

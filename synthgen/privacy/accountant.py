@@ -14,9 +14,11 @@ charged as preprocessing). Everything that depends on ``n`` uses that DP count:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from synthgen.errors import PrivacyError
+from synthgen.privacy.record import MechanismEntry
 from synthgen.privacy.settings import PrivacySettings
 
 
@@ -106,6 +108,14 @@ def split_budget(
     weight = privacy.count_weight + dp_columns
     d_disc = total_delta * privacy.discovery_delta_share if discovery_columns else 0.0
     d_conv = total_delta * CONVERSION_DELTA_SHARE if dp_columns else 0.0
+    if d_disc + d_conv >= total_delta * (1 - 1e-9):
+        # Nothing would be left for training: Opacus fails on a delta of 0 (or below) with a message
+        # about its own numerics, and a zero-delta zCDP conversion is no bound at all.
+        raise PrivacyError(
+            f"privacy.discovery_delta_share {privacy.discovery_delta_share:g} leaves no delta for "
+            f"training: the columns' zCDP conversion takes {CONVERSION_DELTA_SHARE:g} of delta; set it "
+            f"below {1 - CONVERSION_DELTA_SHARE:g} (default 0.1)"
+        )
     sigma = math.inf
     if dp_columns:
         rho = zcdp_rho(pre * dp_columns / weight, d_conv)
@@ -119,6 +129,36 @@ def split_budget(
         column_sigma=sigma,
         column_delta=d_conv / dp_columns if dp_columns else 0.0,
     )
+
+
+def check_column_charges(
+    split: BudgetSplit, entries: Sequence[MechanismEntry], *, dp_columns: int, discovery_columns: int
+) -> None:
+    """Refuse a fit whose column mechanisms do not match the split their noise was sized for.
+
+    ``split.column_sigma`` covers exactly ``dp_columns`` Gaussian histograms (``rho`` adds one
+    ``1/(2 sigma^2)`` per histogram): one more histogram than planned would spend more than the
+    columns' entries charge, and nothing downstream (record, ledger) could see it. So the
+    entries must be one per DP column (``discovery_columns`` of them discoveries), and the
+    columns' ``rho`` must convert within the epsilon and conversion delta they charge.
+    """
+    kinds = [e.mechanism for e in entries]
+    if len(entries) != dp_columns or kinds.count("dp_categories") != discovery_columns:
+        raise PrivacyError(
+            f"the encoder ran {len(entries)} DP column mechanisms ({kinds.count('dp_categories')} "
+            f"discoveries), the budget split was sized for {dp_columns} ({discovery_columns}): "
+            "model discarded"
+        )
+    if not entries or not math.isfinite(split.column_sigma):
+        return
+    eps = sum(e.epsilon for e in entries)
+    conv_delta = sum(e.delta for e in entries) - discovery_columns * split.discovery_delta
+    rho = dp_columns / (2.0 * split.column_sigma**2)
+    if conv_delta <= 0 or zcdp_epsilon(rho, min(conv_delta, 0.5)) > eps * (1 + 1e-9):
+        raise PrivacyError(
+            f"the DP columns' Gaussian histograms ({rho:.4g}-zCDP) do not convert within the "
+            f"epsilon {eps:.4g} and delta {conv_delta:.3g} their entries charge; model discarded"
+        )
 
 
 def calibrate_noise(

@@ -116,11 +116,20 @@ def discrete_laplace(epsilon: float, size: int, *, rng: np.random.Generator) -> 
     return np.array([_laplace_one(s, _DENOMINATOR, u) for _ in range(size)], dtype=np.int64)
 
 
-def discrete_gaussian(sigma: float, size: int, *, rng: np.random.Generator) -> np.ndarray:
-    """``size`` integers with ``P[z] ∝ exp(-z² / (2σ'²))``, ``σ'² >= σ²`` (rounded up by < 2^-20)."""
+def sampled_variance(sigma: float) -> float:
+    """The σ'² the discrete Gaussian sampler draws with: σ² rounded up to a multiple of 2^-20.
+
+    A tail read for its noise (a threshold's delta) must use σ'², not σ²: the noise drawn is
+    slightly wider than asked for, and so is its tail.
+    """
     if not (sigma > 0 and math.isfinite(sigma)):
         raise ValueError(f"discrete Gaussian needs a finite sigma > 0, got {sigma}")
-    a = math.ceil(sigma * sigma * _DENOMINATOR)
+    return math.ceil(sigma * sigma * _DENOMINATOR) / _DENOMINATOR
+
+
+def discrete_gaussian(sigma: float, size: int, *, rng: np.random.Generator) -> np.ndarray:
+    """``size`` integers with ``P[z] ∝ exp(-z² / (2σ'²))``, ``σ'² = sampled_variance(σ) >= σ²``."""
+    a = round(sampled_variance(sigma) * _DENOMINATOR)
     u = _Uniform(rng)
     return np.array([_gaussian_one(a, _DENOMINATOR, u) for _ in range(size)], dtype=np.int64)
 

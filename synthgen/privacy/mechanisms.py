@@ -35,7 +35,13 @@ import numpy as np
 import polars as pl
 
 from synthgen.errors import PrivacyError
-from synthgen.privacy.discrete import discrete_gaussian, discrete_laplace, laplace_tail_level, sampled_epsilon
+from synthgen.privacy.discrete import (
+    discrete_gaussian,
+    discrete_laplace,
+    laplace_tail_level,
+    sampled_epsilon,
+    sampled_variance,
+)
 from synthgen.privacy.record import MechanismEntry
 
 
@@ -83,11 +89,12 @@ class HistogramNoise:
 
         Gaussian: the discrete Gaussian is sub-Gaussian with variance parameter ``sigma^2``
         (Canonne, Kamath and Steinke 2020), so the sum's tail is below ``exp(-k^2 / (2 terms
-        sigma^2))``. Laplace: one term is exact (:func:`laplace_tail_level`); a sum takes the
-        Chernoff bound of its moment generating function, minimised over a grid of its argument.
+        sigma^2))``, at the variance the sampler draws with (:func:`sampled_variance`, rounded up).
+        Laplace: one term is exact (:func:`laplace_tail_level`); a sum takes the Chernoff bound
+        of its moment generating function, minimised over a grid of its argument.
         """
         if self.sigma is not None:
-            return self.sigma * math.sqrt(2.0 * terms * math.log(1.0 / probability))
+            return math.sqrt(sampled_variance(self.sigma) * 2.0 * terms * math.log(1.0 / probability))
         if terms == 1:
             return laplace_tail_level(self.epsilon, probability)
         eps = sampled_epsilon(self.epsilon)

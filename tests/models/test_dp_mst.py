@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from synthgen.errors import ModelError
+from synthgen.errors import ModelError, PrivacyError
 from synthgen.models import Synthesizer, make_synthesizer
 from synthgen.models import encoding as encoding_module
 from synthgen.models.settings import ModelSettings
@@ -260,3 +260,19 @@ def test_undeclared_table_keeps_zero_share_heavy_categories_and_no_invented_null
     rec = m.privacy_record_
     assert rec.spent_epsilon == pytest.approx(sum(e.epsilon for e in rec.mechanisms), rel=1e-12)
     assert rec.spent_epsilon <= 3.0 * (1 + 1e-9) and rec.spent_delta <= rec.target_delta * (1 + 1e-9)
+
+
+def test_a_fit_whose_dp_columns_miscount_the_histograms_is_refused(
+    small_frame, small_schema, monkeypatch
+) -> None:
+    # The Gaussian histograms' sigma is sized for dp_columns() of them: one more than counted
+    # would spend a column's rho that no entry of the record or the ledger charges.
+    real = Synthesizer.dp_columns
+
+    def one_less(self: Synthesizer) -> tuple[int, int, int]:
+        n, d, c = real(self)
+        return n - 1, d, c
+
+    monkeypatch.setattr(Synthesizer, "dp_columns", one_less)
+    with pytest.raises(PrivacyError, match="sized for"):
+        _fit(small_frame, small_schema, privacy=PrivacySettings(epsilon=2.0, delta=1e-5))

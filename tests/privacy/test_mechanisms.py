@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from synthgen.errors import PrivacyError
 from synthgen.privacy.accountant import (
     calibrate_noise,
+    check_column_charges,
     planned_epsilon,
     resolve_delta,
     spent_epsilon,
@@ -323,3 +324,62 @@ def test_gaussian_quantiles_keep_a_zero_spike_apart_and_a_thin_tail_in_range() -
     # The bins spread over the tail (not 18 of 20 quantiles at 0), and the range reaches its top tenth.
     assert (q[1:] > 0).all() and np.quantile(tail, 0.5) / 3 < q[10] < np.quantile(tail, 0.5) * 3
     assert q[-1] >= np.quantile(tail, 0.9)
+
+
+def test_gaussian_tail_level_reads_the_variance_the_sampler_draws_with() -> None:
+    # sigma^2 = 0.09 is no multiple of 2^-20: the sampler draws at it rounded up, a wider tail, so a
+    # discovery threshold read at sigma^2 itself would release a single-row key above its delta.
+    sigma, p = 0.3, 1e-9
+    drawn = math.ceil(sigma**2 * 2**20) / 2**20
+    assert drawn > sigma**2
+    for terms in (1, 3):
+        level = HistogramNoise(epsilon=1.0, sigma=sigma).tail_level(p, terms=terms)
+        assert level >= math.sqrt(2 * terms * drawn * math.log(1 / p))
+
+
+def test_budget_split_refuses_a_discovery_share_that_leaves_training_no_delta() -> None:
+    p = PrivacySettings(epsilon=3.0, discovery_delta_share=0.95)
+    with pytest.raises(PrivacyError, match="discovery_delta_share"):
+        split_budget(p, total_delta=1e-5, dp_columns=4, discovery_columns=2, columns=5)
+    # Without a discovery the share is not used, and below 0.9 training keeps a delta.
+    assert split_budget(p, total_delta=1e-5, dp_columns=4, discovery_columns=0, columns=5).training_delta > 0
+    ok = PrivacySettings(epsilon=3.0, discovery_delta_share=0.8)
+    s = split_budget(ok, total_delta=1e-5, dp_columns=4, discovery_columns=2, columns=5)
+    assert s.training_delta == pytest.approx(1e-6)
+
+
+def _column_entries(s, quantiles: int, discoveries: int) -> list[MechanismEntry]:
+    q = [
+        MechanismEntry(
+            step="preprocessing",
+            mechanism="dp_quantiles",
+            column=f"q{i}",
+            epsilon=s.column_epsilon,
+            delta=s.column_delta,
+        )
+        for i in range(quantiles)
+    ]
+    d = [
+        MechanismEntry(
+            step="preprocessing",
+            mechanism="dp_categories",
+            column=f"d{i}",
+            epsilon=s.column_epsilon,
+            delta=s.discovery_delta + s.column_delta,
+        )
+        for i in range(discoveries)
+    ]
+    return q + d
+
+
+def test_column_charges_must_match_the_histograms_the_sigma_was_sized_for() -> None:
+    p = PrivacySettings(epsilon=3.0)
+    s = split_budget(p, total_delta=1e-5, dp_columns=5, discovery_columns=2, columns=6)
+    check_column_charges(s, _column_entries(s, 3, 2), dp_columns=5, discovery_columns=2)
+    # One histogram more than the sigma covers: its rho is spent and charged nowhere.
+    with pytest.raises(PrivacyError, match="sized for 5"):
+        check_column_charges(s, _column_entries(s, 4, 2), dp_columns=5, discovery_columns=2)
+    # Entries that charge no conversion delta (a Gaussian fit recorded as if pure DP).
+    bare = [e.model_copy(update={"delta": e.delta - s.column_delta}) for e in _column_entries(s, 3, 2)]
+    with pytest.raises(PrivacyError, match="do not convert"):
+        check_column_charges(s, bare, dp_columns=5, discovery_columns=2)
