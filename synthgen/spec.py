@@ -115,6 +115,9 @@ class ColumnOverride(BaseModel):
     bounds: tuple[float, float] | None = None
     #: Public category list; other values map to an "other" bucket. Free under DP.
     categories: list[str] | None = None
+    #: A numeric column of whole numbers only (public; generated values are integers). Unset: the
+    #: data's dtype decides, except under DP with privacy.schema declared (then false).
+    integer: bool | None = None
     #: Anonymization operator for this column (drop|surrogate|hash|mask|redact).
     operator: Literal["drop", "surrogate", "hash", "mask", "redact"] | None = None
 

@@ -3,7 +3,8 @@
 Column types the spec leaves out are inferred from a sample of real rows (not DP: it
 reveals which columns look numeric, datetime or categorical). With ``declared``, a DP run
 takes every type from the spec and refuses, before any DP mechanism or budget reservation,
-a column the spec does not type.
+a column the spec does not type. That includes whether a numeric column holds integers
+(:func:`declared_numbers`): the data's dtype is a read of its rows too.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import polars as pl
+
 from synthgen.errors import SpecError
 from synthgen.privacy.settings import PrivacySettings
-from synthgen.schema import TableSchema
+from synthgen.schema import ColumnType, TableSchema
 
 
 def require_declared_types(privacy: PrivacySettings, columns: Mapping[str, Any], schema: TableSchema) -> None:
@@ -29,3 +32,27 @@ def require_declared_types(privacy: PrivacySettings, columns: Mapping[str, Any],
             f"privacy.schema is declared but column(s) {shown} have no type in the spec: "
             "set columns.<name>.type for each, or privacy.schema: inferred"
         )
+
+
+def declared_numbers(
+    privacy: PrivacySettings, columns: Mapping[str, Any], schema: TableSchema, frame: pl.DataFrame
+) -> tuple[TableSchema, pl.DataFrame]:
+    """Under DP with ``privacy.schema: declared``: numeric columns integer only as the spec says.
+
+    A CSV (or JSON) column of whole numbers is read as Int64 until one row holds ``2.5``, then as
+    Float64; the encoder took its integer grid, spikes and integer output from that dtype, so one
+    row decided, deterministically, whether every synthetic value is a whole number. Here the
+    flag is ``columns.<name>.integer`` (false when unset) and the frame's numeric columns become
+    Float64, value by value (1-stable), so the encoder never sees the data's dtype.
+    """
+    if not privacy.dp or privacy.schema_source != "declared":
+        return schema, frame
+    cols = []
+    casts = []
+    for c in schema.columns:
+        if c.type == ColumnType.numeric:
+            c = c.model_copy(update={"integer": bool(getattr(columns.get(c.name), "integer", None))})
+            if c.name in frame.columns and frame.schema[c.name].is_numeric():
+                casts.append(pl.col(c.name).cast(pl.Float64))
+        cols.append(c)
+    return TableSchema(columns=cols), frame.with_columns(casts) if casts else frame

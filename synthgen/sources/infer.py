@@ -127,6 +127,8 @@ def infer_schema(
                 fields["bounds"] = o.bounds
             if o.categories is not None:
                 fields["categories"] = o.categories
+            if o.integer is not None:
+                fields["integer"] = o.integer
         try:
             cols.append(ColumnSchema(**fields))
         except ValueError as exc:

@@ -155,6 +155,9 @@ def _fit(run: _Training, train_frame: pl.DataFrame) -> None:
         info = {"loss": p.loss} | ({"epsilon": p.epsilon} if p.epsilon is not None else {})
         ctx.report("train", p.epoch, p.epochs, **info)
 
+    from synthgen.privacy.declared import declared_numbers
+
+    run.schema, train_frame = declared_numbers(spec.privacy, spec.columns, run.schema, train_frame)
     run.budget = _split_privacy(spec, train_frame, run.text_cols)
     run.synth = make_synthesizer(
         spec.model.kind, schema=run.schema, model=spec.model, privacy=run.budget.tabular

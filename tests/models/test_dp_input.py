@@ -124,3 +124,42 @@ def test_declared_schema_refuses_an_untyped_column_in_one_line() -> None:
     require_declared_types(declared, typed | {"city": ColumnOverride(type=ColumnType.categorical)}, schema)
     require_declared_types(PrivacySettings(), typed, schema)  # inferred: allowed
     require_declared_types(PrivacySettings.model_validate({"schema": "declared", "dp": False}), typed, schema)
+
+
+def _declared_encoding(text: str, overrides: dict[str, ColumnOverride]) -> tuple[bool, str]:
+    import io
+
+    from synthgen.models.dp_input import dp_schema
+    from synthgen.models.encoding import NumericCode, TableEncoder
+    from synthgen.privacy.declared import declared_numbers
+    from synthgen.privacy.mechanisms import noise_rng
+    from synthgen.sources import infer_schema
+
+    frame = pl.read_csv(io.StringIO(text))  # the reader's dtype: Int64 unless a value has a point
+    declared = PrivacySettings.model_validate({"schema": "declared"})
+    schema, frame = declared_numbers(declared, overrides, infer_schema(frame, overrides), frame)
+    enc, _ = TableEncoder.fit(
+        frame,
+        dp_schema(schema),
+        dp=True,
+        column_epsilon=0.5,
+        column_sigma=5.0,
+        column_delta=1e-7,
+        discovery_delta=1e-7,
+        n_public=2000.0,
+        rng=noise_rng(),
+    )
+    code = enc.columns[0]
+    assert isinstance(code, NumericCode)
+    return code.integer, code.dtype
+
+
+def test_declared_schema_takes_a_numbers_integer_flag_from_the_spec_not_one_rows_dtype() -> None:
+    # Before: a column of whole numbers read as Int64 (integer grid, integer output) until one row
+    # held 2.5, then as Float64: that row decided, with certainty, whether every value came out whole.
+    whole = "amount\n" + "\n".join(str(i * 7 % 500) for i in range(2000))
+    neighbour = whole.replace("amount\n", "amount\n2.5\n", 1)
+    numeric = {"amount": ColumnOverride(type=ColumnType.numeric)}
+    assert _declared_encoding(whole, numeric) == _declared_encoding(neighbour, numeric) == (False, "float")
+    integer = {"amount": ColumnOverride(type=ColumnType.numeric, integer=True)}
+    assert _declared_encoding(whole, integer) == _declared_encoding(neighbour, integer) == (True, "int")
