@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from synthgen.errors import SynthgenError
-from synthgen.zones import Zone
+from synthgen.zones import AnyZone, Zone, home_dir
 
 if TYPE_CHECKING:
     from synthgen.policy import AuditLog
@@ -41,12 +41,19 @@ TEMP_MAX_AGE_S = 6 * 3600.0
 _HOLDOUT_SUFFIXES = (".counts.json", ".parquet")
 
 
-def _lock_path(real: Zone, model_id: str) -> Path:
-    return real.resolve(f"locks/train/{model_id}.lock")
+def _lock_path(real: AnyZone, model_id: str) -> Path:
+    if isinstance(real, Zone):
+        return real.resolve(f"locks/train/{model_id}.lock")
+    # An object store has no flock: a real zone there keeps its train locks on this host,
+    # under the home, keyed by the zone's URL (as object_publish_lock does).
+    import hashlib
+
+    zone_key = hashlib.sha256(real.root.encode("utf-8")).hexdigest()[:24]
+    return home_dir() / "locks" / f"zone-{zone_key}" / "train" / f"{model_id}.lock"
 
 
 @contextmanager
-def running(real: Zone, model_id: str) -> Iterator[None]:
+def running(real: AnyZone, model_id: str) -> Iterator[None]:
     """Mark the training of ``model_id`` as live for as long as the block runs (and the process lives)."""
     path = _lock_path(real, model_id)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,7 +81,7 @@ def running(real: Zone, model_id: str) -> Iterator[None]:
         os.close(fd)
 
 
-def _dead(real: Zone, model_id: str) -> bool:
+def _dead(real: AnyZone, model_id: str) -> bool:
     """True when no live process trains ``model_id`` (its lock file is gone or its lock is free)."""
     try:
         fd = os.open(_lock_path(real, model_id), os.O_RDWR)
@@ -89,36 +96,39 @@ def _dead(real: Zone, model_id: str) -> bool:
     return True
 
 
-def _train_candidates(spec: PipelineSpec, ctx: Context) -> list[tuple[Zone, str, str]]:
+def _entries(zone: AnyZone, rel_dir: str) -> list[tuple[str, bool]]:
+    """``(name, is_folder)`` of what lies directly in ``rel_dir`` (none when it is not a folder)."""
+    if not isinstance(zone, Zone):
+        return zone.listdir(rel_dir)
+    d = zone.resolve(rel_dir)
+    return [(p.name, p.is_dir()) for p in sorted(d.iterdir())] if d.is_dir() else []
+
+
+def _train_candidates(spec: PipelineSpec, ctx: Context) -> list[tuple[AnyZone, str, str]]:
     """(zone, relative path, model id) of every model folder and holdout file of the pipeline."""
-    out: list[tuple[Zone, str, str]] = []
+    out: list[tuple[AnyZone, str, str]] = []
     for zone in (ctx.zones.synthetic, ctx.zones.real):
-        models = zone.resolve(f"models/{spec.name}")
-        if models.is_dir():
-            out += [
-                (zone, f"models/{spec.name}/{p.name}", p.name)
-                for p in sorted(models.iterdir())
-                if not p.name.startswith(".tmp-")
-            ]
-    holdouts = ctx.zones.real.resolve(f"holdout/{spec.name}")
-    if holdouts.is_dir():
-        for p in sorted(holdouts.iterdir()):
-            suffix = next((s for s in _HOLDOUT_SUFFIXES if p.name.endswith(s)), None)
-            if suffix and not p.name.startswith(".tmp-"):
-                out.append((ctx.zones.real, f"holdout/{spec.name}/{p.name}", p.name.removesuffix(suffix)))
+        out += [
+            (zone, f"models/{spec.name}/{name}", name)
+            for name, _ in _entries(zone, f"models/{spec.name}")
+            if not name.startswith(".tmp-")
+        ]
+    for name, _ in _entries(ctx.zones.real, f"holdout/{spec.name}"):
+        suffix = next((s for s in _HOLDOUT_SUFFIXES if name.endswith(s)), None)
+        if suffix and not name.startswith(".tmp-"):
+            out.append((ctx.zones.real, f"holdout/{spec.name}/{name}", name.removesuffix(suffix)))
     return out
 
 
-def _stage_candidates(spec: PipelineSpec, ctx: Context) -> list[tuple[Zone, str, str]]:
+def _stage_candidates(spec: PipelineSpec, ctx: Context) -> list[tuple[AnyZone, str, str]]:
     """(zone, relative path, dataset id) of the other stages' outputs under final names: snapshots,
     anonymized folders, reports (real zone) and generated shards (either zone)."""
-    out: list[tuple[Zone, str, str]] = []
+    out: list[tuple[AnyZone, str, str]] = []
 
-    def each(zone: Zone, rel_dir: str, suffix: str = "", *, dirs: bool = False) -> None:
-        d = zone.resolve(rel_dir)
-        for p in sorted(d.iterdir()) if d.is_dir() else []:
-            if not p.name.startswith(".tmp-") and p.name.endswith(suffix) and (not dirs or p.is_dir()):
-                out.append((zone, f"{rel_dir}/{p.name}", p.name.removesuffix(suffix)))
+    def each(zone: AnyZone, rel_dir: str, suffix: str = "", *, dirs: bool = False) -> None:
+        for name, is_dir in _entries(zone, rel_dir):
+            if not name.startswith(".tmp-") and name.endswith(suffix) and (not dirs or is_dir):
+                out.append((zone, f"{rel_dir}/{name}", name.removesuffix(suffix)))
 
     real = ctx.zones.real
     each(real, f"snapshots/{spec.name}", ".parquet")  # a snapshot from before parts: one file
@@ -126,11 +136,21 @@ def _stage_candidates(spec: PipelineSpec, ctx: Context) -> list[tuple[Zone, str,
     each(real, f"anonymized/{spec.name}")
     each(real, f"reports/{spec.name}")
     for zone in (ctx.zones.synthetic, real):
-        staging = zone.resolve(f"staging/{spec.name}")
-        for run_dir in sorted(staging.iterdir()) if staging.is_dir() else []:
-            if run_dir.is_dir() and not run_dir.name.startswith(".tmp-"):
-                each(zone, f"staging/{spec.name}/{run_dir.name}", ".parquet")
+        for run_name, is_dir in _entries(zone, f"staging/{spec.name}"):
+            if is_dir and not run_name.startswith(".tmp-"):
+                each(zone, f"staging/{spec.name}/{run_name}", ".parquet")
     return out
+
+
+def _age(zone: AnyZone, rel: str) -> float:
+    return _age_s(zone.resolve(rel)) if isinstance(zone, Zone) else zone.age_s(rel)
+
+
+def _remove_rel(zone: AnyZone, rel: str) -> None:
+    if isinstance(zone, Zone):
+        _remove(zone.resolve(rel))
+    else:
+        zone.remove(rel)
 
 
 def _age_s(path: Path) -> float:
@@ -163,14 +183,13 @@ def sweep_train(spec: PipelineSpec, ctx: Context) -> dict[str, list[str]]:
     removed: list[str] = []
     for zone, rel, model_id in _train_candidates(spec, ctx):
         if ctx.catalog.get_dataset(model_id) is None and _dead(real, model_id):
-            _remove(zone.resolve(rel))
+            _remove_rel(zone, rel)
             removed.append(f"{zone.name}:{rel}")
     # The other stages hold no lock, but each catalogues its output right after committing it:
     # one uncatalogued for longer than TEMP_MAX_AGE_S was left by a killed stage.
     for zone, rel, dataset_id in _stage_candidates(spec, ctx):
-        path = zone.resolve(rel)
-        if ctx.catalog.get_dataset(dataset_id) is None and _age_s(path) > TEMP_MAX_AGE_S:
-            _remove(path)
+        if ctx.catalog.get_dataset(dataset_id) is None and _age(zone, rel) > TEMP_MAX_AGE_S:
+            _remove_rel(zone, rel)
             removed.append(f"{zone.name}:{rel}")
     killed: list[str] = []
     for r in budget.open_reservations(ctx.catalog):
@@ -180,12 +199,14 @@ def sweep_train(spec: PipelineSpec, ctx: Context) -> dict[str, list[str]]:
         dead = ctx.catalog.get_dataset(model_id) is None and _dead(real, model_id)
         if dead and budget.charge_killed(ctx.catalog, r.id, reason="its run died before settling"):
             killed.append(r.run_id)
-    locks = real.resolve("locks/train")
+    locks = _lock_path(real, "-").parent
     for stale in sorted(locks.glob("*.lock")) if locks.is_dir() else []:
         if _dead(real, stale.stem):
             stale.unlink(missing_ok=True)  # a dead run's lock file; it guards nothing now
     for zone in (real, ctx.zones.synthetic):
         removed += [f"{zone.name}:{p}" for p in zone.sweep_temporaries(older_than=TEMP_MAX_AGE_S)]
+        if not isinstance(zone, Zone):  # the spool folders of killed processes (their flock is free)
+            removed += [f"{zone.name}:spool:{p}" for p in zone.sweep_spool()]
     if removed or killed:
         AuditLog(ctx.catalog).record(
             actor=ctx.user,

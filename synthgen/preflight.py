@@ -29,6 +29,7 @@ from typing import Any
 from synthgen.errors import AccessDenied, BudgetError, CryptoError, SourceError, SpecError
 from synthgen.schema import ColumnType
 from synthgen.spec import PipelineSpec
+from synthgen.storage import is_url
 
 #: Stages of ``synthgen run``, in order.
 RUN_STAGES = ("ingest", "anonymize", "train", "generate", "evaluate", "publish")
@@ -358,6 +359,8 @@ def check(
     except SourceError as exc:
         raise SpecError(f"pre-flight: {exc}") from None
     for zone in (zones.real, zones.synthetic):
+        if is_url(str(zone.root)):
+            continue  # an object-store zone: opening it checked credentials, reachability and bucket
         why = _writable(Path(zone.root))
         if why is not None:
             raise SpecError(f"pre-flight: the {zone.name} zone ({zone.root}) cannot be written: {why}")

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from synthgen.zones import Zones
+from synthgen.zones import Zone, Zones
 
 if TYPE_CHECKING:
     from synthgen.catalog import Catalog
@@ -36,6 +36,10 @@ _KEYRING = ".keyring.json"
 @contextmanager
 def publish_lock(zones: Zones) -> Iterator[None]:
     """An exclusive lock over the synthetic zone's publications (one file, ``flock``)."""
+    if not isinstance(zones.synthetic, Zone):
+        with object_publish_lock(zones.synthetic):
+            yield
+        return
     root = zones.synthetic.root
     root.mkdir(parents=True, exist_ok=True)
     with open(root / LOCK_NAME, "a") as fh:
@@ -55,7 +59,25 @@ def _dataset_id(name: str) -> str | None:
 
 def sweep_orphans(catalog: Catalog, zones: Zones, audit: AuditLog, *, user: str) -> list[str]:
     """Remove uncatalogued envelopes/keyrings and temporary files from the synthetic zone
-    (call under :func:`publish_lock`). Returns the removed paths, relative to the zone; audited."""
+    (call under :func:`publish_lock`). Returns the removed paths, relative to the zone; audited.
+
+    On an object store: :func:`sweep_object_orphans`, then the staging transactions older than
+    :data:`synthgen.orphans.TEMP_MAX_AGE_S` (:func:`synthgen.orphans.sweep_object_staging`)."""
+    if not isinstance(zones.synthetic, Zone):
+        from synthgen.orphans import sweep_object_staging
+
+        swept = sweep_object_orphans(catalog, zones.synthetic, audit, user=user)
+        swept += sweep_object_staging(zones.synthetic, audit, user=user)
+        spool = zones.synthetic.sweep_spool()  # a killed publish's plaintext assembly, on this host
+        if spool:
+            audit.record(
+                actor=user,
+                action="sweep",
+                resource=f"synthetic:{zones.synthetic.root}",
+                decision="ok",
+                detail={"removed": spool, "reason": "spool folders of killed processes"},
+            )
+        return swept + spool
     root = zones.synthetic.root
     if not root.is_dir():
         return []

@@ -57,8 +57,16 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _report_summary(ev: Any) -> dict[str, Any]:
-    path = Path(ev.extra.get("summary_path") or Path(ev.path).with_name("summary.json"))
+def _report_summary(ev: Any, zones: Any = None) -> dict[str, Any]:
+    from synthgen.zone_io import is_remote, read_bytes, sibling
+
+    where = ev.extra.get("summary_path") or sibling(ev.path, "summary.json")
+    if is_remote(where):  # a real zone on an object store
+        try:
+            return dict(json.loads(read_bytes(zones, where).decode("utf-8")))
+        except (OSError, ValueError):
+            return {}
+    path = Path(where)
     try:
         return dict(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError):
@@ -88,7 +96,7 @@ def build(spec: Any, ctx: Any, results: dict[str, Any], *, title: str) -> RunSum
     ]
     ev = results.get("evaluate")
     if ev is not None:
-        report = _report_summary(ev)
+        report = _report_summary(ev, ctx.zones)
         rows = report.get("rows") or {}
         if rows:
             s.facts.append(

@@ -2,7 +2,11 @@
 and the SYNTHETIC zone (DP outputs only), kept apart (privacy contract P1).
 
 Each zone is a local directory root, or an object-store URL (``s3://bucket/prefix``;
-see :mod:`synthgen.storage`, whose URL rules apply to such roots).
+see :mod:`synthgen.storage`, whose URL rules apply to such roots): :meth:`Zones.from_roots`
+returns a :class:`Zone` or an :class:`~synthgen.storage.zone.ObjectZone` for each, with the
+same operations (``exists``, ``open``, ``atomic_write``, ``atomic_path``, ``atomic_dir``,
+``staging``/``commit``, ``remove``, ``uri``); :mod:`synthgen.zone_io` reads catalogued paths
+of either kind.
 
 Every path handed out is resolved (``..`` and
 symlinks included) and must stay inside its own zone's root; roots that overlap or
@@ -62,6 +66,10 @@ class Zone:
                 f"{self.name} zone ({resolved})"
             )
         return resolved
+
+    def uri(self, rel: str | os.PathLike[str]) -> str:
+        """The location of ``rel`` as the catalog records it (the resolved absolute path)."""
+        return str(self.resolve(rel))
 
     def contains(self, path: str | os.PathLike[str]) -> bool:
         return _is_within(Path(path).resolve(strict=False), self.root)
@@ -274,22 +282,22 @@ def _fsync_path(p: Path) -> None:
         os.close(fd)
 
 
+#: A zone of either kind: a local folder or a prefix of an object store.
+AnyZone = Zone | ObjectZone
+
+
 @dataclass(frozen=True)
 class Zones:
-    real: Zone
-    synthetic: Zone
+    real: AnyZone
+    synthetic: AnyZone
 
     @classmethod
     def from_roots(cls, real: str | os.PathLike[str], synthetic: str | os.PathLike[str]) -> Zones:
         r, s = _root(real), _root(synthetic)
         if not isinstance(r, Path) or not isinstance(s, Path):
-            open_zones(r, s)  # every check: separation, credentials, reachability, bucket, markers
-            raise ZoneConfigError(
-                f"zone roots {r} and {s} pass their checks, but the pipeline stages do not run on "
-                "object storage yet (issue #18: synthgen/stages and synthgen/access still work on "
-                "local paths); mount the store "
-                "(s3fs, gcsfuse) and give its path meanwhile"
-            )
+            # Every check first: separation, credentials, reachability, bucket, markers.
+            opened = open_zones(r, s)
+            return cls(real=opened.real, synthetic=opened.synthetic)
         if _is_within(r, s) or _is_within(s, r):
             raise ZoneConfigError(
                 f"zone roots overlap: real={r} synthetic={s}; give the two zones separate, non-nested roots"
@@ -306,7 +314,7 @@ class Zones:
         """Zones from ``SYNTHGEN_REAL_ZONE`` / ``SYNTHGEN_SYNTHETIC_ZONE`` (defaults under the home)."""
         return cls.from_roots(*zone_roots_from_env())
 
-    def zone(self, name: ZoneName) -> Zone:
+    def zone(self, name: ZoneName) -> AnyZone:
         return self.real if name == "real" else self.synthetic
 
 

@@ -15,6 +15,7 @@ from synthgen.access.services import (
     dataset_resource,
     decide,
     find,
+    keyring_location,
     keyring_path,
 )
 from synthgen.binding import rebind_keyring
@@ -23,7 +24,7 @@ from synthgen.crypto import KeyProvider, Keyring
 from synthgen.errors import CatalogError, SpecError, SynthgenError
 from synthgen.policy import Policy, Resource
 from synthgen.publication_orphans import publish_lock
-from synthgen.zones import Zones
+from synthgen.zones import Zone, Zones
 
 
 @dataclass
@@ -35,13 +36,33 @@ class RotationResult:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-def _keyrings(zones: Zones) -> Iterator[Path]:
-    root = zones.synthetic.root
+def _keyrings(zones: Zones) -> Iterator[Path | str]:
+    zone = zones.synthetic
+    if not isinstance(zone, Zone):  # publications are <name>/<id>.keyring.json
+        found = zone.fs.glob(f"{zone.url.path}/*/*{KEYRING_SUFFIX}")
+        yield from sorted(f"{zone.url.scheme}://{key}" for key in found)
+        return
+    root = zone.root
     if root.is_dir():
         yield from sorted(p for p in root.rglob(f"*{KEYRING_SUFFIX}") if not p.name.startswith(".tmp-"))
 
 
-def _write_ring(zones: Zones, path: Path, ring: Keyring) -> None:
+def _ring_location(zones: Zones, ds: Dataset) -> Path | str:
+    zone = zones.synthetic
+    if isinstance(zone, Zone):
+        return keyring_path(zone.resolve(ds.path))
+    return keyring_location(zone.uri(ds.path))
+
+
+def _read_ring(zones: Zones, ring_file: Path | str) -> bytes:
+    if isinstance(ring_file, Path):
+        return ring_file.read_bytes()
+    with zones.synthetic.open(ring_file, "rb") as fh:
+        data: bytes = fh.read()
+    return data
+
+
+def _write_ring(zones: Zones, path: Path | str, ring: Keyring) -> None:
     with zones.synthetic.atomic_write(path) as fh:
         fh.write(ring.to_bytes())
 
@@ -93,7 +114,7 @@ def rotate_role_key(
     with publish_lock(svc.zones):
         for ring_file in _keyrings(svc.zones):
             try:
-                ring = Keyring.from_bytes(ring_file.read_bytes(), where=str(ring_file))
+                ring = Keyring.from_bytes(_read_ring(svc.zones, ring_file), where=str(ring_file))
                 wrapped = ring.entries.get(role)
                 if wrapped is None or wrapped.kek_id == new_id:
                     continue
@@ -143,9 +164,9 @@ def revoke_role(
     if ds.format != ENVELOPE_FORMAT:
         raise SpecError(f"dataset {ds.name} is not encrypted; nothing to revoke")
     decide(svc, user, "admin", dataset_resource(ds), f"{ds.zone}:{ds.name}")
-    ring_file = keyring_path(svc.zones.synthetic.resolve(ds.path))
+    ring_file = _ring_location(svc.zones, ds)
     with publish_lock(svc.zones):
-        ring = Keyring.from_bytes(ring_file.read_bytes(), where=str(ring_file))
+        ring = Keyring.from_bytes(_read_ring(svc.zones, ring_file), where=str(ring_file))
         removed = ring.revoke(role)
         audit: dict[str, Any] = {
             "actor": user,
@@ -162,7 +183,7 @@ def revoke_role(
 
 
 def _commit_ring(
-    svc: Services, ds: Dataset, ring: Keyring, ring_file: Path, *, audit: dict[str, Any] | None
+    svc: Services, ds: Dataset, ring: Keyring, ring_file: Path | str, *, audit: dict[str, Any] | None
 ) -> None:
     """Rewrite a keyring under a new generation: the catalog binding first (with the audit
     entry, one transaction), then the file. A crash between the two leaves the old keyring,

@@ -25,6 +25,7 @@ from synthgen.access.services import (
     dataset_resource,
     decide,
     find,
+    keyring_location,
     keyring_path,
 )
 from synthgen.binding import HashingReader, check_binding, check_file, check_keyring
@@ -33,16 +34,26 @@ from synthgen.crypto import KeyProvider, Keyring, SecretKey
 from synthgen.crypto.envelope import decrypt_stream
 from synthgen.errors import AccessDenied, CryptoError, SpecError, ZoneError
 from synthgen.policy import Policy, Resource
-from synthgen.zones import Zones
+from synthgen.zones import Zone, Zones
 
 
-def _open_key(svc: Services, user: str, ds: Dataset, resource: Resource) -> tuple[SecretKey, Path]:
+def _open_key(svc: Services, user: str, ds: Dataset, resource: Resource) -> tuple[SecretKey, Path | str]:
     """Unwrap the dataset's data key with a KEK of one of ``user``'s allowed roles. Audited."""
-    envelope = svc.zones.synthetic.resolve(ds.path)
-    ring_file = keyring_path(envelope)
+    zone = svc.zones.synthetic
+    envelope: Path | str
+    if isinstance(zone, Zone):
+        envelope = zone.resolve(ds.path)
+        ring_file: Path | str = keyring_path(envelope)
+    else:
+        envelope = zone.uri(ds.path)  # refuses a URL outside the synthetic zone
+        ring_file = keyring_location(envelope)
     binding = check_binding((ds.extra or {}).get("binding"), dataset_id=ds.id)
     try:
-        ring_bytes = ring_file.read_bytes()
+        if isinstance(ring_file, Path):
+            ring_bytes = ring_file.read_bytes()
+        else:
+            with zone.open(ring_file, "rb") as ring_fh:
+                ring_bytes = ring_fh.read()
     except FileNotFoundError:
         raise CryptoError(f"keyring {ring_file} is missing; the dataset cannot be decrypted") from None
     ring = Keyring.from_bytes(ring_bytes, where=str(ring_file))
@@ -102,13 +113,18 @@ def _decrypted_parquet(svc: Services, user: str, name: str, workdir: Path | None
     decide(svc, user, "read", resource, f"{ds.zone}:{ds.name}")
     if ds.format != ENVELOPE_FORMAT:
         if ds.zone == "real" and ds.format == "parquet":
-            yield svc.zones.real.resolve(ds.path)  # stewards reading a real snapshot: plaintext by design
+            real = svc.zones.real
+            if isinstance(real, Zone):
+                yield real.resolve(ds.path)  # stewards reading a real snapshot: plaintext by design
+            else:
+                with real.fetch(ds.path) as copy:
+                    yield copy
             return
         raise SpecError(f"dataset {ds.name} has format {ds.format!r}; read it with the tool that wrote it")
     key, envelope = _open_key(svc, user, ds, resource)
     if workdir is None:
         buf = io.BytesIO()
-        with open(envelope, "rb") as fh:
+        with svc.zones.synthetic.open(envelope, "rb") as fh:  # streamed: ranged reads on a store
             hashed = HashingReader(fh)
             manifest = decrypt_stream(hashed, buf, data_key=key)  # type: ignore[arg-type]
             digest = hashed.hexdigest()
@@ -118,7 +134,7 @@ def _decrypted_parquet(svc: Services, user: str, name: str, workdir: Path | None
     fd, tmp_name = tempfile.mkstemp(prefix=".tmp-read-", suffix=".parquet", dir=workdir)
     tmp = Path(tmp_name)
     try:
-        with open(envelope, "rb") as fh, os.fdopen(fd, "wb") as out:
+        with svc.zones.synthetic.open(envelope, "rb") as fh, os.fdopen(fd, "wb") as out:
             hashed = HashingReader(fh)
             manifest = decrypt_stream(hashed, out, data_key=key)  # type: ignore[arg-type]
             digest = hashed.hexdigest()
@@ -206,12 +222,12 @@ def read_report(
     catalog: Catalog | None = None,
     zones: Zones | None = None,
     policy: Policy | None = None,
-) -> Path:
+) -> Path | str:
     """Policy-checked access to a restricted report (HTML in the REAL zone). Audited.
 
     The report must be catalogued as a dataset of kind ``report`` (the evaluate stage
     does this); its classification (``restricted`` by default) decides who may read it.
-    Returns the report's path, or ``out`` after copying it there.
+    Returns the report's path (its URL in an object-store zone), or ``out`` after copying it there.
     """
     svc = Services.resolve(catalog, zones, policy, provider=NoKeys())
     from synthgen.lookup import report_dataset
@@ -220,9 +236,16 @@ def read_report(
     # A report is not a model output: its dp flag does not apply (P7 concerns published outputs).
     resource = Resource(ds.zone, ds.name, ds.classification, "report", None, None)
     decide(svc, user, "read", resource, f"{ds.zone}:{ds.name} report {ds.id}")
-    path = svc.zones.real.resolve(ds.path)
-    if not path.is_file():
-        raise SpecError(f"report file {path} is missing")
+    real = svc.zones.real
+    path: Path | str
+    if isinstance(real, Zone):
+        path = real.resolve(ds.path)
+        if not path.is_file():
+            raise SpecError(f"report file {path} is missing")
+    else:
+        path = real.uri(ds.path)
+        if not real.exists(path):
+            raise SpecError(f"report file {path} is missing")
     if out is None:
         return path
     out = Path(out).absolute()
@@ -231,7 +254,7 @@ def read_report(
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, staged = tempfile.mkstemp(prefix=".tmp-report-", dir=out.parent)  # 0600 from the start
     try:
-        with os.fdopen(fd, "wb") as dst, open(path, "rb") as src_fh:
+        with os.fdopen(fd, "wb") as dst, real.open(path, "rb") as src_fh:
             shutil.copyfileobj(src_fh, dst)
         os.chmod(staged, 0o600)
         os.replace(staged, out)

@@ -91,6 +91,11 @@ def keyring_path(envelope: Path) -> Path:
     return envelope.with_name(envelope.name.removesuffix(ENVELOPE_SUFFIX) + KEYRING_SUFFIX)
 
 
+def keyring_location(envelope: str) -> str:
+    """:func:`keyring_path` for a catalogued location of either kind (a local path or a URL)."""
+    return envelope.removesuffix(ENVELOPE_SUFFIX) + KEYRING_SUFFIX
+
+
 def find(svc: Services, name: str) -> Dataset:
     from synthgen.lookup import published_dataset
 

@@ -50,7 +50,7 @@ def part_name(index: int) -> str:
 
 def write_plan(
     work: Path,
-    parts: Sequence[Path],
+    parts: Sequence[Path] | Sequence[str],
     *,
     schema: TableSchema | None,
     settings: AnonymizeSettings,
@@ -80,7 +80,7 @@ def read_plan(work: Path) -> dict[str, ColumnDecision]:
 
 
 def anonymize_part_file(
-    work: Path, part: Path, index: int, *, settings: AnonymizeSettings, secret: bytes
+    work: Path, part: Path | str, index: int, *, settings: AnonymizeSettings, secret: bytes
 ) -> Path:
     """Anonymize one snapshot part into ``work/part-NNNNN/`` (atomically); returns that directory.
 

@@ -26,13 +26,13 @@ from synthgen.errors import SpecError
 UNVERIFIED = "not checked: the manifest is read from the header without a key; `synthgen read` verifies it"
 
 
-def _envelope_path(dataset: str) -> Path:
+def _envelope_path(dataset: str) -> Path | str:
     """A file path as given, else the catalogued synthetic dataset of that name or id."""
     candidate = Path(dataset)
     if candidate.is_file():
         return candidate
     from synthgen.catalog import Catalog
-    from synthgen.zones import Zones
+    from synthgen.zones import Zone, Zones
 
     catalog = Catalog.from_env()
     try:
@@ -44,17 +44,24 @@ def _envelope_path(dataset: str) -> Path:
             f"{dataset!r} is neither a file nor a published dataset; list them with "
             "`synthgen catalog list --zone synthetic`"
         )
-    return Zones.from_env().synthetic.resolve(ds.path)
+    zone = Zones.from_env().synthetic
+    return zone.resolve(ds.path) if isinstance(zone, Zone) else zone.uri(ds.path)
 
 
-def read_manifest(path: Path) -> dict[str, Any]:
-    """The envelope header's manifest, unverified."""
+def read_manifest(path: Path | str) -> dict[str, Any]:
+    """The envelope header's manifest, unverified (an object-store URL is read through its zone)."""
     from synthgen.crypto.envelope import read_header
     from synthgen.errors import CryptoError
 
     try:
-        with open(path, "rb") as fh:
-            header = read_header(fh)
+        if isinstance(path, Path):
+            with open(path, "rb") as fh:
+                header = read_header(fh)
+        else:
+            from synthgen.zones import Zones
+
+            with Zones.from_env().synthetic.open(path, "rb") as fh:
+                header = read_header(fh)
     except OSError as exc:
         raise SpecError(f"cannot open {path}: {exc.strerror}") from None
     except CryptoError as exc:

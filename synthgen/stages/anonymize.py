@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,8 @@ from synthgen.stages.context import (
     schema_to_json,
 )
 from synthgen.stages.ingest import snapshot_parts
+from synthgen.zone_io import join, local, local_all
+from synthgen.zones import Zone, Zones
 
 
 def anonymize_settings(spec: PipelineSpec) -> Any:
@@ -77,7 +81,9 @@ def _plan(spec: PipelineSpec, ctx: Context, snapshot_id: str) -> _AnonPlan:
     )
     rel = f"anonymized/{spec.name}/{anon_id}"
     # The parts' working directory: keyed like the output, so a retry finds its finished parts.
-    work = ctx.zones.real.resolve(f"anonymized/{spec.name}/parts-{anon_id}")
+    work_rel = f"anonymized/{spec.name}/parts-{anon_id}"
+    real = ctx.zones.real
+    work = real.resolve(work_rel) if isinstance(real, Zone) else work_rel
     return _AnonPlan(snap, schema, settings, secret, anon_id, rel, work, snapshot_parts(snap))
 
 
@@ -89,8 +95,9 @@ class _AnonPlan:
     secret: bytes
     anon_id: str
     rel: str
-    work: Path
-    parts: list[Path]
+    #: The parts' working folder: a local path, or a key of an object-store real zone.
+    work: Path | str
+    parts: list[Path] | list[str]
 
 
 def plan_anonymize(spec: PipelineSpec, ctx: Context, *, snapshot_id: str) -> int:
@@ -98,9 +105,16 @@ def plan_anonymize(spec: PipelineSpec, ctx: Context, *, snapshot_id: str) -> int
     of parts, each then anonymized by :func:`anonymize_part` (in any order, on any worker)."""
     p = _plan(spec, ctx, snapshot_id)
     if p.settings.enabled and reused(ctx, "anonymize", p.anon_id) is None:
-        from synthgen.anonymize.parts import write_plan
+        from synthgen.anonymize.parts import PLAN_FILE, PLAN_INDEX, write_plan
 
-        write_plan(p.work, p.parts, schema=p.schema, settings=p.settings, secret=p.secret)
+        real = ctx.zones.real
+        if isinstance(p.work, Path):
+            write_plan(p.work, p.parts, schema=p.schema, settings=p.settings, secret=p.secret)
+        elif not isinstance(real, Zone) and not real.exists(f"{p.work}/{PLAN_FILE}"):
+            with local_all(ctx.zones, p.parts) as parts, real.scratch() as work:
+                write_plan(work, parts, schema=p.schema, settings=p.settings, secret=p.secret)
+                # The plan file last: a plan file means the index beside it is complete.
+                real.upload([(work / n, f"{p.work}/{n}") for n in (PLAN_INDEX, PLAN_FILE)])
     return len(p.parts)
 
 
@@ -115,14 +129,64 @@ def anonymize_part(spec: PipelineSpec, ctx: Context, *, snapshot_id: str, part_i
         raise AnonymizeError(f"snapshot {snapshot_id} has {len(p.parts)} parts; no part {part_index}")
     if not p.settings.enabled or reused(ctx, "anonymize", p.anon_id) is not None:
         return ""
+    if isinstance(p.work, str):
+        return _object_part(ctx, p, part_index)
     return str(_part_job(p.work, p.parts[part_index], part_index, p.settings, p.secret))
 
 
-def _part_job(work: Path, part: Path, index: int, settings: Any, secret: bytes) -> Path:
+def _part_job(work: Path, part: Path | str, index: int, settings: Any, secret: bytes) -> Path:
     """One part, in this process or a spawned worker (plain arguments only)."""
     from synthgen.anonymize.parts import anonymize_part_file
 
     return anonymize_part_file(work, part, index, settings=settings, secret=secret)
+
+
+def _object_part(ctx: Context, p: _AnonPlan, index: int) -> str:
+    """One part of a snapshot in an object-store real zone (see :func:`_object_part_job`)."""
+    assert isinstance(p.work, str)
+    return _object_part_in(ctx.zones, p.work, p.parts[index], index, p.settings, p.secret)
+
+
+def _object_part_in(
+    zones: Zones, work_rel: str, part: Path | str, index: int, settings: Any, secret: bytes
+) -> str:
+    """The plan and the part are fetched into the spool, the part is anonymized there and
+    uploaded, its ``report.json`` last (a part with a report is complete; a worker killed midway
+    left nothing under the part's keys, only a spool folder that the sweep removes)."""
+    from synthgen.anonymize.parts import PLAN_FILE, PLAN_INDEX, part_name
+
+    real = zones.real
+    assert not isinstance(real, Zone)
+    final = f"{work_rel}/{part_name(index)}"
+    if real.exists(f"{final}/report.json"):
+        return real.uri(final)
+    with real.scratch() as work, local(zones, part) as part_file:
+        for name in (PLAN_FILE, PLAN_INDEX):
+            with real.open(f"{work_rel}/{name}") as src, open(work / name, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        done = _part_job(work, part_file, index, settings, secret)
+        names = ["data.parquet", "leak_index.parquet", "report.json"]
+        real.upload([(done / n, f"{final}/{n}") for n in names])
+    return real.uri(final)
+
+
+def _object_part_job(
+    roots: tuple[str, str], work_rel: str, part: str, index: int, settings: Any, secret: bytes
+) -> str:
+    """:func:`_object_part_in` in a spawned worker: it opens the zones itself (plain arguments only)."""
+    return _object_part_in(Zones.from_roots(*roots), work_rel, part, index, settings, secret)
+
+
+@contextmanager
+def _local_work(ctx: Context, p: _AnonPlan) -> Iterator[Path]:
+    """The parts' working folder as a local path (a spooled copy for an object-store zone)."""
+    if isinstance(p.work, Path):
+        yield p.work
+        return
+    real = ctx.zones.real
+    assert not isinstance(real, Zone)
+    with real.fetch(p.work) as work:
+        yield work
 
 
 def anonymize(spec: PipelineSpec, ctx: Context, *, snapshot_id: str, workers: int = 1) -> StageResult:
@@ -146,11 +210,21 @@ def anonymize(spec: PipelineSpec, ctx: Context, *, snapshot_id: str, workers: in
 
 
 def _run_parts(p: _AnonPlan, ctx: Context, workers: int) -> None:
-    jobs = [(p.work, part, i, p.settings, p.secret) for i, part in enumerate(p.parts)]
+    job_fn: Any = _part_job
+    jobs: list[tuple[Any, ...]]
+    if isinstance(p.work, str):  # an object-store zone: each part fetches and uploads its own files
+        roots = (str(ctx.zones.real.root), str(ctx.zones.synthetic.root))
+        job_fn = _object_part_job
+        jobs = [(roots, p.work, str(part), i, p.settings, p.secret) for i, part in enumerate(p.parts)]
+    else:
+        jobs = [(p.work, part, i, p.settings, p.secret) for i, part in enumerate(p.parts)]
     done = 0
     if workers <= 1:
-        for job in jobs:
-            _part_job(*job)
+        for i in range(len(jobs)):
+            if isinstance(p.work, str):
+                _object_part(ctx, p, i)  # this process's zones: no second opening
+            else:
+                _part_job(*jobs[i])
             done += 1
             ctx.report("anonymize", done / len(jobs) * (p.snap.rows or 0), p.snap.rows)
         return
@@ -159,7 +233,7 @@ def _run_parts(p: _AnonPlan, ctx: Context, workers: int) -> None:
 
     # spawn, not fork: a forked child would inherit this process's threads (polars, torch) mid-state.
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for fut in as_completed([pool.submit(_part_job, *job) for job in jobs]):
+        for fut in as_completed([pool.submit(job_fn, *job) for job in jobs]):
             fut.result()
             done += 1
             ctx.report("anonymize", done / len(jobs) * (p.snap.rows or 0), p.snap.rows)
@@ -172,16 +246,17 @@ def merge_anonymized(spec: PipelineSpec, ctx: Context, *, snapshot_id: str) -> S
         return prior
     zone = ctx.zones.real
     with zone.atomic_dir(p.rel) as tmpdir:
-        report = _anonymize_into(tmpdir, p)
+        report = _anonymize_into(tmpdir, p, ctx)
         (tmpdir / "report.json").write_text(json.dumps(report, indent=1, default=str), encoding="utf-8")
         rows = pl.scan_parquet(tmpdir / "data.parquet").select(pl.len()).collect().item()
         out_cols = set(pl.read_parquet_schema(tmpdir / "data.parquet"))
-    path = zone.resolve(p.rel)
+        digest = file_sha256(tmpdir / "data.parquet")
+    path = zone.uri(p.rel)
     kept = [c for c in p.schema.columns if c.name in out_cols and c.type != ColumnType.id]
     summary = _anonymize_summary(report)
     extra = {
-        "report_path": str(path / "report.json"),
-        "leak_index": str(path / "leak_index.parquet") if p.settings.enabled else None,
+        "report_path": join(path, "report.json"),
+        "leak_index": join(path, "leak_index.parquet") if p.settings.enabled else None,
         "report_summary": summary,
         "summary": summary.get("lines", []),
     }
@@ -192,10 +267,10 @@ def merge_anonymized(spec: PipelineSpec, ctx: Context, *, snapshot_id: str) -> S
             zone="real",
             kind="anonymized",
             format="parquet",
-            path=str(path / "data.parquet"),
+            path=join(path, "data.parquet"),
             rows=rows,
             schema_json=schema_to_json(TableSchema(columns=kept)),
-            content_hash=file_sha256(path / "data.parquet"),
+            content_hash=digest,
             classification="restricted",
             dp=None,
             tags={"ledger_source": source_key(spec)},
@@ -204,20 +279,26 @@ def merge_anonymized(spec: PipelineSpec, ctx: Context, *, snapshot_id: str) -> S
         ),
         parents=[snapshot_id],
     )
-    shutil.rmtree(p.work, ignore_errors=True)  # catalogued: the parts are no longer needed
+    # catalogued: the parts are no longer needed
+    if isinstance(p.work, Path):
+        shutil.rmtree(p.work, ignore_errors=True)
+    else:
+        zone.remove(p.work)
     ctx.report("anonymize", rows, rows)
-    return StageResult("anonymize", p.anon_id, str(path / "data.parquet"), rows, extra=extra)
+    return StageResult("anonymize", p.anon_id, join(path, "data.parquet"), rows, extra=extra)
 
 
-def _anonymize_into(tmpdir: Path, p: _AnonPlan) -> dict[str, Any]:
+def _anonymize_into(tmpdir: Path, p: _AnonPlan, ctx: Context) -> dict[str, Any]:
     """Write ``data.parquet`` (and the leak index) into ``tmpdir``; returns the restricted report."""
     if p.settings.enabled:
         from synthgen.anonymize.parts import merge_parts
 
-        return merge_parts(p.work, len(p.parts), tmpdir, secret=p.secret)
+        with _local_work(ctx, p) as work:
+            return merge_parts(work, len(p.parts), tmpdir, secret=p.secret)
     # Anonymization off: only columns typed `id` are dropped (they carry no signal to model).
     dropped = {c.name for c in p.schema.columns if c.type == ColumnType.id}
-    pl.scan_parquet([str(f) for f in p.parts]).drop(sorted(dropped)).sink_parquet(tmpdir / "data.parquet")
+    with local_all(ctx.zones, p.parts) as parts:
+        pl.scan_parquet([str(f) for f in parts]).drop(sorted(dropped)).sink_parquet(tmpdir / "data.parquet")
     return {"enabled": False, "dropped": sorted(dropped)}
 
 

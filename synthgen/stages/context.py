@@ -11,13 +11,13 @@ import getpass
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from synthgen.catalog import Catalog, Dataset
 from synthgen.errors import CatalogError
 from synthgen.schema import TableSchema
 from synthgen.spec import PipelineSpec
+from synthgen.zone_io import exists
 from synthgen.zones import Zones
 
 Progress = Callable[..., None]
@@ -118,7 +118,7 @@ def latest_required(ctx: Context, spec: PipelineSpec, kind: str, hint: str) -> D
 def reused(ctx: Context, stage: str, dataset_id: str) -> StageResult | None:
     """The stage's earlier output, if ``dataset_id`` is catalogued and its files exist (idempotent reruns)."""
     ds = ctx.catalog.get_dataset(dataset_id)
-    if ds is None or not Path(ds.path).exists():
+    if ds is None or not exists(ctx.zones, ds.path):
         return None
     return StageResult(stage, ds.id, ds.path, ds.rows, reused=True, extra=result_extra(stage, ds))
 
@@ -140,6 +140,6 @@ def require(ctx: Context, dataset_id: str, kind: str) -> Dataset:
     ds = ctx.catalog.get_dataset(dataset_id)
     if ds is None or ds.kind != kind:
         raise CatalogError(f"no {kind} dataset {dataset_id} in the catalog; run the earlier stages first")
-    if not Path(ds.path).exists():
+    if not exists(ctx.zones, ds.path):
         raise CatalogError(f"{kind} {dataset_id} is catalogued but its files are gone: {ds.path}")
     return ds

@@ -7,7 +7,6 @@ in the REAL zone, restricted (P1, P9). The leak scan (P8) runs here.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -18,13 +17,14 @@ from synthgen.ids import file_sha256, settings_hash
 from synthgen.spec import PipelineSpec
 from synthgen.stages.anonymize import anonymize_settings
 from synthgen.stages.context import Context, StageResult, pipeline_secret, require, reused, schema_from_json
+from synthgen.zone_io import exists, join, local, read_frame, sibling
 
 
 def _read_shards(ctx: Context, shard_ids: list[str]) -> pl.DataFrame:
     paths = [require(ctx, sid, "staging").path for sid in shard_ids]
     if not paths:
         raise SpecError("no generated shards to read; run `synthgen generate` first")
-    return pl.concat([pl.read_parquet(p) for p in paths], how="vertical_relaxed")
+    return pl.concat([read_frame(ctx.zones, p) for p in paths], how="vertical_relaxed")
 
 
 def _training_split(
@@ -38,11 +38,13 @@ def _training_split(
     # The split the model was trained with (recorded at training time), not today's spec.
     fraction = float(model.extra.get("holdout_fraction", spec.evaluate.holdout))
     key = holdout_key(pipeline_secret(spec))
-    train_frame, holdout = split_holdout(pl.read_parquet(anon.path), fraction, key=key)
+    train_frame, holdout = split_holdout(read_frame(ctx.zones, anon.path), fraction, key=key)
     return anon, train_frame, holdout
 
 
-def _leak_scan(spec: PipelineSpec, anon: Dataset, synthetic: pl.DataFrame) -> dict[str, Any] | None:
+def _leak_scan(
+    spec: PipelineSpec, ctx: Context, anon: Dataset, synthetic: pl.DataFrame
+) -> dict[str, Any] | None:
     """Exact occurrences of real identifier values in the synthetic output (P8; expected 0),
     and a Presidio scan of its text columns. Counts only: the values never leave the scanner."""
     from synthgen.anonymize import LeakIndex, scan_pii
@@ -50,8 +52,10 @@ def _leak_scan(spec: PipelineSpec, anon: Dataset, synthetic: pl.DataFrame) -> di
 
     result: dict[str, Any] = {}
     index_path = anon.extra.get("leak_index")
-    if index_path and Path(index_path).exists():
-        report = LeakIndex.load(Path(index_path), secret=pipeline_secret(spec)).scan(synthetic)
+    if index_path and exists(ctx.zones, index_path):
+        with local(ctx.zones, index_path) as index_file:
+            index = LeakIndex.load(index_file, secret=pipeline_secret(spec))
+        report = index.scan(synthetic)
         result["real_values_found"] = report.total
         result["per_column"] = {c: sum(v.values()) for c, v in report.by_column().items()}
         result["rows_scanned"] = report.rows_scanned
@@ -69,7 +73,11 @@ def _leak_scan(spec: PipelineSpec, anon: Dataset, synthetic: pl.DataFrame) -> di
 
 
 def _text_metrics(
-    spec: PipelineSpec, model: Dataset, holdout: pl.DataFrame, synthetic: pl.DataFrame
+    spec: PipelineSpec,
+    model: Dataset,
+    holdout: pl.DataFrame,
+    synthetic: pl.DataFrame,
+    ctx: Context | None = None,
 ) -> dict[str, Any] | None:
     """Perplexity on held-out real text, diversity and lengths, per synthesized text column,
     and with ``evaluate.text_canary`` the canary exposure of a model configured like this one
@@ -83,7 +91,8 @@ def _text_metrics(
     for col, info in columns.items():
         if col not in holdout.columns or col not in synthetic.columns:
             continue
-        tm = DPTextModel.load(Path(model.path) / "text" / col)
+        with local(ctx.zones if ctx else None, join(model.path, "text", col)) as model_dir:
+            tm = DPTextModel.load(model_dir)
         conds = [c for c in info.get("condition_on") or [] if c in holdout.columns]
         sample = holdout.head(_TEXT_SCAN_ROWS)
         out[col] = text_metrics(
@@ -131,9 +140,9 @@ def evaluate(
     anon, train_frame, holdout = _training_split(spec, ctx, model)
     synthetic = _read_shards(ctx, shard_ids)
     ctx.report("evaluate", 0, None, section="leak scan")
-    leaks = _leak_scan(spec, anon, synthetic)
+    leaks = _leak_scan(spec, ctx, anon, synthetic)
     privacy = {"dp": bool(model.dp), "epsilon": model.extra.get("epsilon"), "delta": model.extra.get("delta")}
-    text = _text_metrics(spec, model, holdout, synthetic)
+    text = _text_metrics(spec, model, holdout, synthetic, ctx)
     result = evaluate_frames(
         text=text,
         train=train_frame,
@@ -151,16 +160,22 @@ def evaluate(
     with ctx.zones.real.atomic_dir(rel) as d:
         (d / "report.html").write_text(render_report(result), encoding="utf-8")
         (d / "summary.json").write_text(json.dumps(summary, indent=1, default=str), encoding="utf-8")
-    path = ctx.zones.real.resolve(rel) / "report.html"
+        digest = file_sha256(d / "report.html")
+    path = join(ctx.zones.real.uri(rel), "report.html")
     _catalogue(
-        spec, ctx, report_id=report_id, path=path, summary=summary, headline=headline, ids=(model_id, run_id)
+        spec,
+        ctx,
+        report_id=report_id,
+        path=path,
+        digest=digest,
+        summary=summary,
+        headline=headline,
+        ids=(model_id, run_id),
     )
     ctx.catalog.add_scores(report_id, headline)
     alerts = [str(a) for a in summary.get("alerts", [])]
     verdict = {k: summary[k] for k in ("verdict", "verdict_words", "look_first", "rows")}
-    return StageResult(
-        "evaluate", report_id, str(path), extra={"headline": headline, "alerts": alerts, **verdict}
-    )
+    return StageResult("evaluate", report_id, path, extra={"headline": headline, "alerts": alerts, **verdict})
 
 
 def _catalogue(
@@ -168,7 +183,8 @@ def _catalogue(
     ctx: Context,
     *,
     report_id: str,
-    path: Path,
+    path: str,
+    digest: str,
     summary: dict[str, Any],
     headline: dict[str, float | None],
     ids: tuple[str, str],
@@ -182,10 +198,10 @@ def _catalogue(
             zone="real",
             kind="report",
             format="html",
-            path=str(path),
+            path=path,
             rows=None,
             schema_json={},
-            content_hash=file_sha256(path),
+            content_hash=digest,
             classification="restricted",
             dp=False,
             tags={"run_id": run_id},
@@ -194,7 +210,7 @@ def _catalogue(
                 "alerts": [str(a) for a in summary.get("alerts", [])],
                 "verdict": summary["verdict"],
                 "look_first": summary["look_first"],
-                "summary_path": str(path.with_name("summary.json")),
+                "summary_path": sibling(path, "summary.json"),
             },
             created_by=ctx.user,
         ),

@@ -12,6 +12,7 @@ from synthgen.errors import SpecError
 from synthgen.ids import file_sha256, settings_hash
 from synthgen.spec import PipelineSpec
 from synthgen.stages.context import Context, StageResult, require, reused
+from synthgen.zone_io import local
 
 
 def total_rows(spec: PipelineSpec, ctx: Context, model_id: str) -> int:
@@ -45,14 +46,15 @@ def generate(
     if (prior := reused(ctx, "generate", shard_id)) is not None:
         return prior
 
-    root = Path(model_ds.path)
-    synth = Synthesizer.load(root / "tabular")
     text: dict[str, Any] | None = model_ds.extra.get("text", {}).get("columns", {}) or None
-    with zone.atomic_path(rel) as tmp:
+    # A model in an object-store zone is fetched into the spool (torch loads from paths).
+    with local(ctx.zones, model_ds.path) as root, zone.atomic_path(rel) as tmp:
+        synth = Synthesizer.load(root / "tabular")
         _write_shard(
             tmp, synth, rows, seed, text=text, root=root, report=ctx.report, stage=f"generate shard {shard}"
         )
-    path = zone.resolve(rel)
+        digest = file_sha256(tmp)
+    path = zone.uri(rel)
     ctx.catalog.add_dataset(
         Dataset(
             id=shard_id,
@@ -60,10 +62,10 @@ def generate(
             zone=zone.name,
             kind="staging",
             format="parquet",
-            path=str(path),
+            path=path,
             rows=rows,
             schema_json={},
-            content_hash=file_sha256(path),
+            content_hash=digest,
             classification="internal",
             dp=model_ds.dp,
             tags={"run_id": run_id, "shard": str(shard)},
@@ -72,7 +74,7 @@ def generate(
         ),
         parents=[model_id],
     )
-    return StageResult("generate", shard_id, str(path), rows)
+    return StageResult("generate", shard_id, path, rows)
 
 
 def _write_shard(

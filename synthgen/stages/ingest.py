@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import polars as pl
@@ -15,6 +14,7 @@ from synthgen.sources import infer_schema, open_source
 from synthgen.spec import PipelineSpec
 from synthgen.stages.context import Context, StageResult, pipeline_secret, schema_to_json
 from synthgen.storage.parquet import split_parts
+from synthgen.zone_io import is_remote, join
 
 
 def _with_snapshot_nulls(schema: TableSchema, path: Path) -> TableSchema:
@@ -73,11 +73,11 @@ def ingest(spec: PipelineSpec, ctx: Context) -> StageResult:
         existing = ctx.catalog.get_dataset(dataset_id)
         if existing is not None and zone.exists(rel):
             ctx.report("ingest", rows, rows)
-            return StageResult("ingest", dataset_id, str(zone.resolve(rel)), rows, reused=True)
+            return StageResult("ingest", dataset_id, zone.uri(rel), rows, reused=True)
         # Parts of at most ingest.part_rows rows, in row order, published as one directory.
         with zone.atomic_dir(rel) as parts_dir:
             parts = split_parts(tmp, parts_dir, spec.ingest.part_rows)
-        final = zone.resolve(rel)
+        final = zone.uri(rel)
     try:
         ctx.catalog.add_dataset(
             Dataset(
@@ -86,7 +86,7 @@ def ingest(spec: PipelineSpec, ctx: Context) -> StageResult:
                 zone="real",
                 kind="snapshot",
                 format="parquet",
-                path=str(final),
+                path=final,
                 rows=rows,
                 schema_json=schema_to_json(schema),
                 content_hash=digest,
@@ -98,14 +98,18 @@ def ingest(spec: PipelineSpec, ctx: Context) -> StageResult:
             )
         )
     except BaseException:
-        shutil.rmtree(final, ignore_errors=True)
+        zone.remove(rel)
         raise
     ctx.report("ingest", rows, rows)
-    return StageResult("ingest", dataset_id, str(final), rows)
+    return StageResult("ingest", dataset_id, final, rows)
 
 
-def snapshot_parts(snap: Dataset) -> list[Path]:
-    """The part files of a snapshot, in row order (a snapshot from before parts is one file)."""
+def snapshot_parts(snap: Dataset) -> list[Path] | list[str]:
+    """The part files of a snapshot, in row order (a snapshot from before parts is one file).
+
+    Local paths for a local zone; URLs for an object-store zone (always a folder of parts)."""
+    if is_remote(snap.path):
+        return [join(snap.path, n) for n in snap.extra["parts"]]
     path = Path(snap.path)
     if path.is_file():
         return [path]

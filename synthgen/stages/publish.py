@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import polars as pl
 
 from synthgen.ids import settings_hash
 from synthgen.spec import PipelineSpec
 from synthgen.stages.context import Context, StageResult, require, result_extra, reused
+from synthgen.zone_io import local_all, remove
 
 
 def publish(
@@ -39,7 +38,8 @@ def publish(
     snapshot_ids = ctx.catalog.parents(anon_id)
     epsilon = model.extra.get("epsilon")
     with zone.staging(f"staging/{spec.name}/{run_id}", suffix=".parquet") as assembled:
-        pl.scan_parquet([s.path for s in shards]).sink_parquet(assembled, compression="zstd")
+        with local_all(ctx.zones, [s.path for s in shards]) as shard_files:  # spooled when on a store
+            pl.scan_parquet(shard_files).sink_parquet(assembled, compression="zstd")
         rows = pl.scan_parquet(assembled).select(pl.len()).collect().item()
         schema = {k: str(v) for k, v in pl.read_parquet_schema(assembled).items()}
         manifest = shareable_manifest(
@@ -68,5 +68,5 @@ def publish(
             dataset_id=dataset_id,
         )
     for s in shards:
-        Path(s.path).unlink(missing_ok=True)
+        remove(ctx.zones, s.path)
     return StageResult("publish", ds.id, ds.path, ds.rows, extra=result_extra("publish", ds))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from synthgen.catalog import Dataset
@@ -16,6 +15,7 @@ from synthgen.stages.generate import generate_all
 from synthgen.stages.ingest import ingest
 from synthgen.stages.publish import publish
 from synthgen.stages.train import train
+from synthgen.zone_io import exists
 
 
 def new_run_id(prefix: str = "cli") -> str:
@@ -28,7 +28,7 @@ def shards_of_run(ctx: Context, spec: PipelineSpec, run_id: str) -> list[str]:
     shards = [
         d
         for d in ctx.catalog.list_datasets(kind="staging")
-        if d.name == spec.name and d.tags.get("run_id") == run_id and Path(d.path).exists()
+        if d.name == spec.name and d.tags.get("run_id") == run_id and exists(ctx.zones, d.path)
     ]
     return [d.id for d in sorted(shards, key=lambda d: int(d.tags.get("shard", "0")))]
 

@@ -32,7 +32,8 @@ from synthgen.stages.context import (
     schema_from_json,
     schema_to_json,
 )
-from synthgen.zones import Zone
+from synthgen.zone_io import read_frame
+from synthgen.zones import AnyZone
 
 
 def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) -> StageResult:
@@ -105,7 +106,7 @@ class _Training:
         return f"models/{self.spec.name}/{self.model_id}"
 
     @property
-    def zone(self) -> Zone:
+    def zone(self) -> AnyZone:
         """DP models live in the synthetic zone; a non-DP model is real-derived (P1, P7)."""
         return self.ctx.zones.synthetic if self.synth.privacy_record_.dp else self.ctx.zones.real
 
@@ -136,7 +137,7 @@ def _reserve(spec: PipelineSpec, ctx: Context, *, source: str, run_id: str, mode
 
 def _split_holdout(run: _Training) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split off the holdout by keyed hash (P10: 1-stable); it stays in the REAL zone, never trained on."""
-    frame = pl.read_parquet(run.anon.path)
+    frame = read_frame(run.ctx.zones, run.anon.path)
     train_frame, holdout = split_holdout(
         frame, run.spec.evaluate.holdout, key=holdout_key(pipeline_secret(run.spec))
     )
@@ -220,7 +221,7 @@ def _catalogue_and_settle(
 ) -> StageResult:
     """The model's catalog row, its ledger entries and the reservation's settling, in one transaction."""
     record = run.synth.privacy_record_
-    zone, path = run.zone, run.zone.resolve(run.rel)
+    zone, path = run.zone, run.zone.uri(run.rel)
     extra = _model_extra(run, mechanisms, text_info)
     ds = Dataset(
         id=run.model_id,
@@ -228,7 +229,7 @@ def _catalogue_and_settle(
         zone=zone.name,
         kind="model",
         format="synthgen-model",
-        path=str(path),
+        path=path,
         rows=None,
         schema_json=schema_to_json(run.schema),
         content_hash=settings_hash(run.model_id),
@@ -253,7 +254,7 @@ def _catalogue_and_settle(
         zone.remove(run.rel)
         raise
     summary = {k: extra[k] for k in ("epsilon", "dp", "warnings", "model")}
-    return StageResult("train", run.model_id, str(path), None, extra=summary)
+    return StageResult("train", run.model_id, path, None, extra=summary)
 
 
 def _model_extra(
@@ -277,7 +278,7 @@ def _model_extra(
         "delta": delta_total if record.dp else None,
         "privacy_record": record.model_dump(mode="json"),
         "text": text_info,
-        "holdout_path": str(run.ctx.zones.real.resolve(run.holdout_rel)),
+        "holdout_path": run.ctx.zones.real.uri(run.holdout_rel),
         "holdout_fraction": spec.evaluate.holdout,
         "holdout_method": "keyed-hash",
         "ledger_source": run.source,

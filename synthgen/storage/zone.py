@@ -44,6 +44,8 @@ STAGING_PREFIX = ".synthgen-staging"
 #: Multipart part size: the most a streamed write holds in memory (S3's minimum part is 5 MiB).
 BLOCK_SIZE = 8 * 2**20
 ZONE_MARKER = ".synthgen-zone"
+#: Name prefix of a spool folder between its creation and its lock.
+_SPOOL_NEW = ".new-"
 
 _FSSPEC_MODULE = {"s3": "s3fs", "gs": "gcsfs", "abfs": "adlfs"}
 
@@ -220,12 +222,112 @@ class ObjectZone:
 
     @contextmanager
     def _spool_dir(self) -> Iterator[Path]:
+        """A private spool folder, ``flock``-ed for as long as the block runs: the kernel drops
+        the lock when the process dies, however it dies, so :meth:`sweep_spool` can tell the
+        folder of a live writer from one that a killed process left (SIGKILL skips ``finally``)."""
+        import fcntl
+
         self.spool.mkdir(mode=0o700, parents=True, exist_ok=True)
-        d = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=self.spool))
+        # Locked under a name the sweep passes over, then renamed (the lock follows the folder):
+        # a sweep never meets a folder of this zone's name that is not locked by a live writer.
+        new = Path(tempfile.mkdtemp(prefix=f"{_SPOOL_NEW}{self.name}-", dir=self.spool))
+        fd = os.open(new, os.O_RDONLY)
+        d = new
         try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            d = new.with_name(new.name.removeprefix(_SPOOL_NEW))
+            os.rename(new, d)
             yield d
         finally:
             shutil.rmtree(d, ignore_errors=True)
+            os.close(fd)
+
+    @contextmanager
+    def scratch(self) -> Iterator[Path]:
+        """A private local folder in the spool for work that needs paths; deleted on exit."""
+        with self._spool_dir() as d:
+            yield d
+
+    @contextmanager
+    def fetch(self, rel: str | os.PathLike[str]) -> Iterator[Path]:
+        """A local copy of the object or folder at ``rel`` (a key or a URL) in the spool, for
+        readers that need a path (polars scans, torch loads); deleted on exit. Each object is
+        streamed to disk in :data:`BLOCK_SIZE` chunks: memory stays one block, disk is the copy."""
+        loc = self.locate(rel)
+        with self._spool_dir() as d:
+            target = d / (loc.prefix[-1] if loc.prefix else "root")
+            if self.fs.isdir(loc.path):
+                for key in sorted(self.fs.find(loc.path)):
+                    sub = key[len(loc.path) :].lstrip("/")
+                    dest = target / sub
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    self.fs.get_file(key, str(dest))
+                target.mkdir(exist_ok=True)
+            else:
+                self.fs.get_file(loc.path, str(target))
+            yield target
+
+    def upload(self, files: list[tuple[Path, str]]) -> None:
+        """Upload local files onto their keys through one staging transaction, copied to their
+        final keys in the order given (put a completion marker last)."""
+        finals = [self.locate(rel) for _, rel in files]
+        self._upload([(p, f"{i:05d}") for i, (p, _) in enumerate(files)], finals)
+
+    def listdir(self, rel: str | os.PathLike[str]) -> list[tuple[str, bool]]:
+        """``(name, is_folder)`` of the entries directly under ``rel`` (one delimited listing)."""
+        loc = self.locate(rel)
+        try:
+            infos = self.fs.ls(loc.path, detail=True, refresh=True)
+        except FileNotFoundError:
+            return []
+        out = []
+        for info in infos:
+            name = info["name"].rstrip("/").rsplit("/", 1)[-1]
+            if info["name"].rstrip("/") != loc.path:
+                out.append((name, info["type"] == "directory"))
+        return sorted(out)
+
+    def age_s(self, rel: str | os.PathLike[str]) -> float:
+        """Seconds since the newest object under ``rel`` was written (0 when it cannot be dated)."""
+        try:
+            found = self.fs.find(self.locate(rel).path, detail=True)
+        except FileNotFoundError:
+            return 0.0
+        if not found:
+            return 0.0
+        return time.time() - max(_mtime(info) for info in found.values())
+
+    def sweep_spool(self) -> list[str]:
+        """Remove the spool folders that killed processes left: a live writer holds its folder's
+        ``flock`` (the kernel drops it when the process dies, SIGKILL included), so a folder
+        whose lock is free has no writer. Returns the removed folders' paths. Nothing in them
+        was ever under a final key: a spool folder is uploaded through the staging prefix or
+        not at all. (A folder killed in the instant between its creation and its lock keeps its
+        ``.new-`` name; those go once older than a minute.)"""
+        import fcntl
+
+        removed: list[str] = []
+        if not self.spool.is_dir():
+            return removed
+        cutoff = time.time() - 60.0
+        found = [(d, False) for d in self.spool.glob(f"{self.name}-*")]
+        found += [(d, True) for d in self.spool.glob(f"{_SPOOL_NEW}{self.name}-*")]
+        for d, fresh in sorted(found):
+            try:
+                if not d.is_dir() or d.is_symlink() or (fresh and d.lstat().st_mtime > cutoff):
+                    continue
+                fd = os.open(d, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a live writer holds it
+            finally:
+                os.close(fd)  # closing drops a lock we took
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(str(d))
+        return removed
 
     def _upload(self, local_files: list[tuple[Path, str]], finals: list[StoreURL]) -> None:
         txn = self._txn()

@@ -307,3 +307,37 @@ def test_a_spool_inside_a_local_zone_is_refused_before_anything_is_written(
         open_zones(f"s3://{bucket}/real-spool-check", tmp_path / "syn")
     assert list((tmp_path / "syn").iterdir()) == []
     assert not [k for k in list_keys(bucket) if k.startswith("real-spool-check/")]
+
+
+_KILLED_SPOOL = textwrap.dedent(
+    """
+    import os, signal, sys
+    from synthgen.zones import open_zones
+
+    zones = open_zones(sys.argv[1], sys.argv[2])
+    with zones.real.atomic_path("holdout/v/model-1.parquet") as tmp:
+        tmp.write_bytes(b"real rows")  # a spooled copy of real rows, not yet uploaded
+        os.kill(os.getpid(), signal.SIGKILL)  # no finally runs: the spool folder outlives us
+    """
+)
+
+
+def test_the_sweep_removes_the_spool_folders_of_killed_processes_and_keeps_live_ones(
+    bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SYNTHGEN_SPOOL", str(tmp_path / "spool"))
+    real, synthetic = f"s3://{bucket}/real", f"s3://{bucket}/synthetic"
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLED_SPOOL, real, synthetic], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == -9, proc.stderr
+    [dead] = [p for p in (tmp_path / "spool" / "real").iterdir()]
+    assert (dead / "model-1.parquet").read_bytes() == b"real rows"
+    zones = open_zones(real, synthetic)
+    with zones.real.scratch() as live:
+        (live / "x").write_bytes(b"in use")
+        assert zones.real.sweep_spool() == [str(dead)]
+        assert zones.synthetic.sweep_spool() == []  # each zone sweeps its own spool only
+        assert (live / "x").read_bytes() == b"in use"  # a live writer's folder is kept
+    assert not dead.exists() and list((tmp_path / "spool" / "real").iterdir()) == []
+    assert list_keys(bucket) == MARKERS  # nothing of it ever reached the store
