@@ -39,8 +39,9 @@ class RotationResult:
 def _keyrings(zones: Zones) -> Iterator[Path | str]:
     zone = zones.synthetic
     if not isinstance(zone, Zone):  # publications are <name>/<id>.keyring.json
-        found = zone.fs.glob(f"{zone.url.path}/*/*{KEYRING_SUFFIX}")
-        yield from sorted(f"{zone.url.scheme}://{key}" for key in found)
+        base = zone.url.path.rstrip("/") + "/"
+        found = zone.fs.glob(f"{base}*/*{KEYRING_SUFFIX}")
+        yield from sorted(zone.uri(key.removeprefix(base)) for key in found if key.startswith(base))
         return
     root = zone.root
     if root.is_dir():

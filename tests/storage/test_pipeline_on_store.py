@@ -99,6 +99,14 @@ def test_run_then_read_with_both_zones_on_the_store(
     assert r.code == 0 and f"{NAME}: 300 rows x {frame.width} columns" in r.out, r.err
     r = synthgen_cli(["inspect", NAME, "--json"], env=env)
     assert r.code == 0 and ds.id in r.out, r.err
+    # Key administration rewrites the keyring object (binding first, then the object).
+    r = synthgen_cli(["keys", "rotate", "data-steward", "--user", "alice"], env=env)
+    assert r.code == 0 and "re-wrapped 1 dataset(s)" in r.out, r.out + r.err
+    r = synthgen_cli(["keys", "revoke", NAME, "analyst", "--user", "alice"], env=env)
+    assert r.code == 0 and "revoked analyst" in r.out, r.out + r.err
+    r = synthgen_cli(["read", NAME, "--user", "alice", "--out", str(tmp_path / "again.parquet")], env=env)
+    assert r.code == 0, r.err
+    assert pl.read_parquet(tmp_path / "again.parquet").equals(frame)
 
 
 # Loaded at interpreter start (sitecustomize on PYTHONPATH): the process kills itself with SIGKILL
