@@ -11,6 +11,10 @@ as the baseline, against a local zone on disk:
   :mod:`synthgen.storage.parquet` (the source is read row group by row group, 32 MB each:
   the write phase holds one source row group besides what it measures).
 
+* ``stages``: the whole pipeline (ingest, anonymize, train, generate, evaluate, publish, then
+  ``read_dataset``) on the demo table with both zones local, then both on the store: seconds
+  per stage and the run's peak RSS (one process per backend, fresh home each).
+
 Two file sizes: streaming means the peak RSS of a phase does not grow with the file. Goal:
 object-store phases within ~2 upload parts (16 MiB) plus one row group of the local ones.
 Wall times include moto's own work on the same cores (it is a Python server): they are not
@@ -64,9 +68,71 @@ def _phase(phase: str, real: str, synthetic: str, src: Path) -> None:
     elif phase == "parquet_read":
         for _ in sparquet.iter_batches(zone, "bench/data.parquet", batch_rows=65_536):
             pass
+    elif phase == "stages":
+        return _stages(real, synthetic)
     elif phase != "open":
         raise SystemExit(f"unknown phase {phase}")
     print(json.dumps({"seconds": time.perf_counter() - t0, "peak_rss_mb": _own_peak_rss_mb()}))
+
+
+#: The demo pipeline, small and without the text model: the stages' I/O is what differs.
+STAGE_SETTINGS = [
+    "model.text.enabled=false",
+    "output.shard_rows=1000",
+    "ingest.part_rows=1000",
+    "evaluate.plots=false",
+]
+
+
+class _Clock:
+    """A ``Context.stages`` observer that times each stage."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._t0: dict[str, float] = {}
+
+    def start(self, stage: str) -> None:
+        self._t0[stage] = time.perf_counter()
+
+    def end(self, stage: str, result: Any = None, *, failed: bool = False) -> None:
+        self.seconds[stage] = round(time.perf_counter() - self._t0[stage], 2)
+
+
+def _stages(real: str, synthetic: str) -> None:
+    """Child-process body of the ``stages`` phase: a whole run, then a verified read."""
+    from synthgen import stages
+    from synthgen.access import init_keys, read_dataset
+    from synthgen.demo import write_demo_csv
+    from synthgen.spec import load_spec
+
+    rows = int(os.environ["BENCH_STAGE_ROWS"])
+    home = Path(os.environ["SYNTHGEN_HOME"])
+    os.environ["SYNTHGEN_REAL_ZONE"], os.environ["SYNTHGEN_SYNTHETIC_ZONE"] = real, synthetic
+    write_demo_csv(home / "demo" / "patients.csv", rows, 0)
+    init_keys(user="alice")
+    spec = load_spec(
+        Path(__file__).resolve().parents[1] / "pipelines" / "demo.yaml",
+        [*STAGE_SETTINGS, f"output.rows={rows}"],
+    )
+    t0 = time.perf_counter()
+    ctx = stages.Context.from_env()
+    ctx.user = "alice"
+    clock = _Clock()
+    ctx.stages = clock
+    stages.run_pipeline(spec, ctx, run_id="bench-1")
+    t_read = time.perf_counter()
+    frame = read_dataset(spec.synthetic_name, user="alice", catalog=ctx.catalog, zones=ctx.zones)
+    assert frame.height == rows, frame.height
+    clock.seconds["read"] = round(time.perf_counter() - t_read, 2)
+    print(
+        json.dumps(
+            {
+                "seconds": time.perf_counter() - t0,
+                "peak_rss_mb": _own_peak_rss_mb(),
+                "by_stage_s": clock.seconds,
+            }
+        )
+    )
 
 
 def _child(phase: str, real: str, synthetic: str, src: Path, env: dict[str, str]) -> dict[str, float]:
@@ -97,6 +163,45 @@ def _moto(port: int) -> subprocess.Popen[bytes]:
             time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGKILL)
     raise SystemExit("moto server did not start")
+
+
+def _stage_figures(tmp: Path, endpoint: str, env: dict[str, str], *, rows: int) -> dict[str, Any]:
+    """The ``stages`` phase on local zones, then on two buckets of the store (same run)."""
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+        region_name="us-east-1",
+    )
+    buckets = [f"bench-{name}-{uuid.uuid4().hex[:8]}" for name in ("real", "syn")]
+    for bucket in buckets:
+        client.create_bucket(Bucket=bucket)
+    backends = {
+        "local": (str(tmp / "stages" / "real"), str(tmp / "stages" / "synthetic")),
+        "s3": (f"s3://{buckets[0]}/real", f"s3://{buckets[1]}/synthetic"),
+    }
+    out: dict[str, Any] = {"rows": rows, "settings": STAGE_SETTINGS}
+    for backend, (real, synthetic) in backends.items():
+        child_env = {
+            **env,
+            "SYNTHGEN_HOME": str(tmp / f"stages-home-{backend}"),
+            "BENCH_STAGE_ROWS": str(rows),
+        }
+        r = _child("stages", real, synthetic, tmp, child_env)
+        out[backend] = {
+            "total_s": round(r["seconds"], 2),
+            "peak_rss_mb": round(r["peak_rss_mb"], 1),
+            "by_stage_s": r["by_stage_s"],
+        }
+    out["s3_minus_local_s"] = {
+        stage: round(out["s3"]["by_stage_s"][stage] - out["local"]["by_stage_s"][stage], 2)
+        for stage in out["local"]["by_stage_s"]
+    }
+    out["s3_minus_local_rss_mb"] = round(out["s3"]["peak_rss_mb"] - out["local"]["peak_rss_mb"], 1)
+    return out
 
 
 @benchmark("storage")
@@ -152,6 +257,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "file_mb": round(src.stat().st_size / 2**20, 1),
                     **figures,
                 }
+            out["stages"] = _stage_figures(tmp, endpoint, env, rows=500 if args.quick else 2000)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
