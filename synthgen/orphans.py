@@ -8,7 +8,10 @@ charged (see :mod:`synthgen.privacy.budget`). The sweep, run at the start of ``t
 removes such files, turns a dead run's open reservation into a ``killed_run`` ledger entry
 (same amount), removes ``.tmp-`` leftovers and the other stages' uncatalogued outputs under
 final names (snapshots, anonymized data, reports, shards) once they are older than
-:data:`TEMP_MAX_AGE_S`, and records everything it removed in the audit log.
+:data:`TEMP_MAX_AGE_S`, and records everything it removed in the audit log. For an
+object-store zone it does the same on keys, removes staging transactions older than
+:data:`TEMP_MAX_AGE_S` and the local spool folders of killed processes
+(:meth:`~synthgen.storage.zone.ObjectZone.sweep_spool`: their ``flock`` is free).
 
 A training run holds an exclusive ``flock`` on ``<real zone>/locks/train/<model id>.lock``
 for its whole life, taken before it reserves budget or writes anything. The kernel drops
