@@ -8,7 +8,10 @@ carries only facts that are public or DP-derived (privacy contract P9):
 * the model kind, the synthetic row count (a spec setting) and the synthetic file's schema;
 * lineage ids, access tags, and the anonymization *settings* the spec declares (columns the
   spec names as identifiers with their operator, columns the spec types as text, the text
-  operator, the settings hash).
+  operator, the settings hash);
+* per text column, the text quality gate's decision (:mod:`synthgen.models.text.gate`): its
+  DP perplexity per byte, the bar, passed or not, and what the column holds (generated, left
+  out, all null), so a recipient knows why a text column is missing or empty.
 
 What is computed on real rows without noise stays out: evaluation scores (TRTR, exact-match
 rate, DCR, attack AUC, TVDs, quality, bias gaps, text perplexity and canary exposure), exact
@@ -89,8 +92,11 @@ def privacy_section(model_extra: Mapping[str, Any]) -> dict[str, Any]:
         for m in record.get("mechanisms", [])
         if isinstance(m, Mapping)
     ]
-    for col in (model_extra.get("text") or {}).get("columns", {}):
+    for col, info in (model_extra.get("text") or {}).get("columns", {}).items():
         mechanisms.append({"step": "training", "mechanism": "dp_sgd_text", "column": col})
+        gate = info.get("gate") or {}
+        if gate.get("dp") and gate.get("epsilon"):
+            mechanisms.append({"step": "evaluation", "mechanism": "dp_text_gate", "column": col})
     return {
         "dp": bool(model_extra.get("dp")),
         "epsilon": model_extra.get("epsilon"),
@@ -100,6 +106,34 @@ def privacy_section(model_extra: Mapping[str, Any]) -> dict[str, Any]:
         "mechanisms": mechanisms,
         "model": model_extra.get("kind"),
     }
+
+
+_GATE_KEYS = (
+    "dp",
+    "checked",
+    "passed",
+    "dp_perplexity_per_byte",
+    "threshold",
+    "fallback",
+    "output",
+    "epsilon",
+)
+
+
+def text_section(model_extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Per text column, the quality gate's decision: what the column holds and why (DP or public).
+
+    The figure is the gate's DP perplexity, None without DP (an exact figure is restricted).
+    """
+    out: dict[str, Any] = {}
+    for col, info in (model_extra.get("text") or {}).get("columns", {}).items():
+        gate = info.get("gate")
+        if isinstance(gate, Mapping):
+            shown = {k: gate.get(k) for k in _GATE_KEYS}
+            if not gate.get("dp"):
+                shown["dp_perplexity_per_byte"] = None
+            out[col] = {"quality_gate": shown}
+    return out
 
 
 def anonymization_section(spec: Any) -> dict[str, Any]:
@@ -148,6 +182,7 @@ def shareable_manifest(
             "run_id": run_id,
         },
         "privacy": privacy_section(model_extra),
+        "text": text_section(model_extra),
         "anonymization": anonymization_section(spec),
         "tags": spec.output.access.tags,
     }

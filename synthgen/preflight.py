@@ -62,7 +62,8 @@ class RunPlan:
     remaining_epsilon: float
     cap_delta: float
     remaining_delta: float
-    #: Planned epsilon per part: preprocessing (count, bins, discovery), tabular model, text model.
+    #: Planned epsilon per part: preprocessing (count, bins, discovery), tabular model, and with a
+    #: text column the text row count, text model and text quality gate.
     split: dict[str, float | str]
     #: Columns whose ranges or category lists a DP mechanism will find (they pay a preprocessing share).
     dp_discovery: list[str]
@@ -191,25 +192,33 @@ def _split(
     if not p.dp:
         return {}, discovery, undeclared
     eps = float(p.epsilon)
+    text = bool(text_cols and spec.model.text.enabled)
+    # As the train stage splits it: the tabular synthesizer gets 1 - text_share of epsilon (its
+    # DP preprocessing included); the text share pays the text models' row count, their quality
+    # gates (when rows are held out) and the text models themselves.
+    tab_eps = eps * (1 - p.text_share) if text else eps
     if p.preprocessing_share is not None or not undeclared:
         share = preprocessing_share(p, dp_columns=len(discovery), columns=len(tabular))
-        pre: float | str = eps * share
-        train = eps - eps * share
+        pre: float | str = tab_eps * share
+        train = tab_eps - tab_eps * share
     else:
         lo = preprocessing_share(p, dp_columns=len(discovery), columns=len(tabular))
         hi = preprocessing_share(p, dp_columns=len(discovery) + len(undeclared), columns=len(tabular))
-        pre = f"{eps * lo:.4g} to {eps * hi:.4g} (depends on the inferred types)"
-        train = eps - eps * hi
-    split: dict[str, float | str] = {"preprocessing": pre}
-    if text_cols and spec.model.text.enabled:
-        split["tabular model"] = train * (1 - p.text_share)
-        split["text model"] = train * p.text_share
-    else:
-        split["tabular model"] = train
+        pre = f"{tab_eps * lo:.4g} to {tab_eps * hi:.4g} (depends on the inferred types)"
+        train = tab_eps - tab_eps * hi
+    split: dict[str, float | str] = {"preprocessing": pre, "tabular model": train}
+    if text:
+        from synthgen.models.text.gate import GATE_SHARE
+        from synthgen.stages.train import TEXT_COUNT_SHARE
+
+        text_eps = eps * p.text_share
+        gate = text_eps * GATE_SHARE if spec.evaluate.holdout > 0 else 0.0
+        split["text row count"] = text_eps * TEXT_COUNT_SHARE
+        split["text model"] = text_eps - text_eps * TEXT_COUNT_SHARE - gate
+        if gate:
+            split["text quality gate"] = gate
     if isinstance(pre, str):
         split["tabular model"] = f"at least {_fmt(split['tabular model'])}"
-        if "text model" in split:
-            split["text model"] = f"at least {_fmt(split['text model'])}"
     return split, discovery, undeclared
 
 

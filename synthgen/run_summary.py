@@ -126,13 +126,31 @@ def build(spec: Any, ctx: Any, results: dict[str, Any], *, title: str) -> RunSum
             what = "made up by the text model, none is a real value" if found == 0 else "see the report"
             s.facts.append(("PII-like spans Presidio flags in text", f"{spans} ({what})"))
         s.verdict = report.get("verdict") or ev.extra.get("verdict")
-        s.verdict_words = {str(k): v for k, v in VERDICT_WORDS.items()}.get(str(s.verdict), "")
+        s.verdict_words = report.get("verdict_words") or {str(k): v for k, v in VERDICT_WORDS.items()}.get(
+            str(s.verdict), ""
+        )
         s.look_first = list(report.get("look_first") or ev.extra.get("look_first") or [])
         s.paths.append(("report (restricted: compares with real rows)", str(ev.path)))
         s.open_command = open_command(ev.path)
+    s.facts += _text_gate_facts(model.extra if model else {})
     s.warnings = [str(w) for w in train_r.extra.get("warnings", [])]
     s.paths.append(("encrypted dataset", str(pub.path)))
     return s
+
+
+def _text_gate_facts(model_extra: dict[str, Any]) -> list[tuple[str, str]]:
+    """A text column that passed the quality gate, as a fact (a failed one is among the warnings).
+
+    The figure is the gate's DP one (no exact figure is stored with the model).
+    """
+    from synthgen.models.text.gate import GateResult
+
+    out = []
+    for info in ((model_extra.get("text") or {}).get("columns") or {}).values():
+        gate = info.get("gate")
+        if gate and gate.get("checked") and gate.get("passed"):
+            out.append(("text quality gate", GateResult.from_dict(gate).line()))
+    return out
 
 
 def render(summary: RunSummary, console: Console, *, extra_facts: dict[str, str] | None = None) -> None:

@@ -28,7 +28,7 @@ from synthgen.evaluate.sections.base import (
     _jsonable,
 )
 from synthgen.evaluate.settings import EvaluateSettings
-from synthgen.evaluate.verdict import VERDICT_WORDS, judge, worst
+from synthgen.evaluate.verdict import judge, overall_words, withheld_text, worst
 from synthgen.schema import TableSchema
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,7 @@ class EvaluationResult:
             "alerts": self.alerts,
             "verdict": self.verdict,
             "verdict_words": self.verdict_words,
+            "withheld_text": self.withheld_text,
             "look_first": self.look_first,
             "verdicts": {s.name: s.verdict for s in self.sections},
             "status": {s.name: s.status for s in self.sections},
@@ -103,12 +104,21 @@ class EvaluationResult:
 
     @property
     def verdict(self) -> Verdict:
-        """The worst section verdict: ``pass``, ``warn``, ``fail`` (``n/a`` when nothing was judged)."""
-        return worst(s.verdict for s in self.sections)
+        """The worst section verdict: ``pass``, ``warn``, ``fail`` (``n/a`` when nothing was judged).
+
+        A text column the quality gate withheld counts for its section only (``overall``):
+        :attr:`verdict_words` says it was withheld.
+        """
+        return worst(s.verdict if s.overall is None else s.overall for s in self.sections)
+
+    @property
+    def withheld_text(self) -> dict[str, str]:
+        """Text columns the quality gate withheld, and what was published instead."""
+        return {c: w for s in self.sections if s.name == "text" for c, w in withheld_text(s).items()}
 
     @property
     def verdict_words(self) -> str:
-        return VERDICT_WORDS[self.verdict]
+        return overall_words(self.verdict, self.withheld_text)
 
     @property
     def look_first(self) -> list[str]:

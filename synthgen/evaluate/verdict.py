@@ -20,11 +20,21 @@ utility                   TSTR >= 0.9 x TRTR (HGB main metric),      TSTR < 0.75
 privacy                   DCR share <= 0.60, attack AUC <= 0.60      DCR share > 0.70 or
                                                                      attack AUC > 0.70
 leakage                   0 real identifier values found             any found
-text                      holdout perplexity <= 2.5 per byte         > 3.5 per byte
+text                      holdout perplexity <= 2.5 per byte         the DP quality gate
+                                                                     failed (DP perplexity
+                                                                     > 3.5 per byte)
 ========================  =========================================  ======================
 
-Between pass and fail is warn. A section that was skipped (not configured) is ``n/a``; a
-section that could not be computed is ``warn`` (schema: ``fail`` when nothing compares).
+Between pass and fail is warn. The text section follows the quality gate decided at training
+time (:mod:`synthgen.models.text.gate`): a failed gate fails the section; a passed gate with
+an exact perplexity above 3.5 (the DP figure is noisy) warns. When the gate withheld the
+column (``model.text.fallback: drop`` or ``empty``), that failure does not count towards the
+overall verdict, whose words say the notes were withheld instead: the published tables are
+judged on their own, and no unreadable text reached anyone. With ``fallback: model`` the
+unreadable text was published, and the failure counts (without a gate, as for a model trained
+before it, the exact perplexity alone decides: fail above 3.5). A section that was skipped
+(not configured) is ``n/a``; a section that could not be computed is ``warn`` (schema:
+``fail`` when nothing compares).
 A column the pipeline dropped on purpose (identifier, text left out) is no finding.
 The verdict is real-derived like the report (P1): it stays restricted.
 """
@@ -33,8 +43,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from synthgen.evaluate.sections.base import SectionResult, Verdict
+from synthgen.models.text.gate import READABLE_PERPLEXITY
 
 Finding = tuple[Verdict, str]
 
@@ -59,7 +71,8 @@ class Thresholds:
     attack_pass: float = 0.60
     attack_fail: float = 0.70
     perplexity_pass: float = 2.5
-    perplexity_fail: float = 3.5
+    #: Also the text quality gate's bar (:data:`synthgen.models.text.gate.READABLE_PERPLEXITY`).
+    perplexity_fail: float = READABLE_PERPLEXITY
 
 
 THRESHOLDS = Thresholds()
@@ -175,20 +188,63 @@ def _leakage(s: SectionResult, t: Thresholds) -> list[Finding]:
     return [("pass", "no real identifier value in the synthetic output")]
 
 
-def _text(s: SectionResult, t: Thresholds) -> list[Finding]:
+_WITHHELD_WORDS = {"dropped": "left out of the dataset", "nulls": "published with every value null"}
+
+
+def _text_findings(s: SectionResult, t: Thresholds, *, skip: Iterable[str] = ()) -> list[Finding]:
+    """Per text column: the quality gate's decision, then the exact holdout perplexity's band."""
+    gates: dict[str, dict[str, Any]] = s.details.get("gates") or {}
+    exact = {
+        k.removesuffix(".perplexity"): v
+        for k, v in s.metrics.items()
+        if k.endswith(".perplexity") and isinstance(v, int | float)
+    }
     out: list[Finding] = []
-    for key, value in s.metrics.items():
-        if key.endswith(".perplexity") and isinstance(value, int | float):
-            column = key.removesuffix(".perplexity")
-            level = _band(value, t.perplexity_pass, t.perplexity_fail)
+    for column in sorted((set(exact) | set(gates)) - set(skip)):
+        gate, value = gates.get(column) or {}, exact.get(column)
+        shown = f"holdout perplexity {value:.2f} per byte" if value is not None else "no holdout perplexity"
+        dp = gate.get("dp_perplexity_per_byte")
+        if gate and not gate.get("checked", True):
+            out.append(("warn", f"text column {column!r}: published unchecked (no held-out rows to gate it)"))
+            continue
+        if gate and not gate.get("passed", True):
+            figure = f"DP perplexity {dp:.2f} > {t.perplexity_fail:g}" if dp is not None else "no DP figure"
+            what = _WITHHELD_WORDS.get(
+                gate.get("output", ""), "published anyway (model.text.fallback: model)"
+            )
             out.append(
                 (
-                    level,
-                    f"text column {column!r}: holdout perplexity {value:.2f} per byte"
-                    f" (readable <= {t.perplexity_pass}, unreadable > {t.perplexity_fail})",
+                    "fail",
+                    f"text column {column!r}: below the readability bar ({figure}; exact {shown}): {what}",
                 )
             )
+            continue
+        if value is None:
+            continue
+        level = _band(value, t.perplexity_pass, t.perplexity_fail)
+        sentence = (
+            f"text column {column!r}: {shown}"
+            f" (readable <= {t.perplexity_pass}, unreadable > {t.perplexity_fail})"
+        )
+        if level == "fail" and gate:
+            level = "warn"  # the gate (a noisy DP figure) let it through: published, but look at it
+            sentence += f"; the DP quality gate passed it (DP perplexity {dp:.2f})" if dp is not None else ""
+        out.append((level, sentence))
     return out
+
+
+def _text(s: SectionResult, t: Thresholds) -> list[Finding]:
+    return _text_findings(s, t)
+
+
+def withheld_text(section: SectionResult) -> dict[str, str]:
+    """Text columns the quality gate withheld, with what was published instead (from the text section)."""
+    gates: dict[str, dict[str, Any]] = section.details.get("gates") or {}
+    return {
+        c: _WITHHELD_WORDS[g["output"]]
+        for c, g in sorted(gates.items())
+        if g.get("output") in _WITHHELD_WORDS
+    }
 
 
 def _alerts_warn(s: SectionResult, t: Thresholds) -> list[Finding]:
@@ -208,7 +264,9 @@ _RULES: dict[str, Callable[[SectionResult, Thresholds], list[Finding]]] = {
 
 
 def judge(section: SectionResult, thresholds: Thresholds = THRESHOLDS) -> None:
-    """Set ``section.verdict`` and ``section.findings`` (worst first) from its metrics."""
+    """Set ``section.verdict`` and ``section.findings`` (worst first) from its metrics, and
+    ``section.overall`` where the section weighs less in the overall verdict (withheld text)."""
+    section.overall = None
     if section.status == "skipped":
         section.verdict, section.findings = "n/a", []
         return
@@ -219,6 +277,22 @@ def judge(section: SectionResult, thresholds: Thresholds = THRESHOLDS) -> None:
     findings.sort(key=lambda f: -_ORDER[f[0]])
     section.findings = findings
     section.verdict = worst(level for level, _ in findings) if findings else "pass"
+    withheld = withheld_text(section) if section.name == "text" else {}
+    if withheld:
+        # What was withheld reached no one: the section counts for the columns published only.
+        rest = _text_findings(section, thresholds, skip=withheld)
+        section.overall = worst(level for level, _ in rest)
+
+
+def overall_words(verdict: Verdict, withheld: dict[str, str]) -> str:
+    """The overall verdict in words, saying which text columns the quality gate withheld."""
+    if not withheld:
+        return VERDICT_WORDS[verdict]
+    cols = ", ".join(f"{c} ({what})" for c, what in withheld.items())
+    note = f"the text model is below the readability bar, so its notes were withheld: {cols}"
+    if verdict == "pass":
+        return f"the tables are fit for use: every other section passed its threshold; {note}"
+    return f"{VERDICT_WORDS[verdict]}; {note}"
 
 
 #: What the overall verdict means, in words for the run summary and the report's first line.

@@ -1,4 +1,4 @@
-"""DP mechanisms for preprocessing: row count, numeric bins and bounds, category discovery, counts.
+"""DP mechanisms: row count, numeric bins and bounds, category discovery, counts, a clipped mean.
 
 Adjacency is add/remove one row (P3): each row contributes to exactly one bucket
 of every histogram below, so every histogram has L1 sensitivity 1 and discrete
@@ -132,6 +132,101 @@ def count_upper_bound(noisy: float, epsilon: float, *, failure: float = 1e-6) ->
 def count_lower_bound(noisy: float, epsilon: float, *, failure: float = 1e-6) -> float:
     """Lower confidence bound on the true count (the safe side for 'is there enough data')."""
     return noisy - laplace_tail_level(epsilon, failure)
+
+
+# -- a clipped mean ---------------------------------------------------------------
+
+
+#: Fixed-point resolution of :func:`dp_clipped_mean`: values are counted in 1/100ths.
+MEAN_RESOLUTION = 100
+
+
+@dataclass(frozen=True)
+class ClippedMean:
+    """What :func:`dp_clipped_mean` released: a noisy sum and a noisy count, and their ratio.
+
+    ``mean`` is post-processing of the two (None when the noisy count is below 1); the noise
+    scales are public (functions of epsilon and the clipping bound only).
+    """
+
+    noisy_sum: float
+    noisy_count: float
+    sum_scale: float
+    count_scale: float
+
+    @property
+    def mean(self) -> float | None:
+        if self.noisy_count < 1:
+            return None
+        return self.noisy_sum / self.noisy_count
+
+
+def clipped_units(values: np.ndarray, *, upper: float) -> np.ndarray:
+    """Each row's term of :func:`dp_clipped_mean`'s sum: its value clipped into ``[0, upper]``,
+    in whole ``1/MEAN_RESOLUTION`` units (floored), so never more than :func:`clipped_sensitivity`.
+
+    A NaN (a value the caller could not compute) counts as the bound: clipped, never dropped,
+    so the row still counts once and its term stays within the sensitivity.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    v = np.where(np.isnan(v), upper, v)
+    units = np.floor(np.clip(v, 0.0, upper) * MEAN_RESOLUTION).astype(np.int64)
+    return np.minimum(units, clipped_sensitivity(upper))
+
+
+def clipped_sensitivity(upper: float) -> int:
+    """Most one row can move the integer sum of :func:`clipped_units` (add/remove one row): the
+    largest term, ``floor(upper * MEAN_RESOLUTION)`` (at least 1)."""
+    return max(1, math.floor(upper * MEAN_RESOLUTION))
+
+
+def dp_clipped_mean(
+    values: np.ndarray,
+    *,
+    upper: float,
+    epsilon: float,
+    rng: np.random.Generator,
+    sum_share: float = 0.6,
+    mechanism: str = "dp_clipped_mean",
+    column: str | None = None,
+) -> tuple[ClippedMean, MechanismEntry]:
+    """``epsilon``-DP mean of ``values`` (one value per row), each clipped into ``[0, upper]``.
+
+    Sensitivity (add/remove one row, P3): a row contributes one value, clipped to
+    ``[0, upper]`` and floored to an integer number of ``1/MEAN_RESOLUTION`` units, so the
+    integer sum changes by at most ``floor(upper * MEAN_RESOLUTION)`` units and the count by 1.
+    The sum gets discrete Laplace noise of parameter ``sum_share * epsilon / that bound``
+    (``sum_share * epsilon``-DP), the count discrete Laplace of parameter
+    ``(1 - sum_share) * epsilon`` (the rest); by composition the pair is ``epsilon``-DP, and
+    so is their ratio (post-processing). ``upper`` must be public (chosen without the data):
+    the clipping is what bounds the sensitivity. Integer noise, as for every count here, so
+    no floating-point low bits reveal the sum.
+
+    ``values`` must come from a 1-stable selection of rows (P10): the holdout split by keyed
+    hash is one. The mean is biased towards 0 where values exceed ``upper`` (clipped).
+    """
+    _check_eps(epsilon, f"DP clipped mean ({mechanism})")
+    if not (upper > 0 and math.isfinite(upper)):
+        raise PrivacyError(f"DP clipped mean: the clipping bound must be a finite number > 0, got {upper}")
+    if not 0 < sum_share < 1:
+        raise PrivacyError(f"DP clipped mean: sum_share must be in (0, 1), got {sum_share}")
+    units = clipped_units(values, upper=upper)
+    bound = clipped_sensitivity(upper)
+    eps_sum, eps_count = epsilon * sum_share, epsilon * (1 - sum_share)
+    if eps_sum / bound < 2.0**-20:
+        raise PrivacyError(
+            f"DP clipped mean: epsilon {epsilon:g} is too small for a clipping bound of {upper:g}"
+        )
+    total = int(units.sum()) + int(discrete_laplace(eps_sum / bound, 1, rng=rng)[0])
+    count = len(units) + int(count_noise(eps_count, 1, rng)[0])
+    released = ClippedMean(
+        noisy_sum=total / MEAN_RESOLUTION,
+        noisy_count=float(count),
+        sum_scale=bound / MEAN_RESOLUTION / eps_sum,
+        count_scale=1.0 / eps_count,
+    )
+    entry = MechanismEntry(step="evaluation", mechanism=mechanism, column=column, epsilon=epsilon, delta=0.0)
+    return released, entry
 
 
 # -- numeric bins ---------------------------------------------------------------

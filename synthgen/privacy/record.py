@@ -14,11 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class MechanismEntry(BaseModel):
-    """One DP release charged to the budget: a preprocessing mechanism or DP-SGD training."""
+    """One DP release charged to the budget: a preprocessing mechanism, DP-SGD training, or a DP
+    evaluation of a trained model on held-out rows (the text quality gate)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    step: Literal["preprocessing", "training"]
+    step: Literal["preprocessing", "training", "evaluation"]
     #: laplace_count | dp_quantiles | dp_categories | dp_counts | dp_sgd | ... (a short name:
     #: the ledger's column holds 120 characters).
     mechanism: str = Field(max_length=120)

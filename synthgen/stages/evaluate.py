@@ -80,28 +80,37 @@ def _text_metrics(
     ctx: Context | None = None,
 ) -> dict[str, Any] | None:
     """Perplexity on held-out real text, diversity and lengths, per synthesized text column,
-    and with ``evaluate.text_canary`` the canary exposure of a model configured like this one
-    and trained on the synthetic text."""
+    the quality gate's decision, and with ``evaluate.text_canary`` the canary exposure of a
+    model configured like this one and trained on the synthetic text.
+
+    A column the gate withheld (left out, or all null) has no synthetic text to describe: its
+    entry holds the holdout perplexity and the gate only."""
     columns: dict[str, Any] = model.extra.get("text", {}).get("columns", {})
     if not columns:
         return None
-    from synthgen.models.text import DPTextModel, canary_exposure, text_metrics
+    from synthgen.models.text import DPTextModel, canary_exposure, holdout_perplexity, text_metrics
+    from synthgen.models.text.gate import text_outputs
 
+    outputs = text_outputs(model.extra.get("text"))
     out: dict[str, Any] = {}
     for col, info in columns.items():
-        if col not in holdout.columns or col not in synthetic.columns:
+        if col not in holdout.columns:
             continue
         with local(ctx.zones if ctx else None, join(model.path, "text", col)) as model_dir:
             tm = DPTextModel.load(model_dir)
         conds = [c for c in info.get("condition_on") or [] if c in holdout.columns]
         sample = holdout.head(_TEXT_SCAN_ROWS)
-        out[col] = text_metrics(
-            sample[col],
-            synthetic[col].head(_TEXT_SCAN_ROWS),
-            tm,
-            holdout_conditions=sample.select(conds) if conds else None,
-        )
-        if spec.evaluate.text_canary:
+        sample_conds = sample.select(conds) if conds else None
+        published = outputs[col] == "generated" and col in synthetic.columns
+        if published:
+            out[col] = text_metrics(
+                sample[col], synthetic[col].head(_TEXT_SCAN_ROWS), tm, holdout_conditions=sample_conds
+            )
+        else:
+            out[col] = holdout_perplexity(sample[col], tm, holdout_conditions=sample_conds)
+        if info.get("gate"):
+            out[col]["gate"] = info["gate"]
+        if spec.evaluate.text_canary and published:
             # Same settings, epsilon and delta as the released text model, but trained on the
             # synthetic text (DP output: post-processing, free) so no uncharged model sees real
             # text. The figures still go to the restricted report only.

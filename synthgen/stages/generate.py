@@ -111,14 +111,20 @@ def _write_shard(
 
 
 def _fill_text(batch: pl.DataFrame, root: Path, columns: dict[str, Any], seed: int) -> pl.DataFrame:
-    from synthgen.models.text import DPTextModel
+    """Generate each text column the quality gate lets through; drop or null the others."""
+    from synthgen.models.text.gate import follow_gate, text_outputs
 
+    outputs = text_outputs({"columns": columns})
     for col, info in columns.items():
+        if outputs[col] != "generated":
+            continue  # withheld by the gate: not generated at all
+        from synthgen.models.text import DPTextModel
+
         model = DPTextModel.load(root / "text" / col)
         conds = info.get("condition_on") or []
         texts = model.generate(batch.select(conds) if conds else None, batch.height, seed=seed)
         batch = batch.with_columns(pl.Series(col, texts, dtype=pl.String))
-    return batch
+    return follow_gate(batch, outputs)
 
 
 # -- secrets --------------------------------------------------------------------

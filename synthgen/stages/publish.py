@@ -21,12 +21,15 @@ def publish(
 ) -> StageResult:
     """Assemble the shards, encrypt them into the SYNTHETIC zone for the allowed roles, catalogue, audit.
 
+    Each text column is published as the text quality gate decided at training time (generated,
+    left out or all null: ``model.text.fallback``), whatever the shards hold.
     The manifest carries public and DP-derived facts only (:mod:`synthgen.manifest`); the
     evaluation scores stay with the restricted report (``report_id`` is not read).
     The plaintext shards are removed once the encrypted dataset is in place.
     """
     from synthgen.access.publish import publish_dataset
     from synthgen.manifest import shareable_manifest
+    from synthgen.models.text.gate import follow_gate, text_outputs
 
     model = require(ctx, model_id, "model")
     dataset_id = "syn-" + settings_hash(model_id, sorted(shard_ids), run_id)
@@ -39,7 +42,9 @@ def publish(
     epsilon = model.extra.get("epsilon")
     with zone.staging(f"staging/{spec.name}/{run_id}", suffix=".parquet") as assembled:
         with local_all(ctx.zones, [s.path for s in shards]) as shard_files:  # spooled when on a store
-            pl.scan_parquet(shard_files).sink_parquet(assembled, compression="zstd")
+            # The text quality gate's decision, applied again here: a withheld column never ships.
+            frame = follow_gate(pl.scan_parquet(shard_files), text_outputs(model.extra.get("text")))
+            frame.sink_parquet(assembled, compression="zstd")
         rows = pl.scan_parquet(assembled).select(pl.len()).collect().item()
         schema = {k: str(v) for k, v in pl.read_parquet_schema(assembled).items()}
         manifest = shareable_manifest(

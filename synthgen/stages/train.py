@@ -8,6 +8,7 @@ goes through :mod:`synthgen.privacy.budget` (reserve, settle, settle_failed).
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ from synthgen.stages.context import (
 )
 from synthgen.zone_io import read_frame
 from synthgen.zones import AnyZone
+
+log = logging.getLogger(__name__)
 
 
 def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) -> StageResult:
@@ -69,7 +72,7 @@ def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) 
         try:
             train_frame, holdout = _split_holdout(run)
             _fit(run, train_frame)
-            mechanisms, text_info = _save(run, train_frame)
+            mechanisms, text_info = _save(run, train_frame, holdout)
         except Exception as exc:
             _settle_failed(run, exc)
             raise
@@ -166,8 +169,10 @@ def _fit(run: _Training, train_frame: pl.DataFrame) -> None:
     run.synth.fit(train_frame, progress=on_epoch)
 
 
-def _save(run: _Training, train_frame: pl.DataFrame) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Save the tabular model and train and save the text models, in one atomic folder.
+def _save(
+    run: _Training, train_frame: pl.DataFrame, holdout: pl.DataFrame
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Save the tabular model and train, gate and save the text models, in one atomic folder.
 
     Returns the DP mechanisms that ran (for the ledger) and the text models' summary.
     """
@@ -179,7 +184,13 @@ def _save(run: _Training, train_frame: pl.DataFrame) -> tuple[list[dict[str, Any
         run.synth.save(tmpdir / "tabular")
         if run.text_cols:
             text_info = _train_text(
-                run.spec, run.ctx, run.synth, train_frame, run.text_cols, run.budget, tmpdir / "text"
+                run.spec,
+                run.ctx,
+                run.synth,
+                (train_frame, holdout),
+                run.text_cols,
+                run.budget,
+                tmpdir / "text",
             )
             mechanisms += run.budget.mechanisms + text_info.pop("mechanisms")
         (tmpdir / "run.json").write_text(json.dumps({"run_id": run.run_id, "text_columns": run.text_cols}))
@@ -268,6 +279,7 @@ def _model_extra(
         f"give columns.{c}.categories (public, free) or raise privacy.preprocessing_share"
         for c in (synth.encoder_.all_other if synth.encoder_ is not None else [])
     ] + (synth.encoder_.collapsed if synth.encoder_ is not None else [])
+    warnings += text_info.get("warnings", [])
     eps_total = sum(float(m["epsilon"]) for m in mechanisms)
     delta_total = sum(float(m.get("delta") or 0.0) for m in mechanisms)
     return {
@@ -277,7 +289,7 @@ def _model_extra(
         "epsilon": eps_total if record.dp else None,
         "delta": delta_total if record.dp else None,
         "privacy_record": record.model_dump(mode="json"),
-        "text": text_info,
+        "text": {k: v for k, v in text_info.items() if k != "warnings"},
         "holdout_path": run.ctx.zones.real.uri(run.holdout_rel),
         "holdout_fraction": spec.evaluate.holdout,
         "holdout_method": "keyed-hash",
@@ -303,12 +315,13 @@ class _TextBudget:
     tabular: Any  # PrivacySettings for the tabular synthesizer
     text_epsilon: float = 0.0  # per text column
     text_delta: float = 0.0  # per text column
+    gate_epsilon: float = 0.0  # per text column: the quality gate on the holdout (0: no holdout)
     n_public: float | None = None  # DP row count, for the text models' sampling rate
     mechanisms: list[dict[str, Any]] = field(default_factory=list)
 
 
 #: Share of the text budget spent on the DP row count that sets the run's delta.
-_COUNT_SHARE = 0.05
+TEXT_COUNT_SHARE = 0.05
 
 
 def _split_privacy(spec: PipelineSpec, frame: pl.DataFrame, text_cols: list[str]) -> _TextBudget:
@@ -317,8 +330,11 @@ def _split_privacy(spec: PipelineSpec, frame: pl.DataFrame, text_cols: list[str]
     With text columns, a DP row count (Laplace, charged) fixes the run's delta
     ``<= 1/(10 n)`` from an upper bound of n; the tabular model gets ``1 - text_share``
     of epsilon and delta, each text column an equal part of the rest (sequential
-    composition). Without text columns the tabular model resolves delta itself.
+    composition). Of the text share, ``GATE_SHARE`` goes to the text quality gates
+    (:mod:`synthgen.models.text.gate`) when the spec holds rows out (``evaluate.holdout > 0``, a
+    public setting). Without text columns the tabular model resolves delta itself.
     """
+    from synthgen.models.text.gate import GATE_SHARE
     from synthgen.privacy.accountant import resolve_delta
     from synthgen.privacy.mechanisms import count_upper_bound, laplace_count, noise_rng
 
@@ -331,7 +347,8 @@ def _split_privacy(spec: PipelineSpec, frame: pl.DataFrame, text_cols: list[str]
             "privacy.text_share must be > 0 when a text column is modelled (or set model.text.enabled=false)"
         )
     text_eps = privacy.epsilon * share
-    count_eps = text_eps * _COUNT_SHARE
+    count_eps = text_eps * TEXT_COUNT_SHARE
+    gate_eps = text_eps * GATE_SHARE if spec.evaluate.holdout > 0 else 0.0
     n_noisy, entry = laplace_count(frame.height, epsilon=count_eps, rng=noise_rng())
     delta = resolve_delta(privacy, count_upper_bound(n_noisy, count_eps))
     tabular = privacy.model_copy(
@@ -339,8 +356,9 @@ def _split_privacy(spec: PipelineSpec, frame: pl.DataFrame, text_cols: list[str]
     )
     return _TextBudget(
         tabular=tabular,
-        text_epsilon=(text_eps - count_eps) / len(text_cols),
+        text_epsilon=(text_eps - count_eps - gate_eps) / len(text_cols),
         text_delta=delta * share / len(text_cols),
+        gate_epsilon=gate_eps / len(text_cols),
         n_public=max(n_noisy, 1.0),
         mechanisms=[entry.model_dump() | {"accountant": "basic", "column": None}],
     )
@@ -350,19 +368,22 @@ def _train_text(
     spec: PipelineSpec,
     ctx: Context,
     synth: Any,
-    frame: pl.DataFrame,
+    frames: tuple[pl.DataFrame, pl.DataFrame],
     text_cols: list[str],
     budget: _TextBudget,
     out: Path,
 ) -> dict[str, Any]:
-    """Train one DP text model per text column, conditioned on the spec's categorical columns."""
+    """Train one DP text model per text column, conditioned on the spec's categorical columns,
+    and gate it on the held-out notes (its entry joins the model's privacy record)."""
     from synthgen.models.text import DPTextModel
 
+    frame, holdout = frames
     record = synth.privacy_record_
     conds = [c for c in spec.model.text.condition_on if c in frame.columns]
     categories = _condition_categories(synth, conds)
     mechanisms: list[dict[str, Any]] = []
     columns: dict[str, Any] = {}
+    warnings: list[str] = []
     for col in text_cols:
         model = DPTextModel(
             settings=spec.model.text,
@@ -381,12 +402,47 @@ def _train_text(
         model.fit(
             frame[col], frame.select(conds) if conds else None, progress=on_step, n_public=budget.n_public
         )
+        gate = _gate(spec, model, holdout, col, conds, budget)
         model.save(out / col)
         rec = model.privacy_record_.to_privacy_record(col)
-        for m in rec.mechanisms:
-            mechanisms.append(m.model_dump() | {"accountant": rec.accountant or "basic"})
-        columns[col] = {"condition_on": conds, "epsilon": rec.spent_epsilon, "delta": rec.spent_delta}
-    return {"mechanisms": mechanisms, "columns": columns}
+        for entry, m in zip(model.privacy_record_.entries, rec.mechanisms, strict=True):
+            mechanisms.append(m.model_dump() | {"accountant": entry.accountant})
+        columns[col] = {
+            "condition_on": conds,
+            "epsilon": rec.spent_epsilon,
+            "delta": rec.spent_delta,
+            "gate": gate.to_dict(),
+        }
+        if not (gate.checked and gate.passed):
+            log.warning("%s", gate.line())
+            warnings.append(gate.line())
+    return {"mechanisms": mechanisms, "columns": columns, "warnings": warnings}
+
+
+def _gate(
+    spec: PipelineSpec, model: Any, holdout: pl.DataFrame, col: str, conds: list[str], budget: _TextBudget
+) -> Any:
+    """The text quality gate of one fitted text model on the holdout's real notes (P10: the holdout
+    is chosen row by row). Its DP entry is added to the model's privacy record, which is charged."""
+    from synthgen.models.text.gate import quality_gate, unchecked
+    from synthgen.privacy.mechanisms import noise_rng
+
+    fallback = spec.model.text.fallback
+    # Whether the gate runs depends on public settings only (never on how many rows were held out).
+    if spec.evaluate.holdout <= 0 or (model.dp and budget.gate_epsilon <= 0):
+        return unchecked(col, dp=model.dp, fallback=fallback)
+    gate, entry = quality_gate(
+        model,
+        holdout[col],
+        holdout.select(conds) if conds else None,
+        column=col,
+        fallback=fallback,
+        epsilon=budget.gate_epsilon,
+        rng=noise_rng(),
+    )
+    if entry is not None:
+        model.privacy_record_.entries = [*model.privacy_record_.entries, entry]
+    return gate
 
 
 def _condition_categories(synth: Any, conds: list[str]) -> dict[str, list[str]]:

@@ -52,8 +52,17 @@ def test_passing_preflight_returns_the_plan_and_changes_nothing(demo) -> None:  
     declared = load_spec(DEMO_SPEC, [f"columns.{c}.type=datetime" for c in p.undeclared])
     q = check(declared, user=ctx.user, catalog=ctx.catalog, zones=ctx.zones)
     assert q.dp_discovery == ["date_of_birth", "admission_date"] and not q.undeclared
-    parts = [q.split["preprocessing"], q.split["tabular model"], q.split["text model"]]
+    parts = list(q.split.values())
+    parts_named = {"preprocessing", "tabular model", "text row count", "text model", "text quality gate"}
+    assert set(q.split) == parts_named
     assert all(isinstance(x, float) for x in parts) and sum(parts) == pytest.approx(3.0)  # type: ignore[arg-type]
+    # As the train stage splits it: the text share (0.3) pays the row count, the gate and the model.
+    assert q.split["text quality gate"] == pytest.approx(3.0 * 0.3 * 0.05)
+    text = q.split["text row count"] + q.split["text model"] + q.split["text quality gate"]  # type: ignore[operator]
+    assert text == pytest.approx(0.9)
+    assert "text quality gate" not in check(
+        load_spec(DEMO_SPEC, ["evaluate.holdout=0"]), user=ctx.user, catalog=ctx.catalog, zones=ctx.zones
+    ).split
     text = "\n".join(p.lines())
     assert "no row read" in text and "auto: chosen at train time" in text
 

@@ -29,6 +29,9 @@ SMALL = [
     "evaluate.plots=false",
     "evaluate.text_canary=3",
     "privacy.accountant=rdp",  # not the default: the text model must honour it too
+    # So small a text model is below the readability bar: publish its notes anyway, to test them
+    # (tests/pipeline/test_text_gate_cli.py runs drop and empty).
+    "model.text.fallback=model",
 ]
 
 
@@ -50,13 +53,56 @@ def test_ledger_holds_tabular_and_text_charges_within_the_target(run: dict[str, 
     ctx = run["ctx"]
     entries = ctx.catalog.ledger(pipeline.source_key(_spec()))
     text = [e for e in entries if (e.detail or {}).get("column") == "notes"]
-    assert {e.step for e in text} == {"preprocessing", "training"}  # word release + DP-SGD
-    assert {e.mechanism for e in text} == {"dp_word_vocabulary", "dp_sgd_text"}
+    assert {e.step for e in text} == {"preprocessing", "training", "evaluation"}  # words, DP-SGD, gate
+    assert {e.mechanism for e in text} == {"dp_word_vocabulary", "dp_sgd_text", "dp_text_gate"}
     assert {e.step for e in entries if e not in text} >= {"preprocessing", "training"}
     eps, delta = ctx.catalog.spent(pipeline.source_key(_spec()))
     assert sum(e.epsilon for e in text) > 0 and eps <= 3.0 + 1e-9
     # delta <= 1/(10 n) for n a DP upper bound on the 480 training rows (80% of 600).
     assert 0 < delta <= 1 / (10 * 480)
+
+
+def test_the_quality_gate_is_charged_and_listed_in_the_text_models_privacy_record(
+    run: dict[str, Any],
+) -> None:
+    ctx = run["ctx"]
+    entries = ctx.catalog.ledger(pipeline.source_key(_spec()))
+    gate = [e for e in entries if e.mechanism == "dp_text_gate"]
+    # epsilon 3 x text_share 0.3 x GATE_SHARE 0.05, for the one text column: pure DP, delta 0.
+    assert len(gate) == 1 and gate[0].step == "evaluation" and gate[0].delta == 0.0
+    assert gate[0].epsilon == pytest.approx(3.0 * 0.3 * 0.05) and gate[0].accountant == "basic"
+    model = ctx.catalog.get_dataset(run["train"].dataset_id)
+    info = model.extra["text"]["columns"]["notes"]
+    assert info["gate"]["epsilon"] == pytest.approx(gate[0].epsilon) and info["gate"]["dp"] is True
+    # The text model's own record lists the gate, and its entries add up to what it spent.
+    record = json.loads((Path(model.path) / "text" / "notes" / "config.json").read_text())["privacy_record"]
+    steps = [e["step"] for e in record["entries"]]
+    assert steps == ["text_preprocessing", "text_training", "text_gate"]
+    assert sum(e["epsilon"] for e in record["entries"]) == pytest.approx(info["epsilon"])
+    text_charged = sum(e.epsilon for e in entries if (e.detail or {}).get("column") == "notes")
+    assert text_charged == pytest.approx(info["epsilon"])
+    # Every charge of the run adds up to the model's epsilon, within the reserved 3.
+    assert (
+        sum(e.epsilon for e in entries) == pytest.approx(model.extra["epsilon"])
+        and model.extra["epsilon"] <= 3.0
+    )
+
+
+def test_notes_below_the_bar_published_anyway_are_said_so(run: dict[str, Any]) -> None:
+    gate = run["train"].extra["warnings"]
+    line = next(w for w in gate if w.startswith("notes: text model below the readability bar"))
+    assert "its unreadable text published anyway (model.text.fallback: model)" in line
+    from synthgen.cli.data import read_manifest
+    from synthgen.manifest import check_shareable
+
+    manifest = read_manifest(Path(run["publish"].path))
+    check_shareable(manifest)
+    shown = manifest["text"]["notes"]["quality_gate"]
+    assert shown["passed"] is False and shown["output"] == "generated" and shown["fallback"] == "model"
+    assert shown["dp_perplexity_per_byte"] > shown["threshold"] == 3.5
+    assert {"step": "evaluation", "mechanism": "dp_text_gate", "column": "notes"} in manifest["privacy"][
+        "mechanisms"
+    ]
 
 
 def test_published_rows_carry_generated_notes(run: dict[str, Any]) -> None:

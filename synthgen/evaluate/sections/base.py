@@ -73,6 +73,9 @@ class SectionResult:
     verdict: Verdict = "n/a"
     #: Why the verdict is what it is: (level, sentence), worst first.
     findings: list[tuple[Verdict, str]] = field(default_factory=list)
+    #: The section's weight in the overall verdict when it differs from ``verdict`` (set by
+    #: ``judge``): a text column the quality gate withheld fails its section, not the whole run.
+    overall: Verdict | None = None
     seconds: float = 0.0
 
     def note(self, text: str) -> None:
@@ -90,6 +93,7 @@ class SectionResult:
             "alerts": list(self.alerts),
             "verdict": self.verdict,
             "findings": [{"level": lvl, "text": text} for lvl, text in self.findings],
+            "overall": self.overall,
             "details": _jsonable(self.details),
             "seconds": round(self.seconds, 3),
         }

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # real names for type checkers; at run time they load on first use
     from synthgen.models.text.accounting import PrivacyEntry, TextPrivacyRecord, calibrate_noise
     from synthgen.models.text.canary import canary_exposure, exposure
-    from synthgen.models.text.metrics import distinct_n, text_metrics
+    from synthgen.models.text.metrics import distinct_n, holdout_perplexity, text_metrics
     from synthgen.models.text.model import DPTextModel
     from synthgen.models.text.settings import TextModelSettings
     from synthgen.models.text.tokenizer import InputStats, TextTokenizer, truncate_utf8
@@ -41,6 +41,7 @@ _EXPORTS = {
     "exposure": "canary",
     "distinct_n": "metrics",
     "text_metrics": "metrics",
+    "holdout_perplexity": "metrics",
     "TextModelSettings": "settings",
 }
 
@@ -56,6 +57,7 @@ __all__ = [
     "distinct_n",
     "dp_words",
     "exposure",
+    "holdout_perplexity",
     "split_pieces",
     "text_metrics",
     "truncate_utf8",

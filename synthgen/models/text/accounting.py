@@ -2,7 +2,9 @@
 
 The text model reads the training text under DP through two mechanisms, each a ledger
 entry: the word vocabulary (Gaussian partition selection, ``text_preprocessing``; none with
-``vocabulary: bytes``) and DP-SGD (``text_training``): Poisson-sampled batches (each record
+``vocabulary: bytes``) and DP-SGD (``text_training``); the pipeline's quality gate then reads
+the held-out text once (``text_gate``, :mod:`synthgen.models.text.gate`) and adds its entry to
+the same record. DP-SGD: Poisson-sampled batches (each record
 in a step with probability ``q``), per-record gradients clipped to ``max_grad_norm``,
 Gaussian noise ``noise_multiplier * max_grad_norm`` added to their sum. Condition tokens
 come from public or DP-discovered category lists. Adjacency is record-level: one text
@@ -29,11 +31,12 @@ class PrivacyEntry(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    step: Literal["text_training", "text_preprocessing"]
+    step: Literal["text_training", "text_preprocessing", "text_gate"]
     mechanism: str
     epsilon: float
     delta: float
-    accountant: AccountantName
+    #: prv | rdp for DP-SGD and the word release; basic for the gate's pure-DP Laplace noise.
+    accountant: Literal["prv", "rdp", "basic"]
 
 
 class TextPrivacyRecord(BaseModel):
@@ -90,10 +93,10 @@ class TextPrivacyRecord(BaseModel):
             adjacency="add/remove one row (one text with its condition values)",
             mechanisms=[
                 MechanismEntry(
-                    step="training" if e.step == "text_training" else "preprocessing",
+                    step=_LEDGER_STEP[e.step],
                     # Short ledger names (the catalog column holds 120 characters); the full
                     # description stays in the model's own record.
-                    mechanism="dp_sgd_text" if e.step == "text_training" else "dp_word_vocabulary",
+                    mechanism=_LEDGER_NAME[e.step],
                     column=column,
                     epsilon=e.epsilon,
                     delta=e.delta,
@@ -101,6 +104,18 @@ class TextPrivacyRecord(BaseModel):
                 for e in self.entries
             ],
         )
+
+
+_LEDGER_STEP: dict[str, Literal["preprocessing", "training", "evaluation"]] = {
+    "text_preprocessing": "preprocessing",
+    "text_training": "training",
+    "text_gate": "evaluation",
+}
+_LEDGER_NAME = {
+    "text_preprocessing": "dp_word_vocabulary",
+    "text_training": "dp_sgd_text",
+    "text_gate": "dp_text_gate",
+}
 
 
 def calibrate_noise(

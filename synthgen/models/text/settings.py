@@ -66,6 +66,12 @@ class TextModelSettings(BaseModel):
     #: Null or empty text: "model" trains it as an empty text (so generation reproduces
     #: empty notes), "skip" leaves the row out of training. Both are counted.
     empty_text: Literal["model", "skip"] = "model"
+    #: What the published dataset carries when the text model fails the quality gate (its DP
+    #: perplexity per byte on the held-out real notes, measured right after training, is above
+    #: the readability bar of 3.5; docs/report-verdict.md): "drop" leaves the column out,
+    #: "empty" keeps it with every value null, "model" publishes the model's text anyway. In
+    #: every case the run warns and its summary says so in one line; the manifest records it.
+    fallback: Literal["drop", "empty", "model"] = "drop"
     #: Sampling defaults for generation (each can be overridden per call).
     temperature: float = Field(default=1.0, gt=0)
     #: Keep only the k most likely next bytes (0 = off).
