@@ -182,9 +182,11 @@ def shareable_manifest(
             "run_id": run_id,
         },
         "privacy": privacy_section(model_extra),
-        "text": text_section(model_extra),
         "anonymization": anonymization_section(spec),
         "tags": spec.output.access.tags,
     }
+    text = text_section(model_extra)
+    if text:
+        manifest["text"] = text
     check_shareable(manifest)
     return manifest
