@@ -591,6 +591,12 @@ def side_by_side(results: dict[str, Any]) -> str:
                 if "skipped" in r or "failed" in r:
                     return "skipped" if "skipped" in r else "failed"
                 v = r.get(key)
+                if key == "fit_s" and v is not None:
+                    return f"{v:.1f}"
+                if key == "load_avg_1m" and v:
+                    return f"{v[0]:g} / {v[1]:g}"
+                if key == "commit":
+                    return f"{v}{' (stale)' if r.get('stale') else ''}"
                 return "" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
 
             for i, pair in enumerate(case["real"]):
@@ -608,6 +614,8 @@ def side_by_side(results: dict[str, Any]) -> str:
                 ("tvd_2way", "mean 2-way TVD"),
                 ("capital_gain_zero_share", "capital_gain share of zeros"),
                 ("fit_s", "fit seconds (loaded machine)"),
+                ("load_avg_1m", "1-min load average before / after the fit"),
+                ("commit", "commit the fit ran at"),
             ]:
                 if not any(key in r for r in cols):
                     continue
