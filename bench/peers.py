@@ -195,8 +195,21 @@ def read_back(path: Path, like: pl.DataFrame) -> pl.DataFrame:
 # -- cache ---------------------------------------------------------------------------------------
 
 
+_CODE_ID: list[str | None] = []
+
+
 def synthgen_code_id() -> str | None:
-    """Tree hash of ``synthgen/`` at HEAD, plus a hash of any uncommitted change there; None off git."""
+    """Tree hash of ``synthgen/`` at HEAD, plus a hash of any uncommitted change there; None off git.
+
+    Read once per process: the modules a run has loaded do not change if the checkout does
+    later (a rebase during a long run), so a later read would mislabel its fits.
+    """
+    if not _CODE_ID:
+        _CODE_ID.append(_read_code_id())
+    return _CODE_ID[0]
+
+
+def _read_code_id() -> str | None:
     root = BENCH_DIR.parent
 
     def git(*args: str) -> str | None:
@@ -213,6 +226,16 @@ def synthgen_code_id() -> str | None:
 
 
 def head_commit() -> str | None:
+    """HEAD's short hash, read once per process (see :func:`synthgen_code_id`)."""
+    if not _HEAD:
+        _HEAD.append(_read_head())
+    return _HEAD[0]
+
+
+_HEAD: list[str | None] = []
+
+
+def _read_head() -> str | None:
     done = subprocess.run(
         ["git", "-C", str(BENCH_DIR.parent), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     )
