@@ -48,6 +48,7 @@ import numpy as np
 import polars as pl
 
 from bench.harness import benchmark
+from bench.utility import tstr, tvd_1way
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -183,50 +184,6 @@ TABLES: dict[str, dict[str, Any]] = {
 
 
 # -- figures (the same code measures both sides) -----------------------------------------------
-
-
-def _is_cat(s: pl.Series) -> bool:
-    return s.dtype in (pl.String, pl.Categorical, pl.Boolean)
-
-
-def tvd_1way(real: pl.DataFrame, syn: pl.DataFrame) -> float:
-    out = []
-    for c in real.columns:
-        r, s = real[c], syn[c]
-        if _is_cat(r):
-            a = r.cast(pl.String).fill_null("<null>").value_counts()
-            b = s.cast(pl.String).fill_null("<null>").value_counts()
-            pa = dict(zip(a[c].to_list(), (a["count"] / real.height).to_list(), strict=True))
-            pb = dict(zip(b[c].to_list(), (b["count"] / syn.height).to_list(), strict=True))
-        else:
-            rv = r.cast(pl.Float64).fill_null(np.nan).to_numpy()
-            sv = s.cast(pl.Float64).fill_null(np.nan).to_numpy()
-            edges = np.unique(np.nanquantile(rv, np.linspace(0, 1, 11))[1:-1])
-
-            def hist(v: np.ndarray, edges: np.ndarray = edges) -> dict[int, float]:
-                k = np.where(np.isnan(v), -1, np.searchsorted(edges, v, side="right"))
-                keys, counts = np.unique(k, return_counts=True)
-                return dict(zip(keys.tolist(), (counts / len(v)).tolist(), strict=True))
-
-            pa, pb = hist(rv), hist(sv)
-        out.append(0.5 * sum(abs(pa.get(k, 0.0) - pb.get(k, 0.0)) for k in set(pa) | set(pb)))
-    return float(np.mean(out))
-
-
-def tstr(syn: pl.DataFrame, test: pl.DataFrame, target: str, positive: Any) -> float:
-    import pandas as pd
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.metrics import roc_auc_score
-
-    y = (syn[target] == positive).fill_null(False).to_numpy()
-    if y.all() or not y.any():
-        return 0.5
-    both = pl.concat([syn.drop(target), test.drop(target)], how="vertical_relaxed").to_pandas()
-    cats = [c for c in both.columns if both[c].dtype == object]
-    x = pd.get_dummies(both, columns=cats, dummy_na=True).astype(float)
-    model = HistGradientBoostingClassifier(random_state=0).fit(x.iloc[: syn.height], y)
-    yt = (test[target] == positive).to_numpy()
-    return float(roc_auc_score(yt, model.predict_proba(x.iloc[syn.height :])[:, 1]))
 
 
 def figures(
