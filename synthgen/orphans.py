@@ -232,12 +232,23 @@ def sweep_object_staging(
     objects were never under a final key and never catalogued. Audited.
     """
     removed = zone.sweep_temporaries(older_than=older_than)
+    return record_sweep(
+        audit,
+        user=user,
+        resource=f"{zone.name}:{zone.root}",
+        removed=removed,
+        reason="staging objects of killed writers",
+    )
+
+
+def record_sweep(audit: AuditLog, *, user: str, resource: str, removed: list[str], reason: str) -> list[str]:
+    """Audit what a sweep removed (nothing when it removed nothing); returns ``removed``."""
     if removed:
         audit.record(
             actor=user,
             action="sweep",
-            resource=f"{zone.name}:{zone.root}",
+            resource=resource,
             decision="ok",
-            detail={"removed": removed, "reason": "staging objects of killed writers"},
+            detail={"removed": removed, "reason": reason},
         )
     return removed

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from synthgen.orphans import record_sweep, sweep_object_staging
 from synthgen.zones import Zone, Zones
 
 if TYPE_CHECKING:
@@ -64,20 +65,13 @@ def sweep_orphans(catalog: Catalog, zones: Zones, audit: AuditLog, *, user: str)
     On an object store: :func:`sweep_object_orphans`, then the staging transactions older than
     :data:`synthgen.orphans.TEMP_MAX_AGE_S` (:func:`synthgen.orphans.sweep_object_staging`)."""
     if not isinstance(zones.synthetic, Zone):
-        from synthgen.orphans import sweep_object_staging
-
         swept = sweep_object_orphans(catalog, zones.synthetic, audit, user=user)
         swept += sweep_object_staging(zones.synthetic, audit, user=user)
         spool = zones.synthetic.sweep_spool()  # a killed publish's plaintext assembly, on this host
-        if spool:
-            audit.record(
-                actor=user,
-                action="sweep",
-                resource=f"synthetic:{zones.synthetic.root}",
-                decision="ok",
-                detail={"removed": spool, "reason": "spool folders of killed processes"},
-            )
-        return swept + spool
+        resource = f"synthetic:{zones.synthetic.root}"
+        return swept + record_sweep(
+            audit, user=user, resource=resource, removed=spool, reason="spool folders of killed processes"
+        )
     root = zones.synthetic.root
     if not root.is_dir():
         return []
@@ -91,15 +85,8 @@ def sweep_orphans(catalog: Catalog, zones: Zones, audit: AuditLog, *, user: str)
         if path.name.startswith(".tmp-") or (ds_id is not None and ds_id not in catalogued):
             removed.append(str(rel))
             path.unlink(missing_ok=True)
-    if removed:
-        audit.record(
-            actor=user,
-            action="sweep",
-            resource="synthetic:*",
-            decision="ok",
-            detail={"removed": removed, "reason": "uncatalogued publication files or temporaries"},
-        )
-    return removed
+    reason = "uncatalogued publication files or temporaries"
+    return record_sweep(audit, user=user, resource="synthetic:*", removed=removed, reason=reason)
 
 
 def sweep_object_orphans(catalog: Catalog, zone: ObjectZone, audit: AuditLog, *, user: str) -> list[str]:
@@ -125,15 +112,8 @@ def sweep_object_orphans(catalog: Catalog, zone: ObjectZone, audit: AuditLog, *,
             if ds_id is not None and ds_id not in catalogued:
                 zone.fs.rm_file(path)
                 removed.append(f"{name}/{path.rsplit('/', 1)[-1]}")
-    if removed:
-        audit.record(
-            actor=user,
-            action="sweep",
-            resource=f"synthetic:{zone.root}",
-            decision="ok",
-            detail={"removed": removed, "reason": "uncatalogued publication objects"},
-        )
-    return removed
+    reason = "uncatalogued publication objects"
+    return record_sweep(audit, user=user, resource=f"synthetic:{zone.root}", removed=removed, reason=reason)
 
 
 @contextmanager
