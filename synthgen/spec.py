@@ -71,6 +71,8 @@ class SourceSpec(BaseModel):
     text_field: str = "text"
     #: csv: the field separator.
     separator: str = ","
+    #: csv: lines starting with this are comments and skipped (for example ``#``).
+    comment_prefix: str | None = None
     #: Environment variables ``path`` may expand besides ``SYNTHGEN_HOME`` (never a secret's name).
     path_vars: list[str] = []
 
@@ -79,6 +81,13 @@ class SourceSpec(BaseModel):
     def _separator(cls, v: str) -> str:
         if len(v.encode("utf-8")) != 1 or v in '\r\n"':
             raise ValueError("expected one single-byte character, such as ',' or ';' or a tab")
+        return v
+
+    @field_validator("comment_prefix")
+    @classmethod
+    def _comment_prefix(cls, v: str | None) -> str | None:
+        if v is not None and not (1 <= len(v) <= 5 and v.isprintable() and not v.isspace()):
+            raise ValueError("expected 1 to 5 printable characters, such as '#'")
         return v
 
     @model_validator(mode="after")

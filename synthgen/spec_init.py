@@ -42,6 +42,11 @@ SUFFIX_KINDS = {
 #: Rows read to infer types: the same sample ``ingest`` reads for its own inference.
 SAMPLE_ROWS = 10_000
 
+#: Bytes of a CSV file read to find its separator and comment lines (the header and a few rows).
+_SNIFF_BYTES = 64 * 1024
+#: Separators a starter spec recognises, in order of preference on a tie.
+_SEPARATORS = ",;\t|"
+
 _BAD_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -62,10 +67,58 @@ class StarterSpec:
     name: str
     source_kind: str | None
     columns: list[StarterColumn] = field(default_factory=list)
+    dialect: CsvDialect | None = None
 
     @property
     def dropped(self) -> list[str]:
         return [c.name for c in self.columns if c.pii is not None or c.type == ColumnType.id]
+
+
+@dataclass(frozen=True)
+class CsvDialect:
+    """How a CSV file is laid out: read from its first lines (layout, not values, goes in the spec)."""
+
+    separator: str = ","
+    #: Lines starting with this are comments (a leading ``# Data source: ...`` line, say).
+    comment_prefix: str | None = None
+
+    def source_keys(self) -> dict[str, str]:
+        """The spec's ``source`` keys that differ from the defaults."""
+        keys = {} if self.separator == "," else {"separator": self.separator}
+        if self.comment_prefix is not None:
+            keys["comment_prefix"] = self.comment_prefix
+        return keys
+
+
+def sniff_csv(path: Path) -> CsvDialect:
+    """The separator and comment marker of a CSV/TSV file, from its first lines.
+
+    Leading lines that start with ``#`` are comments. The separator is the candidate that
+    splits the header and the next lines into the same number of fields (more than one),
+    ``\\t`` for a ``.tsv`` file whatever it holds.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_SNIFF_BYTES).decode("utf-8", errors="replace")
+    except OSError as exc:
+        raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
+    lines = head.splitlines()[:-1] if len(head) == _SNIFF_BYTES else head.splitlines()
+    comment = "#" if lines and lines[0].startswith("#") else None
+    rows = [ln for ln in lines if ln.strip() and not (comment and ln.startswith(comment))][:20]
+    if path.suffix.lower() == ".tsv":
+        return CsvDialect(separator="\t", comment_prefix=comment)
+    best, best_fields = ",", 1
+    for sep in _SEPARATORS:
+        counts = {_fields(ln, sep) for ln in rows}
+        if len(counts) == 1 and (n := counts.pop()) > best_fields:
+            best, best_fields = sep, n
+    return CsvDialect(separator=best, comment_prefix=comment)
+
+
+def _fields(line: str, sep: str) -> int:
+    import csv
+
+    return len(next(csv.reader([line], delimiter=sep), []))
 
 
 def pipeline_name(stem: str) -> str:
@@ -86,7 +139,13 @@ def _yaml_key(name: str) -> str:
 
 
 def _source_block(
-    kind: str | None, *, path: str | None, url_env: str | None, table: str | None, sid: str
+    kind: str | None,
+    *,
+    path: str | None,
+    url_env: str | None,
+    table: str | None,
+    sid: str,
+    dialect: CsvDialect | None = None,
 ) -> str:
     if kind is None:
         return (
@@ -106,6 +165,8 @@ def _source_block(
     else:
         lines.append("  # Relative paths resolve against this file.")
         lines.append(f"  path: {_yaml_str(path or '')}")
+        for key, value in (dialect.source_keys() if dialect else {}).items():
+            lines.append(f"  {key}: {_yaml_str(value)}")
     lines.append(
         "  # The privacy ledger's key for this data: every spec naming the same id shares one budget."
     )
@@ -164,6 +225,7 @@ def render(
     url_env: str | None = None,
     table: str | None = None,
     columns: list[StarterColumn] | None = None,
+    dialect: CsvDialect | None = None,
 ) -> str:
     """The starter spec's text (YAML with comments)."""
     columns = columns or []
@@ -179,7 +241,7 @@ def render(
         "# Reference of every key: docs/spec-reference.md",
         f"name: {_yaml_str(name)}",
         "description: ''",
-        _source_block(kind, path=path, url_env=url_env, table=table, sid=sid).rstrip("\n"),
+        _source_block(kind, path=path, url_env=url_env, table=table, sid=sid, dialect=dialect).rstrip("\n"),
         _columns_block(columns).rstrip("\n"),
         "anonymize:",
         "  # How identifiers found inside free text are replaced: surrogate | tag | redact | hash | mask.",
@@ -226,7 +288,12 @@ def _relative_to(target: Path, base: Path) -> str:
 
 
 def infer_columns(
-    kind: str, *, path: Path | None = None, url_env: str | None = None, table: str | None = None
+    kind: str,
+    *,
+    path: Path | None = None,
+    url_env: str | None = None,
+    table: str | None = None,
+    dialect: CsvDialect | None = None,
 ) -> list[StarterColumn]:
     """Types of the source's columns, inferred by the pipeline's own rule from its first rows."""
     from synthgen.anonymize.detect import name_hint
@@ -239,8 +306,7 @@ def infer_columns(
     else:
         assert path is not None
         source["path"] = str(path.resolve())
-        if path.suffix.lower() == ".tsv":
-            source["separator"] = "\t"
+        source.update(dialect.source_keys() if dialect else {})
     spec = spec_from_dict({"name": "spec-init", "source": source}, origin="--from-data")
     sample = open_source(spec).sample(SAMPLE_ROWS)
     if sample.width == 0:
@@ -275,11 +341,13 @@ def init_spec(
     kind: str | None = None
     path_text: str | None = None
     columns: list[StarterColumn] = []
+    dialect: CsvDialect | None = None
     if from_data is not None:
         kind = _kind_of(from_data)
         if not from_data.exists():
             raise SourceError(f"source file not found: {from_data}")
-        columns = infer_columns(kind, path=from_data)
+        dialect = sniff_csv(from_data) if kind == "csv" else None
+        columns = infer_columns(kind, path=from_data, dialect=dialect)
         path_text = _relative_to(from_data, out.parent)
         stem = from_data.stem
     elif url_env is not None:
@@ -291,7 +359,9 @@ def init_spec(
     else:
         stem = out.stem
     pname = pipeline_name(name or stem)
-    text = render(name=pname, kind=kind, path=path_text, url_env=url_env, table=table, columns=columns)
+    text = render(
+        name=pname, kind=kind, path=path_text, url_env=url_env, table=table, columns=columns, dialect=dialect
+    )
     # Exclusive create: a file appearing since the check above is not overwritten either.
     try:
         with open(out, "x", encoding="utf-8") as fh:
@@ -302,4 +372,32 @@ def init_spec(
         ) from None
     except OSError as exc:
         raise SpecError(f"cannot write {out}: {exc.strerror or exc}") from None
-    return StarterSpec(path=out, name=pname, source_kind=kind, columns=columns)
+    return StarterSpec(path=out, name=pname, source_kind=kind, columns=columns, dialect=dialect)
+
+
+def split_init_args(
+    target: Path | None, *, out: Path | None, from_data: Path | None, sql: bool
+) -> tuple[Path, Path | None]:
+    """``spec init``'s (spec to write, data file) from its positional argument and options.
+
+    ``spec init SOURCE [--out SPEC]`` (the positional is data), ``spec init SPEC --from-data
+    SOURCE`` (the positional is the spec), ``spec init --url-env VAR --table T --out SPEC``.
+    A positional with a data file's suffix is the source; without ``--out`` its spec is
+    ``<stem>.yaml`` in the current folder.
+    """
+    is_data = target is not None and target.suffix.lower() in SUFFIX_KINDS
+    if out is not None:
+        if target is not None and (from_data is not None or sql):
+            raise SpecError("give the spec to write once: either --out SPEC or a SPEC argument, not both")
+        if target is not None and not is_data:
+            raise SpecError(
+                f"{target}: not a data file ({', '.join(sorted(SUFFIX_KINDS))}); "
+                "use `spec init SOURCE --out SPEC` or `spec init SPEC --from-data SOURCE`"
+            )
+        return out, target if target is not None else from_data
+    if is_data and from_data is None and not sql:
+        assert target is not None
+        return Path(f"{pipeline_name(target.stem)}.yaml"), target
+    if is_data:
+        raise SpecError(f"{target}: a data file cannot be the spec to write; name the spec with --out SPEC")
+    return target or Path("pipeline.yaml"), from_data

@@ -16,9 +16,20 @@ spec_app = typer.Typer(help="Write, validate and inspect pipeline specs.", no_ar
 
 @spec_app.command("init")
 def spec_init(
-    path: Annotated[
-        Path, typer.Argument(help="Spec file to write (never overwritten).", show_default=False)
-    ] = Path("pipeline.yaml"),
+    target: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="[SOURCE | SPEC]",
+            help="A data file (CSV, TSV, Parquet, JSONL) to start from, or the spec file to write.",
+            show_default=False,
+        ),
+    ] = None,
+    out_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", metavar="SPEC", help="Spec file to write (never overwritten; default SOURCE-NAME.yaml)."
+        ),
+    ] = None,
     from_data: Annotated[
         Path | None,
         typer.Option(
@@ -36,16 +47,21 @@ def spec_init(
         str | None, typer.Option("--name", help="Pipeline name (default: from the file).")
     ] = None,
 ) -> None:
-    """Write a commented starter spec; with --from-data (or --url-env and --table), with column types."""
-    from synthgen.spec_init import init_spec
+    """Write a commented starter spec: `spec init SOURCE [--out SPEC]`, `spec init SPEC --from-data
+    SOURCE`, or `spec init --url-env VAR --table TABLE --out SPEC` for a SQL table."""
+    from synthgen.spec_init import init_spec, split_init_args
 
-    r = init_spec(path, from_data=from_data, url_env=url_env, table=table, name=name)
+    path, data = split_init_args(target, out=out_path, from_data=from_data, sql=url_env is not None)
+    r = init_spec(path, from_data=data, url_env=url_env, table=table, name=name)
     out.print(f"wrote {r.path} (pipeline {r.name})", highlight=False)
     if r.columns:
         out.print(
             f"{len(r.columns)} column types inferred from the first rows (types only, no values)",
             highlight=False,
         )
+    if r.dialect is not None and r.dialect.source_keys():
+        keys = ", ".join(f"{k} {v!r}" for k, v in r.dialect.source_keys().items())
+        out.print(f"CSV layout read from the first lines: {keys}", highlight=False)
     if r.dropped:
         out.print(f"identifier columns it drops: {', '.join(r.dropped)}", highlight=False)
     out.print(f"next: edit it, then `synthgen spec validate {r.path}` and `synthgen run {r.path} --dry-run`")

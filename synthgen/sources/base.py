@@ -65,7 +65,12 @@ class FileSource(Source):
         try:
             return fn()
         except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
-            raise SourceError(read_error(exc, self.describe(), self.locate_bad_value)) from None
+            message = read_error(exc, self.describe(), self.locate_bad_value)
+            raise SourceError(message + self.read_hint()) from None
+
+    def read_hint(self) -> str:
+        """Text appended to a failed read's message when the file's layout suggests a fix."""
+        return ""
 
     def locate_bad_value(self, column: str, dtype: str) -> int | None:
         """The 1-based data row of ``column``'s first value that is not ``dtype`` (for messages)."""

@@ -34,16 +34,34 @@ class CsvSource(FileSource):
         return pl.scan_csv(
             self.path,
             separator=self.spec.source.separator,
+            comment_prefix=self.spec.source.comment_prefix,
             infer_schema_length=_INFER_ROWS,
             truncate_ragged_lines=False,
             schema_overrides=as_text or None,
         )
 
+    def read_hint(self) -> str:
+        if self.spec.source.comment_prefix is not None:
+            return ""
+        try:
+            with open(self.path, "rb") as fh:
+                first = fh.read(1)
+        except OSError:
+            return ""
+        if first == b"#":
+            return "; the file starts with a '#' line: set source.comment_prefix: '#' to skip comment lines"
+        return ""
+
     def locate_bad_value(self, column: str, dtype: str) -> int | None:
         parse = _PARSES.get(dtype)
         if parse is None:
             return None
-        as_text = pl.scan_csv(self.path, separator=self.spec.source.separator, infer_schema_length=0)
+        as_text = pl.scan_csv(
+            self.path,
+            separator=self.spec.source.separator,
+            comment_prefix=self.spec.source.comment_prefix,
+            infer_schema_length=0,
+        )
         bad = pl.col(column).is_not_null() & parse(pl.col(column)).is_null()
         hit = as_text.with_row_index("_row").filter(bad).select("_row").head(1).collect()
         return int(hit.item()) + 1 if hit.height else None

@@ -74,6 +74,43 @@ def test_spec_init_bad_inputs(home: Path, tmp_path: Path) -> None:
     assert not any((tmp_path / n).exists() for n in ("a.yaml", "b.yaml", "c.yaml"))
 
 
+def test_spec_init_source_first_form(home: Path, tmp_path: Path) -> None:
+    """`spec init SOURCE [--out SPEC]`: the positional is the data; without --out, `<stem>.yaml` here."""
+    _table().write_csv(tmp_path / "visits.csv")
+    r = run_synthgen(["spec", "init", str(tmp_path / "visits.csv"), "--out", str(tmp_path / "mine.yaml")])
+    assert r.code == 0, r.err
+    assert run_synthgen(["spec", "validate", str(tmp_path / "mine.yaml")]).code == 0
+    work = tmp_path / "work"
+    work.mkdir()
+    r = run_synthgen(["spec", "init", str(tmp_path / "visits.csv")], cwd=work)
+    assert r.code == 0, r.err
+    assert "source:\n  kind: csv\n" in (work / "visits.yaml").read_text()
+    # The spec named twice, or a spec where the data goes: one line, exit 2, nothing written.
+    for args in (
+        [str(tmp_path / "visits.csv"), "--out", str(tmp_path / "x.yaml"), "--from-data", "y.csv"],
+        [str(tmp_path / "other.yaml"), "--out", str(tmp_path / "x.yaml")],
+    ):
+        r = run_synthgen(["spec", "init", *args])
+        assert r.code == 2 and _one_line(r.err), r.err
+    assert not (tmp_path / "x.yaml").exists()
+
+
+def test_spec_init_reads_the_csv_layout(home: Path, tmp_path: Path) -> None:
+    """A leading comment line and a ';' separator go into the spec, and ingest then reads the file."""
+    body = _table().write_csv(separator=";")
+    (tmp_path / "visits.csv").write_text("# Data source: the ward's export, 2024\n" + body)
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(f"name: plain\nsource: {{kind: csv, path: {tmp_path / 'visits.csv'}, separator: ';'}}\n")
+    r = run_synthgen(["ingest", str(plain)])
+    assert r.code == 1 and _one_line(r.err) and "source.comment_prefix: '#'" in r.err, r.err
+    r = run_synthgen(["spec", "init", str(tmp_path / "visits.csv"), "--out", str(tmp_path / "v.yaml")])
+    assert r.code == 0, r.err
+    text = (tmp_path / "v.yaml").read_text()
+    assert "  separator: ;\n" in text and "  comment_prefix: '#'\n" in text
+    assert "\n  ward:\n" in text and "\n  age:\n" in text  # the header was read as the header
+    assert run_synthgen(["ingest", str(tmp_path / "v.yaml")]).code == 0
+
+
 def _spec_for(tmp_path: Path, csv: Path) -> Path:
     spec = tmp_path / "s.yaml"
     spec.write_text(

@@ -116,3 +116,31 @@ def test_bad_inputs_write_nothing(tmp_path: Path, kwargs: dict, err: type, match
     with pytest.raises(err, match=match):
         init_spec(tmp_path / "s.yaml", **kwargs)
     assert not (tmp_path / "s.yaml").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "separator", "comment"),
+    [
+        ("a.csv", "x,y\n1,2\n", ",", None),
+        ("a.csv", "x;y;z\n1;2,5;3\n4;5;6\n", ";", None),  # a decimal comma is not a separator
+        ("a.csv", "x|y\n1|2\n", "|", None),
+        ("a.tsv", "x\ty\n1\t2\n", "\t", None),
+        ("a.csv", "# exported 2024\n# by the ward\nx,y\n1,2\n", ",", "#"),
+        ("a.csv", "only\n1\n2\n", ",", None),
+    ],
+)
+def test_sniff_csv_reads_separator_and_comment_lines(
+    tmp_path: Path, name: str, body: str, separator: str, comment: str | None
+) -> None:
+    from synthgen.spec_init import sniff_csv
+
+    (tmp_path / name).write_text(body)
+    d = sniff_csv(tmp_path / name)
+    assert (d.separator, d.comment_prefix) == (separator, comment)
+
+
+def test_tsv_spec_names_its_separator(tmp_path: Path) -> None:
+    _table().write_csv(tmp_path / "visits.tsv", separator="\t")
+    r = init_spec(tmp_path / "spec.yaml", from_data=tmp_path / "visits.tsv")
+    assert load_spec(r.path).source.separator == "\t"
+    _check_written(r.path)
