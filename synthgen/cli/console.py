@@ -7,7 +7,15 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 out = Console()
 err = Console(stderr=True)
@@ -31,6 +39,7 @@ def progress_bars(enabled: bool = True) -> Iterator[Any]:
         BarColumn(),
         TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(),
+        TimeRemainingColumn(),
         console=err,
         transient=False,
     )

@@ -72,3 +72,29 @@ def test_progress_bars_give_stage_lines_when_stderr_is_not_a_terminal() -> None:
     assert not cli.err.is_terminal  # pytest captures stderr
     with cli.progress_bars() as cb:
         assert isinstance(cb, StageLines)
+
+
+def test_a_long_step_logs_progress_with_the_time_left_at_most_every_30_s(tmp_path: Path) -> None:
+    buf = io.StringIO()
+    now = [0.0]
+    lines = StageLines(buf, clock=lambda: now[0])
+    lines.start("train")
+    for epoch, t in [(1, 10.0), (2, 20.0), (3, 30.0), (4, 40.0), (6, 60.0), (30, 300.0)]:
+        now[0] = t
+        lines("train", epoch, 30, loss=1.0)
+    assert buf.getvalue().splitlines() == [
+        "[synthgen] train: start",
+        "[synthgen] train: 3/30 (10%), 30 s so far, about 4 min 30 s left",
+        "[synthgen] train: 6/30 (20%), 1 min 0 s so far, about 4 min 0 s left",
+        "[synthgen] train: 30/30 (100%), 5 min 0 s so far, about 0 s left",
+    ]
+    buf.truncate(0)
+    buf.seek(0)
+    now[0] = 1000.0
+    lines("train text notes", 1, 4)  # a step without start: timed from its first report
+    now[0] = 1040.0
+    lines("train text notes", 2, 4)
+    assert buf.getvalue().splitlines() == [
+        "[synthgen] train text notes: 2/4 (50%), 40 s so far, about 40 s left"
+    ]
+    assert "train text notes" not in lines._started  # a step that never started stays unstarted
