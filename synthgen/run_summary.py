@@ -91,6 +91,7 @@ def build(spec: Any, ctx: Any, results: dict[str, Any], *, title: str) -> RunSum
         ("synthetic rows", _fmt(pub.rows)),
         ("differential privacy", _fmt(pub.extra.get("dp"))),
         ("epsilon this run", "—" if eps is None else _fmt(float(eps))),
+        ("budget source (ledger key)", source),
         ("epsilon charged / cap (source)", f"{now.charged_epsilon:.3g} / {now.cap_epsilon:.3g}"),
         ("epsilon remaining", _fmt(float(now.remaining_epsilon))),
     ]

@@ -60,6 +60,7 @@ import math
 import secrets
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -686,6 +687,18 @@ def _fake(
     return activate(raw, blocks, tau=config.tau), raw, which.to(device), cat.to(device)
 
 
+@contextmanager
+def _buffers_kept(module: nn.Module) -> Iterator[None]:
+    """Run the block, then put ``module``'s buffers (BatchNorm's running statistics) back."""
+    saved = [b.clone() for b in module.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buf, old in zip(module.buffers(), saved, strict=True):
+                buf.copy_(old)
+
+
 def _pairs(real: Tensor, fake: Tensor, pac: int) -> Tensor:
     """``(B/pac, 2, pac*d)``: real and fake side by side, one Opacus sample per pair."""
     m = (real.shape[0] // pac) * pac
@@ -721,9 +734,12 @@ def _discriminator_step(
         d_opt.step()
         return 0.0
     # The generator's BatchNorm ties each fake to the batch it is drawn in: draw in chunks of the
-    # public expected batch size, never of the Poisson batch's (data-dependent) size b.
+    # public expected batch size, never of the Poisson batch's (data-dependent) size b. The
+    # number of chunks still depends on b, and every train-mode draw would move BatchNorm's
+    # running statistics (saved with the model): they are put back, so the released buffers
+    # come from the generator steps alone, whose batch size is public.
     chunk = max(2, int(getattr(d_opt, "expected_batch_size", 0) or b))
-    with torch.no_grad():
+    with torch.no_grad(), _buffers_kept(generator):
         parts = [_fake(generator, cond, blocks, chunk, config, device)[0] for _ in range(-(-b // chunk))]
         fake = torch.cat(parts)[:b]
     logits = d_module(_pairs(real, fake, pac)).squeeze(-1)  # (B/pac, 2)

@@ -258,6 +258,39 @@ def test_critic_fakes_come_in_chunks_of_the_public_batch_size(monkeypatch: pytes
     assert set(sizes) == {d_opt.expected_batch_size}
 
 
+def test_critic_steps_leave_the_generators_batchnorm_statistics_as_they_were() -> None:
+    # Issue 12 point 6: the running statistics are saved with the model. Drawn in train mode,
+    # every chunk of critic fakes moved them, so their value told the Poisson batch sizes.
+    blocks = [Block(0, 2, "softmax")]
+    cond = CondSampler(blocks, [[0.5, 0.5]])
+    config = CTGANConfig(embedding_dim=4, generator_dims=(8,), discriminator_dims=(8,))
+    buffers = []
+    for b in (3, 5):
+        torch.manual_seed(0)
+        critic = make_discriminator(2, (8,), 0.0)
+        engine = PrivacyEngine(accountant="rdp")
+        d_module, d_opt, _ = engine.make_private(
+            module=critic,
+            optimizer=torch.optim.SGD(critic.parameters(), lr=1.0),
+            data_loader=DPDataLoader(TensorDataset(torch.rand(40, 2)), sample_rate=0.1),
+            noise_multiplier=1.0,
+            max_grad_norm=1.0,
+            poisson_sampling=False,
+            grad_sample_mode="hooks",
+        )
+        generator = Generator(4 + 2, (8,), 2)
+        generator.train()
+        before = [t.clone() for t in generator.buffers()]
+        assert before, "the generator has BatchNorm buffers"
+        mod._discriminator_step(
+            torch.rand(b, 2), generator, d_module, d_opt, cond, blocks, config, 1, False, torch.device("cpu")
+        )
+        after = [t.clone() for t in generator.buffers()]
+        assert all(torch.equal(x, y) for x, y in zip(before, after, strict=True))
+        buffers.append(after)
+    assert all(torch.equal(x, y) for x, y in zip(*buffers, strict=True))
+
+
 # -- P4/P5: conditional vectors from DP counts, Poisson sampling ------------------------------
 
 

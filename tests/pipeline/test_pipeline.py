@@ -322,3 +322,8 @@ def test_run_summary_gives_verdict_rows_and_full_paths_on_their_own_lines(run: d
     assert f"  {run['publish'].path}\n" in text
     assert summary.open_command is not None and report in summary.open_command
     assert "epsilon remaining" in facts
+    # The ledger key the run was charged to, as the budget commands take it.
+    from synthgen.source_identity import source_key
+
+    assert facts["budget source (ledger key)"] == source_key(_spec())
+    assert "budget source" in text
