@@ -332,12 +332,16 @@ def dp_frequencies(
     counts together is ``sqrt(len(blocks))`` under add/remove adjacency; the noise
     standard deviation is ``noise_multiplier * sqrt(len(blocks))``. The caller must
     charge one Gaussian step ``(noise_multiplier, sample_rate=1, steps=1)`` to the
-    accountant. Clamping, the floor and normalising are post-processing.
+    accountant. Rounding to whole counts, clamping, the floor and normalising are
+    post-processing.
     """
     sigma = noise_multiplier * math.sqrt(len(blocks))
     out = []
     for b in blocks:
-        noisy = _block_counts(data, b) + sigma * torch.randn(b.width, generator=generator, dtype=torch.double)
+        noise = sigma * torch.randn(b.width, generator=generator, dtype=torch.double)
+        # Rounded to whole counts (post-processing): the low-order bits of floating-point noise,
+        # which can tell the true count apart (Mironov 2012), never reach the artifact.
+        noisy = torch.round(_block_counts(data, b) + noise)
         # The floor keeps every category reachable by the conditional vectors.
         noisy = noisy.clamp(min=0.0) + 1e-3
         out.append((noisy / noisy.sum()).tolist())

@@ -334,6 +334,23 @@ def test_dp_frequencies_add_calibrated_gaussian_noise() -> None:
     assert abs(float(np.mean(draws)) - 0.5) < 0.005
 
 
+def test_dp_frequencies_are_whole_noisy_counts_normalised() -> None:
+    # The floating-point noise's low-order bits never reach the artifact: each released
+    # frequency is (a whole count clamped at 0, plus the public floor) over their sum.
+    data = F.one_hot(torch.tensor([0] * 700 + [1] * 300 + [2] * 5), 3).float()
+    blocks = [Block(0, 3, "softmax")]
+    for i in range(20):
+        freqs = mod.dp_frequencies(data, blocks, noise_multiplier=3.0, generator=torch.Generator().manual_seed(i))
+        f = np.array(freqs[0])
+        total = None
+        for k in range(1, 5000):  # the sum of the noisy whole counts: find it from the smallest share
+            cand = f * (k + 3e-3)
+            if np.allclose(cand - 1e-3, np.round(cand - 1e-3), atol=1e-6):
+                total = cand
+                break
+        assert total is not None, f"frequencies {f} are not whole counts normalised"
+
+
 def test_real_batches_are_poisson_sampled(monkeypatch: pytest.MonkeyPatch) -> None:
     sizes: list[int] = []
     loaders: list[object] = []
