@@ -340,8 +340,8 @@ def test_dp_frequencies_are_whole_noisy_counts_normalised() -> None:
     data = F.one_hot(torch.tensor([0] * 700 + [1] * 300 + [2] * 5), 3).float()
     blocks = [Block(0, 3, "softmax")]
     for i in range(20):
-        freqs = mod.dp_frequencies(data, blocks, noise_multiplier=3.0, generator=torch.Generator().manual_seed(i))
-        f = np.array(freqs[0])
+        gen = torch.Generator().manual_seed(i)
+        f = np.array(mod.dp_frequencies(data, blocks, noise_multiplier=3.0, generator=gen)[0])
         total = None
         for k in range(1, 5000):  # the sum of the noisy whole counts: find it from the smallest share
             cand = f * (k + 3e-3)
