@@ -18,7 +18,7 @@ from torch.func import functional_call, grad, vmap
 from torch.utils.data import TensorDataset
 
 from synthgen.errors import ModelError, PrivacyError
-from synthgen.models import dp_ctgan as mod
+from synthgen.models.dp_ctgan import training as mod
 from synthgen.models.base import Progress, Synthesizer
 from synthgen.models.dp_ctgan import (
     DPCTGAN,
