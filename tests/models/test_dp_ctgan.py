@@ -18,7 +18,6 @@ from torch.func import functional_call, grad, vmap
 from torch.utils.data import TensorDataset
 
 from synthgen.errors import ModelError, PrivacyError
-from synthgen.models.dp_ctgan import training as mod
 from synthgen.models.base import Progress, Synthesizer
 from synthgen.models.dp_ctgan import (
     DPCTGAN,
@@ -31,6 +30,7 @@ from synthgen.models.dp_ctgan import (
     history_epsilon,
     make_discriminator,
 )
+from synthgen.models.dp_ctgan import training as mod
 from synthgen.models.settings import ModelSettings
 from synthgen.privacy.settings import PrivacySettings
 from synthgen.schema import ColumnSchema, ColumnType, TableSchema
