@@ -12,7 +12,16 @@ import torch
 from synthgen.errors import PrivacyError
 from synthgen.models.text.sampling import START, state_masks
 from synthgen.models.text.tokenizer import EOS, TextTokenizer
-from synthgen.models.text.vocabulary import dp_words, exact_words, gaussian_sigma, split_pieces
+from synthgen.models.text.vocabulary import (
+    _record_counts,
+    dp_words,
+    exact_words,
+    noisy_counts,
+    split_pieces,
+    vocabulary_noise,
+)
+from synthgen.privacy.accountant import zcdp_epsilon
+from synthgen.privacy.discrete import sampled_variance
 
 from ._data import CATEGORIES, dp_text_model, make_notes, tiny_settings
 
@@ -30,14 +39,46 @@ def test_pieces_join_back_to_the_text(text: str) -> None:
     assert "".join(split_pieces(text)) == text
 
 
-def test_analytic_gaussian_sigma_is_the_smallest_that_meets_delta() -> None:
-    sigma = gaussian_sigma(epsilon=1.0, delta=1e-5, sensitivity=1.0)
-    assert sigma == pytest.approx(3.7306, abs=1e-3)  # Balle & Wang (2018), Table 1 region
-    # Scales with the sensitivity, and is below the classical sqrt(2 ln(1.25/delta)) / epsilon.
-    assert gaussian_sigma(epsilon=1.0, delta=1e-5, sensitivity=4.0) == pytest.approx(4 * sigma, rel=1e-6)
-    assert sigma < math.sqrt(2 * math.log(1.25 / 1e-5))
+def test_word_release_is_calibrated_at_the_variance_the_sampler_draws() -> None:
+    noise = vocabulary_noise(epsilon=1.0, delta=1e-5, per_record=8)
+    # The sampler rounds sigma^2 up; rho, epsilon and the threshold are read at that variance.
+    assert noise.variance == sampled_variance(noise.sigma) >= noise.sigma**2
+    assert noise.rho == pytest.approx(8 / (2 * noise.variance), rel=1e-12)
+    assert noise.epsilon == pytest.approx(zcdp_epsilon(noise.rho, 0.5e-5), rel=1e-12)
+    assert noise.epsilon <= 1.0 and noise.epsilon == pytest.approx(1.0, abs=1e-4)
+    # A piece only one record holds passes with at most delta / (2 per_record) (sub-Gaussian tail).
+    k = noise.threshold - 1.0
+    assert math.exp(-(k**2) / (2 * noise.variance)) <= 1e-5 / 16 * (1 + 1e-9)
     with pytest.raises(PrivacyError, match="epsilon"):
-        gaussian_sigma(epsilon=0.0, delta=1e-5, sensitivity=1.0)
+        vocabulary_noise(epsilon=0.0, delta=1e-5, per_record=8)
+
+
+def test_word_counts_take_integer_discrete_gaussian_noise() -> None:
+    texts = [f"alpha beta w{i % 50}" for i in range(2000)]
+    counts = _record_counts(texts, 4)
+    noise = vocabulary_noise(epsilon=0.5, delta=1e-6, per_record=4).histogram
+    draws = []
+    for seed in range(40):
+        keys, noisy = noisy_counts(counts, noise=noise, rng=np.random.default_rng(seed))
+        assert noisy.dtype.kind == "i"  # whole counts: no floating-point low-order bits
+        draws.append(noisy - np.array([counts[k] for k in keys]))
+    spread = np.concatenate(draws)
+    assert spread.std() == pytest.approx(noise.sigma, rel=0.1)
+    assert abs(spread.mean()) < 0.1 * noise.sigma
+
+
+def test_word_release_does_not_depend_on_the_order_of_the_records() -> None:
+    # Integer noise ties often; the order (and the max_words cut) must come from the noisy
+    # counts and the pieces alone, never from which record came first.
+    texts = [" ".join(f"w{j}" for j in range(i % 7, i % 7 + 12)) for i in range(4000)]
+    for seed in range(5):
+        forward = dp_words(
+            texts, epsilon=4.0, delta=1e-6, per_record=12, max_words=6, rng=np.random.default_rng(seed)
+        )
+        backward = dp_words(
+            texts[::-1], epsilon=4.0, delta=1e-6, per_record=12, max_words=6, rng=np.random.default_rng(seed)
+        )
+        assert forward == backward
 
 
 def test_dp_release_keeps_common_words_and_never_rare_ones() -> None:
@@ -64,7 +105,8 @@ def test_dp_model_takes_its_words_from_the_dp_release_and_charges_it(monkeypatch
 
     def spy(strings, **kwargs):
         calls.append(kwargs)
-        return [" ok", "heart"], {"sigma": 1.0, "threshold": 2.0}
+        params = {"sigma": 1.0, "rho": 0.1, "threshold": 2.0}
+        return [" ok", "heart"], {**params, "epsilon": kwargs["epsilon"], "delta": kwargs["delta"]}
 
     monkeypatch.setattr("synthgen.models.text.model.dp_words", spy)
     model = dp_text_model(tiny_settings(epochs=1), epsilon=2.0, accountant="prv").fit(texts, cond)
@@ -73,6 +115,20 @@ def test_dp_model_takes_its_words_from_the_dp_release_and_charges_it(monkeypatch
     assert call["epsilon"] == pytest.approx(0.6) and call["delta"] == pytest.approx(3e-6)
     vocab_entry = model.privacy_record_.entries[0]
     assert vocab_entry.step == "text_preprocessing" and vocab_entry.epsilon == pytest.approx(0.6)
+
+
+def test_dp_model_charges_the_word_release_as_its_sampler_drew_it() -> None:
+    texts, cond = make_notes(300, seed=5)
+    model = dp_text_model(tiny_settings(epochs=1), epsilon=2.0, accountant="prv").fit(texts, cond)
+    entry = model.privacy_record_.entries[0]
+    assert entry.step == "text_preprocessing" and "discrete Gaussian" in entry.mechanism
+    share = tiny_settings().vocabulary_share
+    noise = vocabulary_noise(
+        epsilon=2.0 * share, delta=1e-5 * share, per_record=tiny_settings().words_per_record
+    )
+    assert f"sigma={noise.sigma:.2f}" in entry.mechanism
+    assert entry.epsilon == noise.epsilon <= 2.0 * share and entry.delta == noise.delta
+    assert model.privacy_record_.epsilon <= 2.0
 
 
 def test_dp_model_never_makes_a_token_of_a_rare_word() -> None:

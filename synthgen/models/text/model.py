@@ -150,13 +150,16 @@ class DPTextModel:
                 words, params = dp_words(
                     strings, epsilon=eps, delta=delta, per_record=s.words_per_record, max_words=s.max_words
                 )
+                # Charged as the release reports it: at the variance its sampler drew with
+                # (epsilon at most the share asked for).
                 entry = PrivacyEntry(
                     step="text_preprocessing",
-                    mechanism=f"word vocabulary: Gaussian partition selection (analytic Gaussian, "
-                    f"sigma={params['sigma']:.2f}, threshold={params['threshold']:.1f}, "
+                    mechanism=f"word vocabulary: Gaussian partition selection (discrete Gaussian, "
+                    f"sigma={params['sigma']:.2f}, rho={params['rho']:.4g}, "
+                    f"threshold={params['threshold']:.1f}, "
                     f"{s.words_per_record} words per record, {len(words)} released)",
-                    epsilon=eps,
-                    delta=delta,
+                    epsilon=params["epsilon"],
+                    delta=params["delta"],
                     accountant=self.accountant,
                 )
             else:
