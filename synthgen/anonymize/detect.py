@@ -104,7 +104,9 @@ def looks_like_text(values: list[str]) -> bool:
 
 def _numeric_shape(v: int) -> str | None:
     """The identifier a whole number looks like: a Luhn-valid card number (12-19 digits), an SSN
-    (9 digits, zero-padded, a valid area/group/serial), or a phone number (10-15 digits)."""
+    (9 digits, zero-padded, a valid area/group/serial), or a phone number (10 digits in the
+    North American plan's shape, or 11-15 digits a valid international number once a ``+`` is
+    put in front). Timestamps in seconds or milliseconds start with 1 and fit neither plan."""
     if v < 0:
         return None
     d = str(v)
@@ -114,20 +116,42 @@ def _numeric_shape(v: int) -> str | None:
         p = d.zfill(9)
         if p[:3] not in ("000", "666") and p[0] != "9" and p[3:5] != "00" and p[5:] != "0000":
             return "US_SSN"
-    if 10 <= len(d) <= 15:
+    if 10 <= len(d) <= 15 and _phone_digits(d):
         return "PHONE_NUMBER"
     return None
 
 
+def _nanp(d: str) -> bool:
+    """Ten digits in the North American plan's shape: area and exchange codes start with 2-9."""
+    return len(d) == 10 and d[0] in "23456789" and d[3] in "23456789"
+
+
+def _phone_digits(d: str) -> bool:
+    if _nanp(d) or (len(d) == 11 and d[0] == "1" and _nanp(d[1:])):
+        return True
+    if len(d) == 10:
+        return False
+    import phonenumbers
+
+    try:
+        return bool(phonenumbers.is_valid_number(phonenumbers.parse("+" + d, None)))
+    except phonenumbers.NumberParseException:
+        return False
+
+
 def numeric_vote(values: list[int]) -> tuple[str | None, float]:
     """The identifier shape most sampled whole numbers have, and its share. Identifiers are
-    nearly all distinct: a column with many repeats (counts, codes, amounts) never votes."""
+    nearly all distinct: a column with many repeats (counts, codes, amounts) never votes.
+    SSNs stored as numbers lose leading zeros, but most keep all 9 digits (areas 100-899): a
+    column of mostly 7-8 digit numbers is amounts or counters, not SSNs."""
     if not values or len(set(values)) < 0.8 * len(values):
         return None, 0.0
     votes = Counter(s for s in map(_numeric_shape, values) if s is not None)
     if not votes:
         return None, 0.0
     entity, count = votes.most_common(1)[0]
+    if entity == "US_SSN" and sum(len(str(v)) == 9 for v in values) < 0.5 * len(values):
+        return None, 0.0
     return entity, count / len(values)
 
 

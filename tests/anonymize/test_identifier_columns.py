@@ -79,3 +79,33 @@ def test_numeric_vote_ignores_repeated_and_short_numbers() -> None:
     assert numeric_vote([123_456_789] * 100) == (None, 0.0)
     ent, frac = numeric_vote([4_111_111_111_111_111, 5_555_555_555_554_444, 4_012_888_888_881_881])
     assert ent == "CREDIT_CARD" and frac == 1.0
+
+
+def test_numeric_phones_are_identifiers_but_timestamps_and_amounts_are_not() -> None:
+    fake = Faker("en_US")
+    fake.seed_instance(7)
+    rng = random.Random(7)
+    n = 300
+    nanp = [
+        int(f"{rng.randint(2, 9)}{rng.randint(0, 99):02d}{rng.randint(2, 9)}{rng.randint(0, 999_999):06d}")
+        for _ in range(n)
+    ]
+    uk = [int(f"4420{rng.randint(7_000_0000, 8_999_9999)}") for _ in range(n)]  # +44 20 London numbers
+    assert numeric_vote(nanp)[0] == "PHONE_NUMBER" and numeric_vote(nanp)[1] > 0.95
+    assert numeric_vote(uk)[0] == "PHONE_NUMBER" and numeric_vote(uk)[1] > 0.8
+    # Distinct measurements that merely have phone or SSN lengths keep their values.
+    epoch_s = [1_600_000_000 + rng.randint(0, 200_000_000) for _ in range(n)]
+    epoch_ms = [v * 1000 + rng.randint(0, 999) for v in epoch_s]
+    cents = [rng.randint(1_000_000, 50_000_000) for _ in range(n)]
+    for values in (epoch_s, epoch_ms, cents):
+        entity, frac = numeric_vote(values)
+        assert entity is None or frac < 0.5, (entity, frac, values[:3])
+    frame = pl.DataFrame({"created": epoch_s, "amount_cents": cents, "tel": nanp})
+    schema = TableSchema(
+        columns=[ColumnSchema(name=c, type=ColumnType.numeric, integer=True) for c in frame.columns]
+    )
+    res = anonymize_table(frame, schema=schema, settings=AnonymizeSettings(), secret=SECRET)
+    cols = res.report["columns"]
+    assert cols["created"]["role"] == "keep" and cols["amount_cents"]["role"] == "keep"
+    assert cols["tel"]["role"] == "identifier" and cols["tel"]["entity"] == "PHONE_NUMBER"
+    assert res.frame is not None and res.frame["created"].to_list() == epoch_s
