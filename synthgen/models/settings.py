@@ -42,7 +42,7 @@ class ModelSettings(BaseModel):
     #: auto | cpu | cuda | cuda:N
     device: str = "auto"
     #: Seed of weight initialisation and sampling (never of DP noise, which uses OS entropy).
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2**63 - 1)
     #: Drop exact duplicate rows before training (counted in the report either way).
     drop_duplicates: bool = False
     #: The DP language model for text columns.
@@ -53,7 +53,7 @@ class ModelSettings(BaseModel):
     #: Latent dimension of DP-TVAE's encoder (0 = no latent: a purely autoregressive decoder).
     latent_dim: int = Field(default=8, ge=0, le=1024)
     #: Weight of the KL term of DP-TVAE's per-sample loss.
-    kl_weight: float = Field(default=1.0, ge=0)
+    kl_weight: float = Field(default=1.0, ge=0, le=1000)
     #: Adam learning rate.
     learning_rate: float = Field(default=3e-3, gt=0, le=10)
     #: Per-sample gradient clipping norm of DP-SGD (the sensitivity of each step).
@@ -63,14 +63,14 @@ class ModelSettings(BaseModel):
     #: Quantile bins per numeric/datetime column.
     numeric_bins: int = Field(default=20, ge=2, le=1000)
     #: Most categories a categorical column may have (more is refused: declare it id or text).
-    max_categories: int = Field(default=1000, ge=2)
+    max_categories: int = Field(default=1000, ge=2, le=1_000_000)
     #: DP-CTGAN: rows packed per discriminator sample. Forced to 1 under DP (a packed row
     #: would let one person change several clipped terms); larger values only without DP.
-    pac: int = Field(default=1, ge=1)
+    pac: int = Field(default=1, ge=1, le=64)
     #: SDV kinds only: allow loading their pickled model files (SDV saves with pickle).
     sdv_allow_pickle: bool = False
     #: dp_mst: most cells one measured marginal may have (memory: 8 bytes a cell, a few copies).
     #: A pair of columns whose public domain bound is larger is refused before any DP mechanism.
-    max_marginal_cells: int = Field(default=2_000_000, ge=4)
+    max_marginal_cells: int = Field(default=2_000_000, ge=4, le=1_000_000_000)
     #: Multi-process DP-SGD (DP-TVAE only; other kinds refuse world_size > 1).
     distributed: DistributedSettings = DistributedSettings()

@@ -87,6 +87,17 @@ def _infer_type(name: str, s: pl.Series) -> ColumnType:
     return ColumnType.categorical
 
 
+def _separator_hint(columns: list[str]) -> str:
+    """A hint when a CSV was split on the wrong separator: one column whose name holds another."""
+    if len(columns) != 1:
+        return ""
+    found = [sep for sep in (",", ";", "\t", "|") if sep in columns[0]]
+    if not found:
+        return ""
+    shown = "tab" if found[0] == "\t" else repr(found[0])
+    return f"; the file read as one column: is source.separator wrong? its header holds {shown}"
+
+
 def infer_schema(
     sample: pl.DataFrame,
     overrides: dict[str, ColumnOverride] | None = None,
@@ -98,7 +109,7 @@ def infer_schema(
     if unknown:
         raise SpecError(
             f"columns: unknown column{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
-            f"(the source has: {', '.join(sample.columns)})"
+            f"(the source has: {', '.join(sample.columns)}){_separator_hint(sample.columns)}"
         )
     text_columns = text_columns or []
     cols: list[ColumnSchema] = []

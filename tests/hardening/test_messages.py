@@ -53,6 +53,15 @@ def test_a_bad_csv_separator_is_a_spec_error(tmp_path: Path, home: Path, synthge
     assert r.code == 2 and "source.separator: expected one single-byte character" in r.err
 
 
+def test_a_wrong_csv_separator_names_source_separator(tmp_path: Path, home: Path, synthgen_cli: Cli) -> None:
+    (tmp_path / "d.csv").write_text("age,job\n30,nurse\n41,clerk\n")
+    spec = _spec(
+        tmp_path, "source: {kind: csv, path: d.csv, separator: ';'}\ncolumns: {age: {type: numeric}}\n"
+    )
+    r = synthgen_cli(["ingest", str(spec)])
+    assert r.code == 2 and r.err.strip().count("\n") == 0 and "source.separator" in r.err, r.err
+
+
 def test_empty_categories_is_one_line(tmp_path: Path, home: Path, synthgen_cli: Cli) -> None:
     spec = _spec(tmp_path, "source: {kind: csv, path: d.csv}\ncolumns: {job: {categories: []}}\n")
     r = synthgen_cli(["spec", "validate", str(spec)])

@@ -71,6 +71,11 @@ def test_a_type_error_quotes_at_most_a_short_piece_of_the_input(
         ("columns: {age: {bounds: [-1.0e+300, 1]}}", "columns.age.bounds"),
         ("output: {name: ../../evil}", "output.name"),
         ("output: {name: /etc/passwd}", "output.name"),
+        ("model: {seed: 1000000000000000000000000000000}", "model.seed"),
+        ("model: {kl_weight: 1.0e+300}", "model.kl_weight"),
+        ("model: {pac: 1000000000}", "model.pac"),
+        ("model: {max_categories: 1000000000000000}", "model.max_categories"),
+        ("model: {max_marginal_cells: 1000000000000000000}", "model.max_marginal_cells"),
     ],
 )
 def test_out_of_range_spec_values_fail_validation_in_one_line(
