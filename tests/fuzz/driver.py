@@ -27,7 +27,8 @@ def _entry_point() -> Any:
 
 
 def digest(home: Path) -> str:
-    """Files under both zones (path, size) and every catalog row that records data or budget."""
+    """Files under both zones (path and content) and every catalog row that records data, budget,
+    caps, reservations, source claims or scores."""
     from sqlalchemy import create_engine, text
 
     h = hashlib.sha256()
@@ -35,12 +36,23 @@ def digest(home: Path) -> str:
     if zones.exists():
         for p in sorted(zones.rglob("*")):
             if p.is_file():
-                h.update(f"{p.relative_to(zones)}:{p.stat().st_size}\n".encode())
+                content = hashlib.sha256(p.read_bytes()).hexdigest()
+                h.update(f"{p.relative_to(zones)}:{content}\n".encode())
     db = home / "catalog.db"
     if db.exists():
         engine = create_engine(f"sqlite:///{db}")
+        tables = (
+            "datasets",
+            "lineage",
+            "budget_ledger",
+            "budget_caps",
+            "budget_source_claims",
+            "budget_reservations",
+            "scores",
+        )
         with engine.connect() as c:
-            for table in ("datasets", "lineage", "budget_ledger"):
+            present = {r[0] for r in c.execute(text("SELECT name FROM sqlite_master WHERE type='table'"))}
+            for table in (t for t in tables if t in present):
                 for row in c.execute(text(f"SELECT * FROM {table} ORDER BY 1")):
                     h.update(repr(tuple(row)).encode())
         engine.dispose()
