@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -324,9 +326,7 @@ def test_dp_frequencies_add_calibrated_gaussian_noise() -> None:
     data = F.one_hot(torch.tensor([0] * 5000 + [1] * 5000), 2).float()
     blocks = [Block(0, 2, "softmax")]
     draws = [
-        mod.dp_frequencies(data, blocks, noise_multiplier=100.0, generator=torch.Generator().manual_seed(i))[
-            0
-        ][0]
+        mod.dp_frequencies(data, blocks, noise_multiplier=100.0, rng=np.random.default_rng(i))[0][0]
         for i in range(200)
     ]
     # sigma = 100 on a count of 5000 out of ~10000: the frequency's sd is about 0.01.
@@ -335,13 +335,12 @@ def test_dp_frequencies_add_calibrated_gaussian_noise() -> None:
 
 
 def test_dp_frequencies_are_whole_noisy_counts_normalised() -> None:
-    # The floating-point noise's low-order bits never reach the artifact: each released
-    # frequency is (a whole count clamped at 0, plus the public floor) over their sum.
+    # No floating-point noise reaches the artifact: each released frequency is (a whole
+    # count clamped at 0, plus the public floor) over their sum.
     data = F.one_hot(torch.tensor([0] * 700 + [1] * 300 + [2] * 5), 3).float()
     blocks = [Block(0, 3, "softmax")]
     for i in range(20):
-        gen = torch.Generator().manual_seed(i)
-        f = np.array(mod.dp_frequencies(data, blocks, noise_multiplier=3.0, generator=gen)[0])
+        f = np.array(mod.dp_frequencies(data, blocks, noise_multiplier=3.0, rng=np.random.default_rng(i))[0])
         total = None
         for k in range(1, 5000):  # the sum of the noisy whole counts: find it from the smallest share
             cand = f * (k + 3e-3)
@@ -349,6 +348,60 @@ def test_dp_frequencies_are_whole_noisy_counts_normalised() -> None:
                 total = cand
                 break
         assert total is not None, f"frequencies {f} are not whole counts normalised"
+
+
+def test_dp_frequencies_draw_exact_discrete_gaussian_noise(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The count noise is synthgen.privacy.discrete's integer sampler at sigma = z sqrt(#blocks),
+    # never torch's floating-point normal.
+    from synthgen.models.dp_ctgan import conditional
+
+    calls: list[tuple[float, int]] = []
+    real = conditional.discrete_gaussian
+
+    def spy(sigma: float, size: int, *, rng: np.random.Generator) -> np.ndarray:
+        out = real(sigma, size, rng=rng)
+        assert out.dtype.kind == "i"
+        calls.append((sigma, size))
+        return out
+
+    def no_float_noise(*_a: object, **_k: object) -> None:
+        raise AssertionError("floating-point Gaussian noise on the counts")
+
+    monkeypatch.setattr(conditional, "discrete_gaussian", spy)
+    monkeypatch.setattr(torch, "randn", no_float_noise)
+    data = F.one_hot(torch.tensor([0, 1, 2, 1]), 3).float()
+    blocks = [Block(0, 3, "softmax"), Block(0, 2, "softmax")]
+    conditional.dp_frequencies(data, blocks, noise_multiplier=15.0, rng=np.random.default_rng(0))
+    assert calls == [(15.0 * math.sqrt(2), 3), (15.0 * math.sqrt(2), 2)]
+
+
+def test_count_release_is_charged_as_the_continuous_gaussian_it_post_processes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from synthgen.models.dp_ctgan.conditional import count_release_multiplier
+    from synthgen.privacy.discrete import sampled_variance
+
+    for k in (1, 3, 40):
+        z = count_release_multiplier(noise_multiplier=15.0, blocks=k)
+        # s^2 = sigma'^2 - 4, with sigma'^2 the variance the sampler draws (rounded up).
+        assert z == pytest.approx(math.sqrt((sampled_variance(15.0 * math.sqrt(k)) - 4.0) / k), rel=1e-12)
+        assert 15.0 * (1 - 0.01) < z < 15.0
+    with pytest.raises(PrivacyError, match="count_noise_multiplier"):
+        count_release_multiplier(noise_multiplier=1.0, blocks=2)
+    # The fit puts exactly that multiplier first in the accountant's history.
+    seen: list[list[tuple[float, float, int]]] = []
+    real = mod.calibrate_with_prior
+
+    def spy(**kwargs: Any) -> float:
+        seen.append(list(kwargs["prior"]))
+        return real(**kwargs)
+
+    monkeypatch.setattr(mod, "calibrate_with_prior", spy)
+    s = _synth(dp=True, epochs=1).fit(_frame())
+    k = sum(1 for b in s.blocks_ or [] if b.kind == "softmax")
+    assert seen == [
+        [(count_release_multiplier(noise_multiplier=s.config.count_noise_multiplier, blocks=k), 1.0, 1)]
+    ]
 
 
 def test_real_batches_are_poisson_sampled(monkeypatch: pytest.MonkeyPatch) -> None:

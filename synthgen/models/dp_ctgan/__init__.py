@@ -28,11 +28,12 @@ Privacy argument (DESIGN.md P3-P5), in the order a reviewer should check it:
 4. **pac = 1 under DP**, whatever the configuration asks (packing would put several
    people's rows into one Opacus sample); the value used is stored in the artifact.
 5. **Conditional vectors come from DP counts.** Category counts of every one-hot
-   block are released once with the Gaussian mechanism (a row holds exactly one token
-   per block, so the L2 sensitivity of all counts is ``sqrt(#blocks)``) and composed
-   with DP-SGD in the same Opacus accountant. There is no training-by-sampling: real
-   batches are never selected by category, and the conditional loss only involves
-   generated rows.
+   block are released once with the discrete Gaussian mechanism (integer noise sampled
+   exactly; a row holds exactly one token per block, so the L2 sensitivity of all counts
+   is ``sqrt(#blocks)``) and composed with DP-SGD in the same Opacus accountant, charged
+   as the continuous Gaussian it is a post-processing of (``count_release_multiplier``).
+   There is no training-by-sampling: real batches are never selected by category, and
+   the conditional loss only involves generated rows.
 6. **Calibration.** The DP-SGD noise multiplier is found by a binary search with
    Opacus's accountant over the *whole* history (count release + every DP-SGD step)
    so that the spent epsilon never exceeds the training budget; the accountant

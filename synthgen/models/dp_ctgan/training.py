@@ -18,9 +18,15 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from synthgen.errors import ModelError, PrivacyError
 from synthgen.models.dp_ctgan.accounting import DPPlan, History, calibrate_with_prior, history_epsilon
-from synthgen.models.dp_ctgan.conditional import CondSampler, dp_frequencies, exact_frequencies
+from synthgen.models.dp_ctgan.conditional import (
+    CondSampler,
+    count_release_multiplier,
+    dp_frequencies,
+    exact_frequencies,
+)
 from synthgen.models.dp_ctgan.config import Block, CTGANConfig
 from synthgen.models.dp_ctgan.networks import Generator, make_discriminator
+from synthgen.privacy.mechanisms import noise_rng
 
 
 @dataclass
@@ -114,12 +120,12 @@ def train(
         prior: History = []
         if plan is not None:
             freqs = dp_frequencies(
-                data,
-                softmax_blocks,
-                noise_multiplier=config.count_noise_multiplier,
-                generator=_os_generator(),
+                data, softmax_blocks, noise_multiplier=config.count_noise_multiplier, rng=noise_rng()
             )
-            prior.append((config.count_noise_multiplier, 1.0, 1))
+            count_z = count_release_multiplier(
+                noise_multiplier=config.count_noise_multiplier, blocks=len(softmax_blocks)
+            )
+            prior.append((count_z, 1.0, 1))
         else:
             freqs = exact_frequencies(data, softmax_blocks)
         cond = CondSampler(softmax_blocks, freqs)
