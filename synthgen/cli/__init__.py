@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     except SynthgenError as exc:
         if debug:
             raise
-        err.print(f"[red]error:[/red] {escape(_one_line(exc))}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(_one_line(exc))}", highlight=False)
         raise SystemExit(exc.exit_code) from None
     except typer.Abort:
         err.print("aborted")
@@ -151,7 +151,6 @@ def main(argv: list[str] | None = None) -> None:
             f"[red]error:[/red] {type(exc).__name__}: {escape(_one_line(exc))} "
             "(run with --debug for the traceback)",
             highlight=False,
-            soft_wrap=True,
         )
         raise SystemExit(1) from None
     if isinstance(code, int) and code != 0:

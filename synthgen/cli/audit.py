@@ -23,5 +23,5 @@ def audit_verify() -> None:
         out.print(f"{report.summary()} (head {report.head})", highlight=False)
         return
     for problem in report.problems:
-        err.print(escape(str(problem)), highlight=False, soft_wrap=True)
+        err.print(escape(str(problem)), highlight=False)
     raise AuditError(report.summary())

@@ -52,7 +52,6 @@ def budget_show(
             f"note: no ledger entry for source {escape(key)!r}; the ledger is keyed by source "
             "(id:<source.id>, or e.g. csv:/path/to/file.csv), not pipeline name: pass the spec file",
             highlight=False,
-            soft_wrap=True,
         )
     if as_json:
         sys.stdout.write(json.dumps(_as_json(now, entries, held), indent=2) + "\n")
@@ -82,7 +81,6 @@ def budget_show(
         f"remaining {now.remaining_epsilon:.4g} of cap {now.cap_epsilon:.4g}{cap_note}; "
         f"delta {now.charged_delta:.3g} of cap {now.cap_delta:.3g}",
         highlight=False,
-        soft_wrap=True,
     )
 
 
@@ -144,7 +142,6 @@ def budget_set_cap(
         f"delta {before.cap_delta:.3g} -> {after.cap_delta:.3g} "
         f"(charged epsilon {after.charged_epsilon:.4g}, delta {after.charged_delta:.3g})",
         highlight=False,
-        soft_wrap=True,
     )
 
 
@@ -159,4 +156,4 @@ def budget_unbind(source: SourceArg, user: UserOpt) -> None:
 
     key = _key(source)
     gone = budget.unbind(Catalog.from_env(), key, user=user)
-    out.print(f"source {key}: {len(gone)} data binding(s) removed", highlight=False, soft_wrap=True)
+    out.print(f"source {key}: {len(gone)} data binding(s) removed", highlight=False)

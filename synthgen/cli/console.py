@@ -17,8 +17,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-out = Console()
-err = Console(stderr=True)
+# Lines are never broken at the console's width (80 columns when piped): a path or a command
+# printed must stay whole to be copied. Tables still lay out at the width.
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 @contextmanager

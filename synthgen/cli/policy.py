@@ -37,8 +37,8 @@ def policy_check(
     if ds is None:
         raise SpecError(f"dataset {dataset!r} is not in the catalog")
     decision = policy.check(user, action, dataset_resource(ds))
-    out.print(decision.explain(), highlight=False, soft_wrap=True)
-    out.print(f"policies: {policy_origin()}", highlight=False, soft_wrap=True)
+    out.print(decision.explain(), highlight=False)
+    out.print(f"policies: {policy_origin()}", highlight=False)
     if not decision.allowed:
         raise typer.Exit(AccessDenied.exit_code)
 

@@ -72,7 +72,7 @@ def _print_plan(s: Any, ctx: Any, stage_names: list[str] | None = None) -> None:
 
     p = preflight.plan(s, catalog=ctx.catalog, stages=stage_names)
     for line in p.lines():
-        out.print(escape(line), highlight=False, soft_wrap=True)
+        out.print(escape(line), highlight=False)
 
 
 def train(spec: SpecArg, set_: SetOpt = None, dry_run: DryRunOpt = False) -> None:
@@ -95,7 +95,7 @@ def train(spec: SpecArg, set_: SetOpt = None, dry_run: DryRunOpt = False) -> Non
     out.print(f"trained {r.extra.get('model', s.model.kind)} as {r.dataset_id} ({what}) -> {r.path}")
     out.print(f"budget source: {escape(stages.source_key(s))} (synthgen budget show)", highlight=False)
     for warning in r.extra.get("warnings", []):
-        err.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
 
 
 def generate(
