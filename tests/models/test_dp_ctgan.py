@@ -226,13 +226,8 @@ def test_empty_poisson_batch_still_releases_a_charged_noise_step(mode: str) -> N
     assert any(not torch.equal(a, b) for a, b in zip(before, d_module.parameters(), strict=True))
 
 
-def test_critic_fakes_come_in_chunks_of_the_public_batch_size(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Issue 12 point 6: BatchNorm couples the fakes of one draw; their number must not be the
-    # Poisson batch's size (data-dependent), so each fake row's distribution is data-independent.
-    torch.manual_seed(0)
-    blocks = [Block(0, 2, "softmax")]
-    cond = CondSampler(blocks, [[0.5, 0.5]])
-    config = CTGANConfig(embedding_dim=4, generator_dims=(8,), discriminator_dims=(8,))
+def _small_private_critic() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    """A 2-feature critic made private by Opacus (expected batch 4), for single critic steps."""
     critic = make_discriminator(2, (8,), 0.0)
     engine = PrivacyEngine(accountant="rdp")
     d_module, d_opt, _ = engine.make_private(
@@ -244,6 +239,17 @@ def test_critic_fakes_come_in_chunks_of_the_public_batch_size(monkeypatch: pytes
         poisson_sampling=False,
         grad_sample_mode="hooks",
     )
+    return d_module, d_opt
+
+
+def test_critic_fakes_come_in_chunks_of_the_public_batch_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Issue 12 point 6: BatchNorm couples the fakes of one draw; their number must not be the
+    # Poisson batch's size (data-dependent), so each fake row's distribution is data-independent.
+    torch.manual_seed(0)
+    blocks = [Block(0, 2, "softmax")]
+    cond = CondSampler(blocks, [[0.5, 0.5]])
+    config = CTGANConfig(embedding_dim=4, generator_dims=(8,), discriminator_dims=(8,))
+    d_module, d_opt = _small_private_critic()
     sizes: list[int] = []
     real_fake = mod._fake
 
@@ -269,17 +275,7 @@ def test_critic_steps_leave_the_generators_batchnorm_statistics_as_they_were() -
     buffers = []
     for b in (3, 5):
         torch.manual_seed(0)
-        critic = make_discriminator(2, (8,), 0.0)
-        engine = PrivacyEngine(accountant="rdp")
-        d_module, d_opt, _ = engine.make_private(
-            module=critic,
-            optimizer=torch.optim.SGD(critic.parameters(), lr=1.0),
-            data_loader=DPDataLoader(TensorDataset(torch.rand(40, 2)), sample_rate=0.1),
-            noise_multiplier=1.0,
-            max_grad_norm=1.0,
-            poisson_sampling=False,
-            grad_sample_mode="hooks",
-        )
+        d_module, d_opt = _small_private_critic()
         generator = Generator(4 + 2, (8,), 2)
         generator.train()
         before = [t.clone() for t in generator.buffers()]
