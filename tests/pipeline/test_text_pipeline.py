@@ -42,7 +42,18 @@ def _spec() -> PipelineSpec:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    with demo_home(tmp_path_factory.mktemp("texthome"), rows=600, seed=1):
+    # Seeded DP noise: with ~120 held-out notes at the gate's epsilon 0.09, about 1 draw in 10
+    # lifted the tiny model over the readability bar, and these tests are about what the run
+    # says and charges when it fails the bar, not about the draw (tests/text/test_gate.py is).
+    import numpy as np
+
+    from synthgen.privacy import mechanisms
+
+    with (
+        pytest.MonkeyPatch.context() as mp,
+        demo_home(tmp_path_factory.mktemp("texthome"), rows=600, seed=1),
+    ):
+        mp.setattr(mechanisms, "noise_rng", lambda: np.random.default_rng(20261202))
         ctx = pipeline.Context.from_env()
         ctx.user = "synthgen-pipeline"
         results = pipeline.run_pipeline(_spec(), ctx, run_id="text-1")
