@@ -21,7 +21,7 @@ from synthgen.models.text.vocabulary import (
     vocabulary_noise,
 )
 from synthgen.privacy.accountant import zcdp_epsilon
-from synthgen.privacy.discrete import sampled_variance
+from synthgen.privacy.discrete import discrete_gaussian, sampled_variance
 
 from ._data import CATEGORIES, dp_text_model, make_notes, tiny_settings
 
@@ -65,6 +65,17 @@ def test_word_counts_take_integer_discrete_gaussian_noise() -> None:
     spread = np.concatenate(draws)
     assert spread.std() == pytest.approx(noise.sigma, rel=0.1)
     assert abs(spread.mean()) < 0.1 * noise.sigma
+
+
+def test_word_counts_are_the_exact_discrete_gaussian_sampler_draws() -> None:
+    # Rounded floating-point normals are integers with the same spread too: only the exact
+    # sampler (integer arithmetic, no low-order bits to read) is the mechanism charged.
+    counts = _record_counts([f"alpha beta w{i % 30}" for i in range(500)], 4)
+    noise = vocabulary_noise(epsilon=0.5, delta=1e-6, per_record=4)
+    keys, noisy = noisy_counts(counts, noise=noise.histogram, rng=np.random.default_rng(7))
+    exact = np.array([counts[k] for k in keys])
+    expected = discrete_gaussian(noise.sigma, len(keys), rng=np.random.default_rng(7))
+    assert np.array_equal(noisy - exact, expected)
 
 
 def test_word_release_does_not_depend_on_the_order_of_the_records() -> None:
