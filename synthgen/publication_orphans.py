@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from synthgen.orphans import record_sweep, sweep_object_staging
+from synthgen.spec import RESERVED_DATASET_NAMES
 from synthgen.zones import Zone, Zones
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 LOCK_NAME = ".synthgen-publish.lock"
 #: Top-level folders of the synthetic zone that are not publications (generate's shards, DP
 #: models; :mod:`synthgen.orphans` sweeps those): never swept here, and not dataset names.
-RESERVED_FOLDERS = frozenset({"staging", "models"})
+RESERVED_FOLDERS = RESERVED_DATASET_NAMES
 _ENVELOPE = ".sgenc"
 _KEYRING = ".keyring.json"
 

@@ -25,6 +25,9 @@ from synthgen.schema import ColumnType
 MAX_BOUND = 1e15
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+#: Folders of the synthetic zone that generate and train write into: never a dataset's name.
+RESERVED_DATASET_NAMES = frozenset({"staging", "models"})
+_NAME_RULE = "use letters, digits, '_', '-', '.' (max 100), starting with a letter or digit"
 
 SourceKind = Literal["csv", "parquet", "jsonl", "sql"]
 
@@ -175,7 +178,9 @@ class OutputSpec(BaseModel):
     @classmethod
     def _name(cls, v: str | None) -> str | None:
         if v is not None and not _NAME.match(v):
-            raise ValueError("use letters, digits, '_', '-', '.' (max 100), starting with a letter or digit")
+            raise ValueError(_NAME_RULE)
+        if v in RESERVED_DATASET_NAMES:
+            raise ValueError(f"{v!r} is a folder of the synthetic zone, not a dataset name: choose another")
         return v
 
 
@@ -224,8 +229,18 @@ class PipelineSpec(BaseModel):
     @classmethod
     def _name(cls, v: str) -> str:
         if not _NAME.match(v):
-            raise ValueError("use letters, digits, '_', '-', '.' (max 100), starting with a letter or digit")
+            raise ValueError(_NAME_RULE)
         return v
+
+    @model_validator(mode="after")
+    def _dataset_name(self) -> PipelineSpec:
+        # The published name is checked here, before any epsilon is spent, not at publish.
+        if not self.output.name and not _NAME.match(self.synthetic_name):
+            raise ValueError(
+                f"name: '{self.name}-synthetic' (the default output.name) is over 100 characters: "
+                "shorten the name or set output.name"
+            )
+        return self
 
     @property
     def synthetic_name(self) -> str:

@@ -71,6 +71,8 @@ def test_a_type_error_quotes_at_most_a_short_piece_of_the_input(
         ("columns: {age: {bounds: [-1.0e+300, 1]}}", "columns.age.bounds"),
         ("output: {name: ../../evil}", "output.name"),
         ("output: {name: /etc/passwd}", "output.name"),
+        ("output: {name: staging}", "output.name"),
+        ("output: {name: models}", "output.name"),
         ("model: {seed: 1000000000000000000000000000000}", "model.seed"),
         ("model: {kl_weight: 1.0e+300}", "model.kl_weight"),
         ("model: {pac: 1000000000}", "model.pac"),
@@ -84,6 +86,14 @@ def test_out_of_range_spec_values_fail_validation_in_one_line(
     r = synthgen_cli(["spec", "validate", str(_write(tmp_path, HEAD + section + "\n"))])
     assert r.code == 2 and f"spec.yaml: {field}" in r.err, r.err
     assert r.err.strip().count("\n") == 0 and "Traceback" not in r.err
+
+
+def test_a_pipeline_name_too_long_for_its_dataset_name_fails_validation(
+    tmp_path: Path, home: Path, synthgen_cli: Cli
+) -> None:
+    spec = _write(tmp_path, HEAD.replace("name: ", "name: " + "p" * 88, 1))
+    r = synthgen_cli(["spec", "validate", str(spec)])
+    assert r.code == 2 and "output.name" in r.err and r.err.strip().count("\n") == 0, r.err
 
 
 def test_an_unsafe_output_name_stops_the_run_before_any_epsilon_is_spent(
