@@ -67,3 +67,12 @@ def test_vague_times_and_role_words_are_not_pii_but_dates_are() -> None:
     found = _spans("The Head Nurse will call Pharmacy next week or a few months ago.")
     assert found == [], found
     assert any(t == "DATE_TIME" for _, t in _spans("Seen on 3 March 2022."))
+
+
+def test_dotted_french_phones_are_found_and_dotted_dates_are_not_phones() -> None:
+    assert ("01.42.68.53.00", "PHONE_NUMBER") in _spans("Appelez le 01.42.68.53.00 demain.")
+    assert not any(t == "PHONE_NUMBER" for _, t in _spans("Seen on 01.02.2023 and 12.03.24 again."))
+
+
+def test_a_spanish_mobile_after_a_phone_verb_is_found() -> None:
+    assert ("612 345 678", "PHONE_NUMBER") in _spans("Ana llamó desde el 612 345 678 ayer.")

@@ -203,6 +203,8 @@ def phone_recognizer(language: str = "en") -> PatternRecognizer:
             + r"0\d{1,4}(?:[ /-]?\(?\d{2,4}\)?)(?:[ -]?\d{2,4}){1,3}(?![\w/-])(?!\.\d)",
             0.45,
         ),
+        # 01.42.68.53.00 (FR): five dotted pairs, which no date has (a date has at most three groups)
+        Pattern("dotted_pairs", r"(?<![\w+./-])0[1-9](?:\.\d{2}){4}(?![\w.-])", 0.5),
         # 62 4272-8671 (BR)
         Pattern("br_mobile", r"(?<![\w+.-])\(?\d{2}\)?\s?\d{4,5}-\d{4}(?![\w-])", 0.5),
         # 727 783 533, 20 06 93 96, 45872451, 7834592451: digits alone, only with a phone word.
@@ -213,7 +215,8 @@ def phone_recognizer(language: str = "en") -> PatternRecognizer:
         supported_entity="PHONE_NUMBER", name="SynthgenPhoneRecognizer", supported_language=language,
         patterns=patterns, global_regex_flags=_FLAGS, prefilter=DIGIT,
         context=["phone", "tel", "telephone", "call", "mobile", "cell", "ring", "fax", "contact", "callback",
-                 "number", "tlf", "telefon", "puh", "tél", "téléphone", "teléfono", "telefono", "whatsapp", "sms"],
+                 "number", "tlf", "telefon", "puh", "tél", "téléphone", "teléfono", "telefono", "whatsapp", "sms",
+                 "llamó", "llamar", "móvil", "portable", "appeler", "cellulare", "handy", "mobil"],
     )  # fmt: skip
 
 
