@@ -48,7 +48,11 @@ def read_labelled(path: Path, known_types: set[str]) -> tuple[list[str], list[li
     texts: list[str] = []
     gold: list[list[Span]] = []
     try:
-        lines = path.read_text("utf-8").splitlines()
+        # JSON Lines end at "\n" only: str.splitlines() would also split at U+2028, U+0085 and
+        # other breaks that JSON strings may hold raw (the predictions file writes them so).
+        lines = [ln.removesuffix("\r") for ln in path.read_text("utf-8").split("\n")]
+        if lines and lines[-1] == "":
+            lines.pop()
     except UnicodeDecodeError as exc:
         raise SpecError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     for no, line in enumerate(lines, 1):

@@ -119,3 +119,14 @@ def test_devset_is_seeded_valid_and_split(tmp_path: Path) -> None:
     texts, _ = read_labelled(p, known)
     assert len(texts) == 80 and all(t for t in texts)
     assert len(templates_for("dev")) < len(templates_for("test"))
+
+
+def test_lines_break_at_newlines_only_not_at_unicode_line_separators(tmp_path: Path) -> None:
+    f = tmp_path / "u.jsonl"
+    rows = [
+        {"text": "Call Jo\u2028at home\u0085now", "spans": [{"start": 5, "end": 7, "type": "PERSON"}]},
+        {"text": "plain", "spans": []},
+    ]
+    f.write_text("".join(json.dumps(r, ensure_ascii=False) + "\r\n" for r in rows), encoding="utf-8")
+    texts, gold = read_labelled(f, {"PERSON"})
+    assert texts == [r["text"] for r in rows] and len(gold[0]) == 1 and gold[1] == []
