@@ -26,6 +26,7 @@ from synthgen.models.dp_ctgan.conditional import (
 )
 from synthgen.models.dp_ctgan.config import Block, CTGANConfig
 from synthgen.models.dp_ctgan.networks import Generator, make_discriminator
+from synthgen.models.dp_sgd import noise_step
 from synthgen.privacy.mechanisms import noise_rng
 
 
@@ -301,14 +302,7 @@ def _discriminator_step(
     if b < pac:
         # Only reachable under DP (pac = 1): an empty Poisson batch. It still is a
         # DP-SGD step, charged by the accountant: release pure noise rather than skip.
-        for p in d_module.parameters():
-            if p.requires_grad:
-                if ghost:
-                    p.grad = torch.zeros_like(p)  # the clipped sum the ghost optimizer noises
-                else:
-                    # One zero per-sample gradient: clipping and summing give 0, then noise.
-                    p.grad_sample = torch.zeros((1, *p.shape), dtype=p.dtype, device=p.device)  # type: ignore[attr-defined]
-        d_opt.step()
+        noise_step(d_module, d_opt, ghost=ghost)
         return 0.0
     # The generator's BatchNorm ties each fake to the batch it is drawn in: draw in chunks of the
     # public expected batch size, never of the Poisson batch's (data-dependent) size b. The
