@@ -38,7 +38,8 @@ def visit(chromium: str, page: Path, expressions: dict[str, str], *, timeout: fl
     """Load ``page`` (a file) and evaluate each JavaScript expression once it has loaded."""
     from websockets.sync.client import connect
 
-    with tempfile.TemporaryDirectory() as profile:
+    # Chromium helpers may still write into the profile as it exits: a leftover is not an error.
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         proc = subprocess.Popen(
             [
                 chromium,
