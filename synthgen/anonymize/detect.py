@@ -19,6 +19,7 @@ import polars as pl
 from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine
 
 from synthgen.anonymize.recognizers.cards import luhn_valid
+from synthgen.anonymize.recognizers.patterns import STREET_ENDINGS, STREET_PREFIXES
 from synthgen.schema import ColumnType, TableSchema
 
 Role = Literal["identifier", "text", "keep"]
@@ -165,6 +166,63 @@ def integers(s: pl.Series) -> list[int] | None:
     return None
 
 
+# A postcode: digits (48337, 5833, 23286-0129, 9483-378, 02-931, 507 48) or the letter forms of
+# the UK (W88 6FJ), Canada (K1A 0B6), the Netherlands (5907 JO), Ireland (F83 7022) and
+# country-prefixed ones (H-2907); after a hyphen only when glued to a city (Nandyal-833788).
+_POSTCODE = re.compile(
+    r"(?:(?<![\w/:.-])|(?<=[a-z]-))(?:\d{4,8}(?:-\d{3,4})?|\d{2}-\d{3}|\d{3} \d{2}|\d{4} ?[A-Z]{2}"
+    r"|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}|[A-Z]\d[A-Z] ?\d[A-Z]\d|[A-Z]\d{2} ?[A-Z\d]{4}|[A-Z]{1,2}-\d{4,5})"
+    r"(?![\w/:-])"
+)
+# A house number: 12, 12a, 3/4, 9b/1, 22-15, 149.
+_HOUSE_NUMBER = re.compile(r"(?<![\w/:.-])\d{1,5}[a-zA-Z]?(?:[/-]\d{1,5}[a-zA-Z]?)?(?![\w/:-]|\.\d)")
+_WORD = re.compile(r"[^\W\d_][\w'’.-]*")
+_MONTHS = frozenset(
+    ["january", "february", "march", "april", "may", "june", "july", "august", "september",
+     "october", "november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep",
+     "sept", "oct", "nov", "dec"]
+)  # fmt: skip
+#: Lower-case words an address line may hold (street words, particles); other lower-case words
+#: of four letters or more are sentence words.
+_ADDRESS_LOWER = frozenset(
+    w.replace("\\.?", "").replace("\\.", "")
+    for w in (STREET_PREFIXES + "|" + STREET_ENDINGS + "|ulica|utca|altos|bajos|straße").split("|")
+)
+
+
+def address_line(value: str, *, street_found: bool = False) -> bool:
+    """``value`` is one whole postal address in any country's layout: short, made of capitalised
+    words, particles and numbers, with a house number and a postcode, or a street (``street_found``:
+    the street recognizer matched) and at least one more comma- or line-separated part. Sentences
+    (lower-case words), dates (month names, times) and bare numbers are not."""
+    v = value.strip()
+    if not 8 <= len(v) <= 160 or re.search(r"\d:\d", v):
+        return False
+    words = _WORD.findall(v)
+    if len(words) > 20 or not any(w[0].isupper() and len(w) >= 3 for w in words):
+        return False
+    lower = [
+        w for w in words if w[0].islower() and len(w) >= 4 and w.lower().rstrip(".") not in _ADDRESS_LOWER
+    ]
+    if len(lower) > max(1, len(words) // 5):
+        return False
+    if not street_found and any(w.lower().rstrip(".") in _MONTHS for w in words):
+        return False
+    codes = [m.span() for m in _POSTCODE.finditer(v)]
+    numbers = [m.span() for m in _HOUSE_NUMBER.finditer(v)]
+    if any(n[1] <= c[0] or c[1] <= n[0] for c in codes for n in numbers):
+        return True
+    return street_found and bool(numbers) and len([p for p in re.split(r"[,\n]", v) if p.strip()]) >= 2
+
+
+def varied_names(values: list[str]) -> bool:
+    """The words of ``values`` (street words aside) are mostly different: streets and towns. A
+    column of labelled numbers (``Building 4, Room 2034``, ``Invoice 91703, Item 45``) repeats
+    the same few words in every value."""
+    words = {w.lower().rstrip(".") for v in values for w in _WORD.findall(v)} - _ADDRESS_LOWER
+    return len(words) >= 0.5 * len(values)
+
+
 def presidio_vote(
     analyzer: AnalyzerEngine,
     values: list[str],
@@ -182,9 +240,15 @@ def presidio_vote(
         score_threshold=threshold,
     )  # fmt: skip
     votes: Counter[str] = Counter()
+    shaped: list[str] = []  # values voted addresses by their layout alone
     for v, rs in zip(values, results, strict=True):
         core = len(v.strip()) or 1
         best = {r.entity_type for r in rs if (r.end - r.start) >= 0.8 * core and r.entity_type in entities}
+        if not best and "STREET_ADDRESS" in entities:
+            street = any(r.entity_type == "STREET_ADDRESS" for r in rs)
+            if address_line(v, street_found=street):
+                best = {"STREET_ADDRESS"}
+                shaped.append(v)
         if not best:
             # A whole address or contact line: identifier spans (with the places in it) cover
             # most of the value, whatever its length ("12 Oak St, Springfield, IL 62704").
@@ -197,6 +261,9 @@ def presidio_vote(
             ):
                 best = {max(direct, key=lambda r: r.end - r.start).entity_type}
         votes.update(best)
+    if shaped and not varied_names(shaped):
+        votes["STREET_ADDRESS"] -= len(shaped)
+    votes = +votes
     if not votes:
         return None, 0.0
     entity, count = votes.most_common(1)[0]
