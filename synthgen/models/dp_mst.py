@@ -17,7 +17,8 @@ exact sampler, so no inference is needed.
    - the 2-way marginal of every chosen edge, Gaussian noise (``rho/3`` over the edges).
 3. Post-processing only: each noisy table is projected onto the non-negative tables
    summing to the DP row count; node marginals combine the 1-way and the edge margins
-   by inverse variance; sampling is ancestral from the root, child | parent.
+   by inverse variance; sampling is ancestral from the root, child | parent, with stratified
+   draws (each parent value's rows get the child's counts within one row of the model's).
 
 Privacy (P2, P5): the raw rows are read by the preprocessing mechanisms, the noisy
 marginals and the selection scores, all listed in the privacy record; the record's
@@ -268,18 +269,30 @@ class _TreeSampler:
         s = x.sum()
         return x / s if s > 0 else np.full(len(x), 1.0 / len(x))
 
+    @staticmethod
+    def _stratified(m: int, rng: np.random.Generator) -> np.ndarray:
+        """``m`` uniform draws on [0, 1), one in each of ``m`` equal strata, in random order.
+
+        Each draw alone is uniform, so every row still has the model's distribution; together
+        they put ``m * p`` rows (within one) on each value of probability ``p``, where independent
+        draws scatter by ``sqrt(m p (1 - p))`` (private-pgm's rounded sampling, the same idea).
+        At 8,000 rows that sampling noise alone was a 1-way TVD of about 0.01.
+        """
+        return (rng.permutation(m) + rng.random()) / m
+
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         codes = np.empty((n, len(self.cards)), dtype=np.int64)
         root = np.cumsum(self.marginals[0])
-        codes[:, 0] = np.minimum(np.searchsorted(root, rng.random(n) * root[-1], side="right"), len(root) - 1)
+        u0 = self._stratified(n, rng) * root[-1]
+        codes[:, 0] = np.minimum(np.searchsorted(root, u0, side="right"), len(root) - 1)
         for child, parent, cum in self.order:
-            u = rng.random(n) * cum[codes[:, parent], -1]
             # Group rows by the parent's value: one searchsorted per value, no n x card matrix.
             out = np.empty(n, dtype=np.int64)
             pv = codes[:, parent]
             for v in np.unique(pv):
                 rows = np.flatnonzero(pv == v)
-                out[rows] = np.searchsorted(cum[v], u[rows], side="right")
+                u = self._stratified(len(rows), rng) * cum[v, -1]
+                out[rows] = np.searchsorted(cum[v], u, side="right")
             codes[:, child] = np.minimum(out, cum.shape[1] - 1)
         return codes
 
