@@ -59,6 +59,9 @@ class StarterColumn:
     pii: str | None = None
 
 
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
 @dataclass
 class StarterSpec:
     """What :func:`init_spec` wrote: the file and the facts behind it (for the CLI's message)."""
@@ -72,6 +75,11 @@ class StarterSpec:
     @property
     def dropped(self) -> list[str]:
         return [c.name for c in self.columns if c.pii is not None or c.type == ColumnType.id]
+
+    @property
+    def numeric_names(self) -> int:
+        """How many column names are numbers: a first line of data read as the header."""
+        return sum(bool(_NUMBER.fullmatch(c.name.strip())) for c in self.columns)
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,12 @@ def spec_init(
         out.print(f"CSV layout read from the first lines: {keys}", highlight=False)
     if r.dropped:
         out.print(f"identifier columns it drops: {', '.join(r.dropped)}", highlight=False)
+    if r.numeric_names:
+        out.print(
+            f"warning: {r.numeric_names} of {len(r.columns)} column names are numbers: is the first line "
+            "a header? If it is data (or counts, as in scikit-learn's CSVs), write a header line first",
+            highlight=False,
+        )
     out.print(f"next: edit it, then `synthgen spec validate {r.path}` and `synthgen run {r.path} --dry-run`")
 
 

@@ -66,9 +66,9 @@ class FileSource(Source):
             return fn()
         except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
             message = read_error(exc, self.describe(), self.locate_bad_value)
-            raise SourceError(message + self.read_hint()) from None
+            raise SourceError(message + self.read_hint(exc)) from None
 
-    def read_hint(self) -> str:
+    def read_hint(self, exc: BaseException) -> str:
         """Text appended to a failed read's message when the file's layout suggests a fix."""
         return ""
 

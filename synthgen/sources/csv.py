@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import itertools
 from collections.abc import Callable
 from functools import cached_property
 
@@ -11,6 +13,8 @@ from synthgen.schema import TEMPORAL_PARSERS, ColumnType
 from synthgen.sources.base import FileSource
 
 _INFER_ROWS = 10_000
+#: Rows read to find a ragged row for the error message (the read already failed).
+_RAGGED_SCAN_ROWS = 5_000_000
 #: How to re-parse a column as the type polars' error names (its short names), to find the bad row.
 _PARSES: dict[str, Callable[[pl.Expr], pl.Expr]] = {
     "i64": lambda e: e.cast(pl.Int64, strict=False),
@@ -40,17 +44,42 @@ class CsvSource(FileSource):
             schema_overrides=as_text or None,
         )
 
-    def read_hint(self) -> str:
-        if self.spec.source.comment_prefix is not None:
-            return ""
-        try:
-            with open(self.path, "rb") as fh:
-                first = fh.read(1)
-        except OSError:
-            return ""
-        if first == b"#":
-            return "; the file starts with a '#' line: set source.comment_prefix: '#' to skip comment lines"
+    def read_hint(self, exc: BaseException) -> str:
+        if self.spec.source.comment_prefix is None:
+            try:
+                with open(self.path, "rb") as fh:
+                    first = fh.read(1)
+            except OSError:
+                return ""
+            if first == b"#":
+                return (
+                    "; the file starts with a '#' line: set source.comment_prefix: '#' to skip comment lines"
+                )
+        if "more fields than defined" in str(exc):
+            return self._ragged_hint()
         return ""
+
+    def _ragged_hint(self) -> str:
+        """Where the first row with more fields than the header is (row and field counts only:
+        no value), and whether the first line looks like no header at all (scikit-learn's
+        bundled CSVs start with a line of counts and class names)."""
+        prefix = self.spec.source.comment_prefix
+        try:
+            with open(self.path, encoding="utf-8", errors="replace", newline="") as fh:
+                lines = (line for line in fh if not (prefix and line.startswith(prefix)))
+                rows = csv.reader(lines, delimiter=self.spec.source.separator)
+                header = len(next(rows, []))
+                scanned = enumerate(itertools.islice(rows, _RAGGED_SCAN_ROWS), start=1)
+                found = next(((i, len(row)) for i, row in scanned if len(row) > header), None)
+        except (OSError, csv.Error):
+            return ""
+        if found is None:
+            return ""
+        number, fields = found
+        where = f"; data row {number:,} has {fields} fields, the header {header}"
+        if number == 1:
+            return where + ": is the first line a header? write one with a name per field"
+        return where + ": quote the field that holds the separator, or fix that row"
 
     def locate_bad_value(self, column: str, dtype: str) -> int | None:
         parse = _PARSES.get(dtype)

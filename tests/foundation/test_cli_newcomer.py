@@ -111,6 +111,27 @@ def test_spec_init_reads_the_csv_layout(home: Path, tmp_path: Path) -> None:
     assert run_synthgen(["ingest", str(tmp_path / "v.yaml")]).code == 0
 
 
+def test_a_ragged_csv_names_its_row_and_a_headerless_one_is_asked_about(home: Path, tmp_path: Path) -> None:
+    """A row with more fields than the header: the error names the data row and the counts (no
+    value). A first line of counts and class names (scikit-learn's CSVs): the same error asks
+    whether it is a header; a numeric first line with the rows' field count gets a warning."""
+    body = _table(400).write_csv().splitlines()
+    body[301] += ",SECRET-extra"
+    (tmp_path / "ragged.csv").write_text("\n".join(body) + "\n")
+    r = run_synthgen(["spec", "init", str(tmp_path / "ragged.csv"), "--out", str(tmp_path / "r.yaml")])
+    assert r.code == 1 and _one_line(r.err), r.err
+    assert "data row 301 has 6 fields, the header 5" in r.err and "SECRET" not in r.err, r.err
+    assert not (tmp_path / "r.yaml").exists()
+    rows = _table(50).drop("visit_id", "email").with_columns(pl.col("readmitted").cast(pl.Int8))
+    (tmp_path / "counts.csv").write_text("50,yes\n" + rows.write_csv(include_header=False))
+    r = run_synthgen(["spec", "init", str(tmp_path / "counts.csv"), "--out", str(tmp_path / "c.yaml")])
+    assert r.code == 1 and _one_line(r.err) and "is the first line a header?" in r.err, r.err
+    (tmp_path / "nohead.csv").write_text(rows.write_csv(include_header=False))
+    r = run_synthgen(["spec", "init", str(tmp_path / "nohead.csv"), "--out", str(tmp_path / "n.yaml")])
+    assert r.code == 0, r.err
+    assert "column names are numbers: is the first line a header?" in r.out, r.out
+
+
 def _spec_for(tmp_path: Path, csv: Path) -> Path:
     spec = tmp_path / "s.yaml"
     spec.write_text(
