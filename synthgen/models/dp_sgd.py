@@ -136,7 +136,11 @@ class _PerSampleLoss(nn.Module):
 
 
 class _Codes(torch.utils.data.Dataset[tuple[torch.Tensor]]):
-    """Token codes as a dataset whose batch fetch is one tensor gather (no per-row Python calls)."""
+    """Token codes as a dataset whose batch fetch is one tensor gather (no per-row Python calls).
+
+    The codes may be held in a compact integer dtype (int8: an eighth of int64's memory); each
+    fetch gives int64, which one-hot and cross-entropy need.
+    """
 
     def __init__(self, codes: torch.Tensor) -> None:
         self.codes = codes
@@ -145,12 +149,12 @@ class _Codes(torch.utils.data.Dataset[tuple[torch.Tensor]]):
         return int(self.codes.shape[0])
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor]:
-        return (self.codes[i],)
+        return (self.codes[i].long(),)
 
     def __getitems__(self, indices: list[int]) -> list[torch.Tensor]:
         # torch's fetcher hands the whole Poisson-sampled index list here; an empty list
         # gives a (0, C) tensor, for which the training loop takes a pure-noise step.
-        return [self.codes[torch.as_tensor(indices, dtype=torch.long)]]
+        return [self.codes[torch.as_tensor(indices, dtype=torch.long)].long()]
 
 
 def _collate_gathered(batch: list[torch.Tensor]) -> tuple[torch.Tensor]:

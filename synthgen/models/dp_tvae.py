@@ -64,6 +64,7 @@ class DPTVAE(Synthesizer):
 
     kind = "dp_tvae"
     supports_distributed = True
+    codes_only = True  # int8 codes, widened to int64 batch by batch
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
@@ -140,7 +141,7 @@ class DPTVAE(Synthesizer):
             perm = torch.randperm(n, generator=gen)
             total, seen = 0.0, 0
             for i in range(0, n, bs):
-                batch = codes[perm[i : i + bs]].to(device)
+                batch = codes[perm[i : i + bs]].to(device).long()
                 optimizer.zero_grad(set_to_none=True)
                 loss = net(batch, kl_weight).mean()
                 loss.backward()

@@ -263,6 +263,15 @@ def validate_frame(
 # -- the encoder ------------------------------------------------------------------------------
 
 
+def code_dtype(cardinalities: list[int]) -> np.dtype[np.signedinteger]:
+    """The smallest signed integer dtype that holds every token code (codes run 0..tokens-1)."""
+    top = max(cardinalities, default=1) - 1
+    for dtype in (np.int8, np.int16, np.int32):
+        if top <= np.iinfo(dtype).max:
+            return np.dtype(dtype)
+    return np.dtype(np.int64)
+
+
 class EncoderConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -617,12 +626,27 @@ class TableEncoder:
         n = frame.height
         codes = np.empty((n, len(self.config.columns)), dtype=np.int64)
         offsets = np.full((n, len(self.config.columns)), 0.5, dtype=np.float32)
+        self._encode_into(frame, schema, codes, offsets)
+        return codes, offsets
+
+    def encode_codes(self, frame: pl.DataFrame, schema: TableSchema) -> np.ndarray:
+        """Token codes ``(n, C)`` alone, in :func:`code_dtype` (int8 up to 128 tokens a column).
+
+        The codes of :meth:`encode`, for a model that trains on tokens only (DP-TVAE): at 5,000,000
+        rows of 6 columns, 30 MB instead of 240 MB of int64 codes and 120 MB of offsets.
+        """
+        codes = np.empty((frame.height, len(self.config.columns)), dtype=code_dtype(self.cardinalities))
+        self._encode_into(frame, schema, codes, None)
+        return codes
+
+    def _encode_into(
+        self, frame: pl.DataFrame, schema: TableSchema, codes: np.ndarray, offsets: np.ndarray | None
+    ) -> None:
         for j, c in enumerate(self.config.columns):
             code, off = self._encode_column(c, frame.get_column(c.name), schema[c.name])
-            codes[:, j] = code
-            if off is not None:
+            codes[:, j] = code  # every code is below the column's token count: it fits codes.dtype
+            if off is not None and offsets is not None:
                 offsets[:, j] = off
-        return codes, offsets
 
     def transform(self, frame: pl.DataFrame, schema: TableSchema) -> np.ndarray:
         """Float32 matrix laid out as :attr:`spans` (one-hot tokens, numeric offsets)."""

@@ -90,3 +90,14 @@ def test_split_holdout_rejects_fraction_outside_unit_interval(fraction):
 def test_holdout_mask_refuses_a_short_key():
     with pytest.raises(ValueError, match="16 to 64 bytes"):
         holdout_mask(_frame(10), fraction=0.2, key=b"short")
+
+
+def test_hashing_slice_by_slice_gives_the_sides_of_one_pass(monkeypatch):
+    # The train stage hashes HASH_SLICE_ROWS rows at a time (memory); a row's side must not
+    # depend on where the slices fall.
+    from synthgen.evaluate import holdout
+
+    frame = _random_table(np.random.default_rng(3), 1000)
+    one_pass = holdout_mask(frame, fraction=0.3, key=KEY).to_list()
+    monkeypatch.setattr(holdout, "HASH_SLICE_ROWS", 7)
+    assert holdout_mask(frame, fraction=0.3, key=KEY).to_list() == one_pass

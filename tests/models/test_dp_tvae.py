@@ -170,6 +170,34 @@ def test_duplicates_are_counted_and_optionally_dropped(small_frame, small_schema
     assert s.duplicates_ == 30
 
 
+def test_duplicate_count_by_hash_equals_the_count_of_distinct_rows() -> None:
+    from synthgen.models.base import count_duplicates
+
+    nan2 = np.frombuffer(np.uint64(0x7FF8000000000001).tobytes(), dtype=np.float64)[0]
+    frames = [
+        pl.DataFrame({"x": [0.0, -0.0, float("nan"), float("nan"), None, None, nan2, 1.5]}),
+        pl.DataFrame({"s": ["", None, "", None, "a"], "b": [True, None, True, None, False]}),
+        pl.DataFrame({"a": ["ab", "a", "ab"], "b": ["c", "bc", "c"]}),
+        pl.DataFrame({"x": []}, schema={"x": pl.Int64}),
+        pl.DataFrame(height=5),  # type: ignore[call-arg]
+    ]
+    for frame in frames:
+        assert count_duplicates(frame) == frame.height - frame.unique().height
+
+
+def test_dp_fit_trains_on_int8_codes_and_keeps_no_offsets(small_frame, small_schema) -> None:
+    synth = make_synthesizer(
+        "dp_tvae",
+        schema=small_schema,
+        model=ModelSettings(**FAST),  # type: ignore[arg-type]
+        privacy=PrivacySettings(epsilon=2.0, accountant="rdp"),
+    )
+    prep = synth._prepare(small_frame)
+    assert prep.codes.dtype == np.int8 and prep.offsets is None
+    codes, _ = prep.encoder.encode(small_frame.select(prep.encoder.names), synth._tabular_schema())
+    assert np.array_equal(prep.codes, codes)
+
+
 def test_dataset_smaller_than_the_batch_is_refused(small_frame, small_schema) -> None:
     with pytest.raises(ModelError, match="batch_size"):
         _fit(small_frame.head(100), small_schema, privacy=PrivacySettings(epsilon=2.0), batch_size=1000)

@@ -241,3 +241,18 @@ def test_dp_null_counts_stop_nulls_in_columns_without_any() -> None:
     out = enc.inverse_transform(matrix, rng=np.random.default_rng(0))
     assert out["full_num"].null_count() == 0 and out["full_cat"].null_count() == 0
     assert out["gappy_num"].null_count() == 50 and out["gappy_cat"].null_count() == 50
+
+
+def test_encode_codes_are_the_codes_of_encode_in_the_smallest_dtype(small_frame, small_schema) -> None:
+    enc, _ = TableEncoder.fit(small_frame, small_schema, dp=False)
+    codes, _ = enc.encode(small_frame, small_schema)
+    compact = enc.encode_codes(small_frame, small_schema)
+    assert compact.dtype == np.int8 and codes.dtype == np.int64
+    assert np.array_equal(compact, codes)
+
+
+@pytest.mark.parametrize(
+    ("tokens", "dtype"), [([2, 128], np.int8), ([129], np.int16), ([32_769], np.int32), ([], np.int8)]
+)
+def test_code_dtype_holds_every_token(tokens, dtype) -> None:
+    assert encoding.code_dtype(tokens) == dtype

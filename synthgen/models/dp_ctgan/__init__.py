@@ -134,6 +134,7 @@ class DPCTGAN(Synthesizer):
         """
         device = torch.device(resolve_device(self.model.device))
         prep = self._prepare(frame)
+        assert prep.offsets is not None
         data = torch.from_numpy(prep.encoder.to_matrix(prep.codes, prep.offsets))
         blocks = blocks_from_spans(prep.encoder.spans)
         plan = self._plan(prep)
