@@ -221,7 +221,12 @@ def verify_audit(
 ) -> AuditReport:
     """Check the keyed JSONL chain, that the catalog copy matches it entry for entry, and that
     the catalog's anchor names the last entry. Needs the platform secret (the chain's key)."""
+    from synthgen.zones import check_outside_zones
+
     path = path or audit_path()
+    # The same refusal as writing: a trail inside the synthetic zone is shareable, so a copy there
+    # proves nothing (and its reader could have written it).
+    check_outside_zones(path, "the audit file", allow_real=True)
     key = key if key is not None else audit_key(create=False)
     problems: list[str] = []
     file_entries: list[dict[str, Any]] = []

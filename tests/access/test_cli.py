@@ -71,6 +71,16 @@ def test_audit_verify_on_a_broken_chain_exits_1(run, env: Env) -> None:
     assert r.code == 1 and "BROKEN" in r.err
 
 
+def test_audit_verify_refuses_an_audit_file_inside_the_synthetic_zone(run, env: Env, monkeypatch) -> None:
+    env.publish()
+    inside = env.zones.synthetic.root / "audit.jsonl"
+    inside.write_text((env.home / "audit" / "audit.jsonl").read_text())
+    monkeypatch.setenv("SYNTHGEN_AUDIT_FILE", str(inside))
+    r = run("audit", "verify")
+    assert r.code == 1 and "inside the synthetic zone" in r.err and r.err.strip().count("\n") == 0, r.err
+    assert "intact" not in r.out
+
+
 def test_keys_rotate_that_fails_part_way_exits_1(run, env: Env) -> None:
     env.publish("first")
     env.publish("second")
