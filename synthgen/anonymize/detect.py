@@ -170,23 +170,33 @@ def integers(s: pl.Series) -> list[int] | None:
 # the UK (W88 6FJ), Canada (K1A 0B6), the Netherlands (5907 JO), Ireland (F83 7022) and
 # country-prefixed ones (H-2907); after a hyphen only when glued to a city (Nandyal-833788).
 _POSTCODE = re.compile(
-    r"(?:(?<![\w/:.-])|(?<=[a-z]-))(?:\d{4,8}(?:-\d{3,4})?|\d{2}-\d{3}|\d{3} \d{2}|\d{4} ?[A-Z]{2}"
-    r"|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}|[A-Z]\d[A-Z] ?\d[A-Z]\d|[A-Z]\d{2} ?[A-Z\d]{4}|[A-Z]{1,2}-\d{4,5})"
+    r"(?:(?<![\w/:.-])|(?<=[a-z]-))(?:\d{4,8}(?:-\d{3,4})?|\d{2}-\d{3}|\d{3}-\d{4}|\d{3} \d{2}"
+    r"|\d{4} ?[A-Z]{2}|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}|[A-Z]\d[A-Z] ?\d[A-Z]\d|[A-Z]\d{2} ?[A-Z\d]{4}"
+    r"|[A-Z]{1,2}-\d{4,5})"
     r"(?![\w/:-])"
 )
-# A house number: 12, 12a, 3/4, 9b/1, 22-15, 149.
-_HOUSE_NUMBER = re.compile(r"(?<![\w/:.-])\d{1,5}[a-zA-Z]?(?:[/-]\d{1,5}[a-zA-Z]?)?(?![\w/:-]|\.\d)")
+# A house number: 12, 12a, 3/4, 9b/1, 22-15, 54/1/4 (stair and door), 1-2-3 (Japan), 149.
+_HOUSE_NUMBER = re.compile(r"(?<![\w/:.-])\d{1,5}[a-zA-Z]?(?:[/-]\d{1,5}[a-zA-Z]?){0,2}(?![\w/:-]|\.\d)")
 _WORD = re.compile(r"[^\W\d_][\w'’.-]*")
+_LETTERS = re.compile(r"[^\W\d_]{3,}")
 _MONTHS = frozenset(
     ["january", "february", "march", "april", "may", "june", "july", "august", "september",
      "october", "november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep",
-     "sept", "oct", "nov", "dec"]
+     "sept", "oct", "nov", "dec", "monday", "tuesday", "wednesday", "thursday", "friday",
+     "saturday", "sunday", "spring", "summer", "fall", "autumn", "winter"]
 )  # fmt: skip
+# A number with a unit (65815 km, 500 mg, 12 %): a measurement, not a house number or postcode.
+_MEASURE = re.compile(
+    r"\d\s?(?:km|kg|mg|ml|cm|mm|mi|lbs?|kwh|mph|kph|sq|pcs|%|°)(?![^\W\d_])|[$€£¥]\s?\d", re.I
+)
 #: Lower-case words an address line may hold (street words, particles); other lower-case words
 #: of four letters or more are sentence words.
 _ADDRESS_LOWER = frozenset(
     w.replace("\\.?", "").replace("\\.", "")
-    for w in (STREET_PREFIXES + "|" + STREET_ENDINGS + "|ulica|utca|altos|bajos|straße").split("|")
+    for w in (
+        STREET_PREFIXES + "|" + STREET_ENDINGS + "|ulica|utca|altos|bajos|straße|della|delle|degli|dello|"
+        "dalla|nella|sulla|alla|int|piso|planta|puerta|bajo|dcha|izda|vorm|unter|ober|sankt|sous"
+    ).split("|")
 )
 
 
@@ -194,9 +204,11 @@ def address_line(value: str, *, street_found: bool = False) -> bool:
     """``value`` is one whole postal address in any country's layout: short, made of capitalised
     words, particles and numbers, with a house number and a postcode, or a street (``street_found``:
     the street recognizer matched) and at least one more comma- or line-separated part. Sentences
-    (lower-case words), dates (month names, times) and bare numbers are not."""
+    (lower-case words), dates (months, days, seasons, times), measurements (``65815 km``) and bare
+    numbers are not. Values all in lower case are not read as addresses (no capitals to tell a
+    town from a sentence word)."""
     v = value.strip()
-    if not 8 <= len(v) <= 160 or re.search(r"\d:\d", v):
+    if not 8 <= len(v) <= 160 or re.search(r"\d:\d", v) or _MEASURE.search(v):
         return False
     words = _WORD.findall(v)
     if len(words) > 20 or not any(w[0].isupper() and len(w) >= 3 for w in words):
@@ -216,11 +228,12 @@ def address_line(value: str, *, street_found: bool = False) -> bool:
 
 
 def varied_names(values: list[str]) -> bool:
-    """The words of ``values`` (street words aside) are mostly different: streets and towns. A
-    column of labelled numbers (``Building 4, Room 2034``, ``Invoice 91703, Item 45``) repeats
-    the same few words in every value."""
-    words = {w.lower().rstrip(".") for v in values for w in _WORD.findall(v)} - _ADDRESS_LOWER
-    return len(words) >= 0.5 * len(values)
+    """The values' words differ from value to value (streets, towns): a column of labelled
+    numbers (``Building 4, Room 2034``, ``Flight AF 5901, Gate D21, Terminal 2``) has one wording
+    for every value, the numbers and short codes aside. Counted as distinct wordings (words of
+    three letters or more, in order), so one town's addresses with a few dozen streets pass."""
+    wordings = {" ".join(_LETTERS.findall(v.lower())) for v in values}
+    return len(wordings) >= max(4.0, 0.03 * len(values))
 
 
 def presidio_vote(
