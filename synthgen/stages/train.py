@@ -159,9 +159,15 @@ def _fit(run: _Training, train_frame: pl.DataFrame) -> None:
         info = {"loss": p.loss} | ({"epsilon": p.epsilon} if p.epsilon is not None else {})
         ctx.report("train", p.epoch, p.epochs, **info)
 
+    from synthgen.models.dp_input import dp_schema
     from synthgen.privacy.declared import declared_numbers
 
     run.schema, train_frame = declared_numbers(spec.privacy, spec.columns, run.schema, train_frame)
+    if spec.privacy.dp:
+        # The model's saved schema (config.json, its catalog row) is shareable: under DP every
+        # column has a null token, so say so rather than carry whether the real rows held a null
+        # (one all-null row flipped every flag).
+        run.schema = dp_schema(run.schema)
     run.budget = _split_privacy(spec, train_frame, run.text_cols)
     run.synth = make_synthesizer(
         spec.model.kind, schema=run.schema, model=spec.model, privacy=run.budget.tabular
