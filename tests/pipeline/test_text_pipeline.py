@@ -45,6 +45,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     # Seeded DP noise: with ~120 held-out notes at the gate's epsilon 0.09, about 1 draw in 10
     # lifted the tiny model over the readability bar, and these tests are about what the run
     # says and charges when it fails the bar, not about the draw (tests/text/test_gate.py is).
+    # This seed's gate draws are +5.7 nats on the sum and +3 on the count: the noisy count stays
+    # near the true one (seed 20261202 drew -98, which left "too few notes" whenever the keyed
+    # holdout of this home's random key held fewer than 99 notes: a CI failure).
     import numpy as np
 
     from synthgen.privacy import mechanisms
@@ -53,7 +56,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         pytest.MonkeyPatch.context() as mp,
         demo_home(tmp_path_factory.mktemp("texthome"), rows=600, seed=1),
     ):
-        mp.setattr(mechanisms, "noise_rng", lambda: np.random.default_rng(20261202))
+        mp.setattr(mechanisms, "noise_rng", lambda: np.random.default_rng(20261217))
         ctx = pipeline.Context.from_env()
         ctx.user = "synthgen-pipeline"
         results = pipeline.run_pipeline(_spec(), ctx, run_id="text-1")
