@@ -44,6 +44,8 @@ class ColumnSchema(BaseModel):
     categories: list[str] | None = None
     #: Numeric column holding only integers (restored on generation).
     integer: bool = False
+    #: Datetime column of calendar dates, no time of day (generated as dates).
+    date: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> ColumnSchema:

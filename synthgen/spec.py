@@ -130,6 +130,9 @@ class ColumnOverride(BaseModel):
     #: A numeric column of whole numbers only (public; generated values are integers). Unset: the
     #: data's dtype decides, except under DP with privacy.schema declared (then false).
     integer: bool | None = None
+    #: A datetime column of calendar dates, no time of day (public; generated values are dates).
+    #: Unset: the data's dtype decides, except under DP with privacy.schema declared (then false).
+    date: bool | None = None
     #: Anonymization operator for this column (drop|surrogate|hash|mask|redact).
     operator: Literal["drop", "surrogate", "hash", "mask", "redact"] | None = None
 

@@ -283,8 +283,11 @@ class EncoderConfig(BaseModel):
 def _numeric_values(s: pl.Series, col: ColumnSchema) -> tuple[np.ndarray, str]:
     """Float values (nulls as NaN) and the dtype to restore."""
     if col.type == ColumnType.datetime:
-        if s.dtype == pl.Date:
-            secs = s.cast(pl.Datetime("us")).dt.epoch("s").cast(pl.Float64)
+        if s.dtype == pl.Date or col.date:
+            # Calendar dates: whole days (a time of day in a column declared `date` is dropped).
+            if s.dtype == pl.String:
+                s = as_datetime(s, col.name)
+            secs = s.cast(pl.Datetime("us")).dt.truncate("1d").dt.epoch("s").cast(pl.Float64)
             return secs.fill_null(float("nan")).to_numpy(), "date"
         if s.dtype == pl.String:
             s = as_datetime(s, col.name)

@@ -128,6 +128,7 @@ def infer_schema(
             "type": ctype,
             "nullable": s.null_count() > 0 or len(s) == 0,
             "integer": dtype.is_integer(),
+            "date": dtype == pl.Date,
         }
         if o is not None:
             if o.type is not None:
@@ -140,6 +141,8 @@ def infer_schema(
                 fields["categories"] = o.categories
             if o.integer is not None:
                 fields["integer"] = o.integer
+            if o.date is not None:
+                fields["date"] = o.date
         try:
             cols.append(ColumnSchema(**fields))
         except ValueError as exc:

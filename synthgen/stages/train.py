@@ -160,9 +160,9 @@ def _fit(run: _Training, train_frame: pl.DataFrame) -> None:
         ctx.report("train", p.epoch, p.epochs, **info)
 
     from synthgen.models.dp_input import dp_schema
-    from synthgen.privacy.declared import declared_numbers
+    from synthgen.privacy.declared import declared_storage
 
-    run.schema, train_frame = declared_numbers(spec.privacy, spec.columns, run.schema, train_frame)
+    run.schema, train_frame = declared_storage(spec.privacy, spec.columns, run.schema, train_frame)
     if spec.privacy.dp:
         # The model's saved schema (config.json, its catalog row) is shareable: under DP every
         # column has a null token, so say so rather than carry whether the real rows held a null

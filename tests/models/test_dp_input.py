@@ -131,13 +131,13 @@ def _declared_encoding(text: str, overrides: dict[str, ColumnOverride]) -> tuple
 
     from synthgen.models.dp_input import dp_schema
     from synthgen.models.encoding import NumericCode, TableEncoder
-    from synthgen.privacy.declared import declared_numbers
+    from synthgen.privacy.declared import declared_storage
     from synthgen.privacy.mechanisms import noise_rng
     from synthgen.sources import infer_schema
 
     frame = pl.read_csv(io.StringIO(text))  # the reader's dtype: Int64 unless a value has a point
     declared = PrivacySettings.model_validate({"schema": "declared"})
-    schema, frame = declared_numbers(declared, overrides, infer_schema(frame, overrides), frame)
+    schema, frame = declared_storage(declared, overrides, infer_schema(frame, overrides), frame)
     enc, _ = TableEncoder.fit(
         frame,
         dp_schema(schema),
