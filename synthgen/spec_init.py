@@ -4,8 +4,10 @@ What goes into the file, and what never does:
 
 - **Types only.** With a data source, each column gets the type the pipeline's own inference
   would give it (:func:`synthgen.sources.infer_schema` on the same first rows that ``ingest``
-  samples), so writing them down reads nothing ``run`` would not read anyway, and with
-  ``privacy.schema: declared`` the run then reads no type from real rows at all.
+  samples), and from the same read of storage types ``integer: true`` for a column of whole
+  numbers and ``date: true`` for one of calendar dates. Writing them down reads nothing ``run``
+  would not read anyway, and with ``privacy.schema: declared`` the run then reads no type from
+  real rows at all.
 - **No value.** Bounds, category lists, row counts, null flags and example values are
   real-derived: none is written. Each numeric or categorical column gets a commented
   placeholder instead, with a note that a declared bound or category list must be public
@@ -57,6 +59,10 @@ class StarterColumn:
     type: ColumnType
     #: Presidio entity announced by the column's name (a direct identifier), if any.
     pii: str | None = None
+    #: A numeric column stored as whole numbers / a datetime column stored as dates (the same
+    #: storage-type read as the type itself), written so a declared run keeps them.
+    integer: bool = False
+    date: bool = False
 
 
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
@@ -219,6 +225,10 @@ def _columns_block(columns: list[StarterColumn]) -> str:
             continue
         out.append(f"  {key}:")
         out.append(f"    type: {c.type.value}")
+        if c.integer and c.type == ColumnType.numeric:
+            out.append("    integer: true   # whole numbers")
+        if c.date and c.type == ColumnType.datetime:
+            out.append("    date: true   # calendar dates, no time of day")
         hint = _PLACEHOLDER.get(c.type)
         if hint is not None:
             out.append(f"    {hint}")
@@ -320,7 +330,10 @@ def infer_columns(
     if sample.width == 0:
         raise SourceError(f"{open_source(spec).describe()}: no columns")
     schema = infer_schema(sample)
-    return [StarterColumn(name=c.name, type=c.type, pii=name_hint(c.name)) for c in schema.columns]
+    return [
+        StarterColumn(name=c.name, type=c.type, pii=name_hint(c.name), integer=c.integer, date=c.date)
+        for c in schema.columns
+    ]
 
 
 def init_spec(

@@ -25,6 +25,7 @@ def _table() -> pl.DataFrame:
             "city": ["Zanzibar-77", "Lyon", "Lyon", "Oslo"],
             "ward": ["ward-Q9", "ward-A", "ward-A", "ward-B"],
             "charges": [48213.5, 10.0, 22.0, 31.0],
+            "stay_days": [3, 1, 12, 5],
             "born": ["1931-07-04", "1980-01-01", "1990-02-02", "2001-03-03"],
             "readmitted": [True, False, True, False],
         }
@@ -42,6 +43,9 @@ def _check_written(spec_path: Path) -> dict:
     assert cols["charges"].type.value == "numeric" and cols["charges"].bounds is None
     assert cols["city"].type.value == "categorical" and cols["city"].categories is None
     assert cols["born"].type.value == "datetime"
+    # Storage types, read with the types: a declared run keeps whole numbers and dates.
+    assert cols["born"].date is True and cols["charges"].integer is not True
+    assert cols["stay_days"].type.value == "numeric" and cols["stay_days"].integer is True
     assert cols["readmitted"].type.value == "boolean"
     assert spec.privacy.schema_source == "declared"
     assert "PUBLIC knowledge" in text
@@ -70,9 +74,9 @@ def test_from_sqlite_via_url_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     t = _table()
     con.execute(
         "CREATE TABLE visits (patient_id INTEGER, email TEXT, city TEXT, ward TEXT, "
-        "charges REAL, born TEXT, readmitted BOOLEAN)"
+        "charges REAL, stay_days INTEGER, born TEXT, readmitted BOOLEAN)"
     )
-    con.executemany("INSERT INTO visits VALUES (?,?,?,?,?,?,?)", t.rows())
+    con.executemany("INSERT INTO visits VALUES (?,?,?,?,?,?,?,?)", t.rows())
     con.commit()
     con.close()
     monkeypatch.setenv("VISITS_URL", f"sqlite:///{db}")
