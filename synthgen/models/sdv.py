@@ -53,7 +53,7 @@ class _SDVSynthesizer(Synthesizer):
         kwargs: dict[str, Any] = {"enforce_min_max_values": True}
         if self._sdv_class != "GaussianCopulaSynthesizer":
             kwargs.update(
-                epochs=self.model.epochs, batch_size=self._batch_size, cuda=self.model.device != "cpu"
+                epochs=self.model.epochs, batch_size=self._batch_size, enable_gpu=self.model.device != "cpu"
             )
         return cls(self._metadata(), **kwargs)
 
@@ -113,8 +113,14 @@ class _SDVSynthesizer(Synthesizer):
                 "to load it (only for artifacts this installation wrote)"
             )
         import sdv.single_table as st
+        from sdv.utils import load_synthesizer  # SDV 2: the classes no longer have `load`
 
-        self.sdv_ = getattr(st, self._sdv_class).load(str(directory / "sdv_model.pkl"))
+        loaded = load_synthesizer(str(directory / "sdv_model.pkl"))
+        if not isinstance(loaded, getattr(st, self._sdv_class)):
+            raise ModelError(
+                f"{directory}: the SDV file holds a {type(loaded).__name__}, not a {self._sdv_class}"
+            )
+        self.sdv_ = loaded
 
 
 class SDVGaussianCopula(_SDVSynthesizer):
