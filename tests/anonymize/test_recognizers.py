@@ -76,3 +76,20 @@ def test_dotted_french_phones_are_found_and_dotted_dates_are_not_phones() -> Non
 
 def test_a_spanish_mobile_after_a_phone_verb_is_found() -> None:
     assert ("612 345 678", "PHONE_NUMBER") in _spans("Ana llamó desde el 612 345 678 ayer.")
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "title"),
+    [
+        ("Herr Schmidt called at noon.", "Schmidt", "Herr"),
+        ("Mme Dubois was discharged today.", "Dubois", "Mme"),
+        ("Paciente Juan Pérez refiere dolor.", "Juan Pérez", "Paciente"),
+        ("Seen by Dott. Rossi on the ward.", "Rossi", "Dott"),
+        ("Señora Ana Torres firmó.", "Ana Torres", "Señora"),
+    ],
+)
+def test_a_title_before_a_name_is_trimmed_off_the_person_span(text: str, name: str, title: str) -> None:
+    # The name is redacted, the title is not (it was: "Herr Schmidt" as one PERSON, "Dott" a LOCATION).
+    found = _spans(text)
+    assert (name, "PERSON") in found, found
+    assert not any(title in s for s, _ in found), found

@@ -37,6 +37,14 @@ ROLE_WORDS = frozenset(
     brother sister mother father wife husband daughter son friend cousin aunt uncle partner neighbour
     neighbor caregiver parent child baby mom dad alt pt hx said says told asked wrote sent called
     replied thx thanks lol ok okay yes yeah sure ping hey meet met moved lives call spoke""".split()  # noqa: SIM905
+) | frozenset(
+    # Titles and role nouns that lead a name in other languages (case-folded; accented forms too): trimmed
+    # off a PERSON span like "mr", so "Herr Schmidt" redacts Schmidt and leaves the title.
+    """herr frau hr fr fraulein mme mmes mlle monsieur messieurs mademoiselle madame mr. sr sra srta
+    senor senora senorita senhor senhora dra dr. sig sigra signor signora signorina dott dottore
+    dottoressa doktor prof professor professora professeur mevrouw mevr meneer dhr paciente patiente
+    patientin enfermera enfermero infirmiere infirmier medico arzt arztin señor señora señorita fräulein
+    infirmière médico ärztin doña""".split()  # noqa: SIM905
 )
 MONTHS_DAYS = frozenset(
     """january february march april may june july august september october november december monday tuesday
