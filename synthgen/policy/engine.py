@@ -1,7 +1,9 @@
 """Policy decisions: YAML policy files compiled into an in-memory pycasbin enforcer.
 
-Each rule expands into casbin policy lines ``(role, zone, name-glob, classification,
+Each rule expands into casbin policy lines ``(role, zone, name-pattern, classification,
 kind, dp, max_epsilon, action, effect, rule-id)``; users become ``g`` (role) links.
+Name patterns are matched by ``nameMatch`` (:mod:`synthgen.policy.names`: ``*`` crosses ``/``),
+not casbin's path-style ``globMatch``.
 The effect is deny-overrides with default deny::
 
     some(where (p.eft == allow)) && !some(where (p.eft == deny))
@@ -25,6 +27,7 @@ from pydantic import ValidationError
 from synthgen import safe_yaml
 from synthgen.errors import PolicyError
 from synthgen.policy.model import ACTIONS, BudgetDefaults, PolicyFile, Rule
+from synthgen.policy.names import compile_name_pattern
 
 _MODEL = """
 [request_definition]
@@ -42,7 +45,7 @@ e = some(where (p.eft == allow)) && !some(where (p.eft == deny))
 [matchers]
 m = g(r.sub, p.sub) && r.act == p.act \
  && (p.zone == "*" || r.obj.zone == p.zone) \
- && globMatch(r.obj.name, p.name) \
+ && nameMatch(r.obj.name, p.name) \
  && (p.cls == "*" || r.obj.cls == p.cls) \
  && (p.kind == "*" || r.obj.kind == p.kind) \
  && dpMatch(r.obj.dp, p.dp) \
@@ -202,6 +205,9 @@ class Policy:
         enforcer = casbin.Enforcer(model)
         enforcer.add_function("dpMatch", _dp_match)
         enforcer.add_function("epsMatch", _eps_match)
+        # Every pattern was checked when its file loaded; compile each once, here.
+        matchers = {p: compile_name_pattern(p) for rule in self.rules for p in rule.resources.name}
+        enforcer.add_function("nameMatch", lambda name, pattern: matchers[pattern](name))
         lines: list[list[str]] = []
         for rule in self.rules:
             roles = sorted(self.roles) if "*" in rule.roles else rule.roles

@@ -14,7 +14,7 @@ A file holds roles, users mapped to roles, and rules::
         actions: [read]                # read | publish | train | generate | admin
         resources:                     # each field a value or a list; "*" (default) = any
           zone: synthetic              # real | synthetic | keys
-          name: "adult-*"              # dataset-name glob
+          name: "adult-*"              # name pattern: * ? [..] {a,b}, whole name (names.py)
           classification: shareable    # shareable | internal | restricted
           kind: synthetic              # snapshot | anonymized | synthetic | report | ...
         conditions:
@@ -32,6 +32,8 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from synthgen.policy.names import check_name_pattern
 
 Action = Literal["read", "publish", "train", "generate", "admin"]
 ACTIONS: tuple[str, ...] = ("read", "publish", "train", "generate", "admin")
@@ -68,6 +70,13 @@ class Resources(BaseModel):
         bad = [z for z in v if z not in (*ZONES, "*")]
         if bad:
             raise ValueError(f"unknown zone {bad[0]!r}; expected one of {', '.join(ZONES)} or '*'")
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: list[str]) -> list[str]:
+        for pattern in v:  # refused here, at load, never at enforcement time
+            check_name_pattern(pattern)
         return v
 
     @field_validator("classification")
