@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import polars as pl
 
+from synthgen.access.out_path import check_out_path, place_new_file
 from synthgen.access.services import (
     ENVELOPE_FORMAT,
     NoKeys,
@@ -178,7 +179,7 @@ def read_to_file(
     name: str,
     *,
     user: str,
-    out: Path,
+    out: Path | str,
     format: Literal["parquet", "csv"] = "parquet",
     catalog: Catalog | None = None,
     zones: Zones | None = None,
@@ -187,17 +188,17 @@ def read_to_file(
 ) -> Path:
     """Decrypt a dataset to ``out`` (Parquet or CSV) in bounded memory.
 
-    ``out`` appears only once the whole file verified; it must lie outside both zones
-    (a plaintext copy is the reader's, not the platform's).
+    ``out`` appears only once the whole file verified; it must be a new file in an existing
+    folder (:func:`check_out_path`, checked before the policy and before any decryption) and lie
+    outside both zones (a plaintext copy is the reader's, not the platform's).
     """
     if format not in ("parquet", "csv"):
         raise SpecError(f"--format {format!r}: expected parquet or csv")
+    out = check_out_path(out)
     svc = Services.resolve(catalog, zones, policy, provider)
-    out = Path(out).absolute()
     for zone in (svc.zones.real, svc.zones.synthetic):
         if zone.contains(out):
             raise SpecError(f"--out {out} is inside the {zone.name} zone; write plaintext copies elsewhere")
-    out.parent.mkdir(parents=True, exist_ok=True)
     with _decrypted_parquet(svc, user, name, out.parent) as plain:
         assert isinstance(plain, Path)
         fd, staged_name = tempfile.mkstemp(prefix=".tmp-out-", suffix=f".{format}", dir=out.parent)
@@ -208,7 +209,7 @@ def read_to_file(
                 pl.scan_parquet(plain).sink_csv(staged)
             else:
                 shutil.copyfile(plain, staged)
-            os.replace(staged, out)
+            place_new_file(staged, out)
         finally:
             staged.unlink(missing_ok=True)
     return out
@@ -218,7 +219,7 @@ def read_report(
     name: str,
     *,
     user: str,
-    out: Path | None = None,
+    out: Path | str | None = None,
     catalog: Catalog | None = None,
     zones: Zones | None = None,
     policy: Policy | None = None,
@@ -227,9 +228,14 @@ def read_report(
 
     The report must be catalogued as a dataset of kind ``report`` (the evaluate stage
     does this); its classification (``restricted`` by default) decides who may read it.
-    Returns the report's path (its URL in an object-store zone), or ``out`` after copying it there.
+    Returns the report's path (its URL in an object-store zone), or ``out`` after copying it there
+    (a new file in an existing folder outside the synthetic zone: :func:`check_out_path`).
     """
+    if out is not None:
+        out = check_out_path(out)  # before the policy check: a refused path leaves no trace
     svc = Services.resolve(catalog, zones, policy, provider=NoKeys())
+    if out is not None and svc.zones.synthetic.contains(out):
+        raise ZoneError(f"--out {out} is inside the synthetic zone; a restricted report never goes there")
     from synthgen.lookup import report_dataset
 
     ds = report_dataset(svc.catalog, name)
@@ -248,16 +254,12 @@ def read_report(
             raise SpecError(f"report file {path} is missing")
     if out is None:
         return path
-    out = Path(out).absolute()
-    if svc.zones.synthetic.contains(out):
-        raise ZoneError(f"--out {out} is inside the synthetic zone; a restricted report never goes there")
-    out.parent.mkdir(parents=True, exist_ok=True)
     fd, staged = tempfile.mkstemp(prefix=".tmp-report-", dir=out.parent)  # 0600 from the start
     try:
         with os.fdopen(fd, "wb") as dst, real.open(path, "rb") as src_fh:
             shutil.copyfileobj(src_fh, dst)
         os.chmod(staged, 0o600)
-        os.replace(staged, out)
+        place_new_file(Path(staged), out)
     finally:
         Path(staged).unlink(missing_ok=True)
     return out

@@ -93,7 +93,12 @@ def read_cmd(
     dataset: Annotated[str, typer.Argument(help="Dataset name (newest version) or id.")],
     user: UserOpt,
     out_path: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Write the decrypted data here (outside the zones).")
+        str | None,  # as typed: Path() would drop a trailing '/'
+        typer.Option(
+            "--out",
+            "-o",
+            help="Write the decrypted data to this new file (outside the zones; never overwritten).",
+        ),
     ] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="parquet | csv (with --out).")] = "parquet",
     rows: Annotated[int, typer.Option("--rows", help="Rows to print without --out.")] = 10,
@@ -116,7 +121,9 @@ def read_cmd(
 def report_cmd(
     name: Annotated[str, typer.Argument(help="Pipeline name or report id.")],
     user: UserOpt,
-    out_path: Annotated[Path | None, typer.Option("--out", "-o", help="Copy the report here.")] = None,
+    out_path: Annotated[
+        str | None, typer.Option("--out", "-o", help="Copy the report to this new file (never overwritten).")
+    ] = None,
 ) -> None:
     """Open a restricted evaluation report (policy-checked, audited): prints its path or copies it."""
     from synthgen.access import read_report
