@@ -15,13 +15,12 @@ import warnings
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from synthgen.cli import data, help_style, pii, stages
 from synthgen.cli.audit import audit_app
 from synthgen.cli.budget import budget_app
 from synthgen.cli.catalog import catalog_app
-from synthgen.cli.console import err, out, progress_bars
+from synthgen.cli.console import err, out, plain, progress_bars
 from synthgen.cli.keys import keys_app
 from synthgen.cli.policy import policy_app
 from synthgen.cli.spec import spec_app
@@ -131,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     except SynthgenError as exc:
         if debug:
             raise
-        err.print(f"[red]error:[/red] {escape(_one_line(exc))}", highlight=False)
+        err.print(f"[red]error:[/red] {plain(_one_line(exc))}", highlight=False)
         raise SystemExit(exc.exit_code) from None
     except typer.Abort:
         err.print("aborted")
@@ -148,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         err.print(
-            f"[red]error:[/red] {type(exc).__name__}: {escape(_one_line(exc))} "
+            f"[red]error:[/red] {type(exc).__name__}: {plain(_one_line(exc))} "
             "(run with --debug for the traceback)",
             highlight=False,
         )

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import typer
-from rich.markup import escape
 
-from synthgen.cli.console import err, out
+from synthgen.cli.console import err, out, plain
 
 audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
 
@@ -23,5 +22,5 @@ def audit_verify() -> None:
         out.print(f"{report.summary()} (head {report.head})", highlight=False)
         return
     for problem in report.problems:
-        err.print(escape(str(problem)), highlight=False)
+        err.print(plain(str(problem)), highlight=False)
     raise AuditError(report.summary())

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from synthgen.cli.console import err, out
+from synthgen.cli.console import err, out, plain
 from synthgen.cli.options import UserOpt
 
 budget_app = typer.Typer(
@@ -49,7 +48,7 @@ def budget_show(
     held = budget.open_reservations(cat, key)
     if not entries and not held and key == source and not now.cap_set:
         err.print(
-            f"note: no ledger entry for source {escape(key)!r}; the ledger is keyed by source "
+            f"note: no ledger entry for source {plain(key)!r}; the ledger is keyed by source "
             "(id:<source.id>, or e.g. csv:/path/to/file.csv), not pipeline name: pass the spec file",
             highlight=False,
         )

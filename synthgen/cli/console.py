@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -21,6 +23,22 @@ from rich.progress import (
 # printed must stay whole to be copied. Tables still lay out at the width.
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
+
+#: C0 (but tab and newline), DEL, C1, and the bidirectional overrides: never printed as they are.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def plain(text: object) -> str:
+    """``text`` safe to print: Rich markup escaped, control characters shown as ``\\xNN``.
+
+    For anything that comes from data, files or other users (column names, a dataset file's
+    unauthenticated manifest, error messages naming them): Rich strips a few control codes but
+    passes escape sequences through, so a crafted CSV header or manifest could rewrite the
+    terminal, retitle the window or plant a link.
+    """
+    return escape(
+        _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 256 else f"\\u{ord(m[0]):04x}", str(text))
+    )
 
 
 @contextmanager

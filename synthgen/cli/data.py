@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from synthgen.cli.console import out
+from synthgen.cli.console import out, plain
 from synthgen.cli.options import UserOpt
 from synthgen.errors import SpecError
 
@@ -82,9 +82,12 @@ def inspect_cmd(
         doc = {"file": str(path), "authentication": UNVERIFIED, "manifest": manifest}
         sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
         return
-    table = Table("field", "value", title=str(path), title_justify="left")
+    # The manifest is unauthenticated (any holder of the file can write it): printed as plain text.
+    table = Table("field", "value", title=plain(path), title_justify="left")
     for key, value in sorted(manifest.items()):
-        table.add_row(key, value if isinstance(value, str) else json.dumps(value, sort_keys=True))
+        table.add_row(
+            plain(key), plain(value if isinstance(value, str) else json.dumps(value, sort_keys=True))
+        )
     out.print(table)
     out.print(f"authentication: {UNVERIFIED}", highlight=False)
 
@@ -114,8 +117,8 @@ def read_cmd(
         out.print(f"wrote {path}")
         return
     frame = read_dataset(dataset, user=user)
-    out.print(f"{dataset}: {frame.height:,} rows x {frame.width} columns", highlight=False)
-    out.print(str(frame.head(rows)), highlight=False)
+    out.print(f"{plain(dataset)}: {frame.height:,} rows x {frame.width} columns", highlight=False)
+    out.print(plain(frame.head(rows)), highlight=False)
 
 
 def report_cmd(

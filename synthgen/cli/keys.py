@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from synthgen.cli.console import err, out
+from synthgen.cli.console import err, out, plain
 from synthgen.cli.options import UserOpt
 
 keys_app = typer.Typer(
@@ -47,7 +46,7 @@ def keys_rotate(
     )
     if r.failed:
         for where, why in r.failed.items():
-            err.print(f"not re-wrapped: {escape(str(where))}: {escape(str(why))}", highlight=False)
+            err.print(f"not re-wrapped: {plain(str(where))}: {plain(str(why))}", highlight=False)
         err.print("old KEK versions were kept; fix the files above and run the rotation again")
         raise typer.Exit(1)
 

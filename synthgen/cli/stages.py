@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
-from synthgen.cli.console import err, fmt, out, progress_bars
+from synthgen.cli.console import err, fmt, out, plain, progress_bars
 from synthgen.cli.options import SetOpt, SpecArg, WorkersOpt, load
 
 
@@ -55,7 +54,7 @@ def anonymize(spec: SpecArg, set_: SetOpt = None, workers: WorkersOpt = 1) -> No
         r = stages.anonymize(s, ctx, snapshot_id=snap.dataset_id, workers=workers)
     out.print(f"anonymized {r.rows:,} rows as {r.dataset_id} (real zone) -> {r.path}")
     for line in r.extra.get("summary", []):
-        out.print(f"  {escape(str(line))}")
+        out.print(f"  {plain(str(line))}")
 
 
 DryRunOpt = Annotated[
@@ -72,7 +71,7 @@ def _print_plan(s: Any, ctx: Any, stage_names: list[str] | None = None) -> None:
 
     p = preflight.plan(s, catalog=ctx.catalog, stages=stage_names)
     for line in p.lines():
-        out.print(escape(line), highlight=False)
+        out.print(plain(line), highlight=False)
 
 
 def train(spec: SpecArg, set_: SetOpt = None, dry_run: DryRunOpt = False) -> None:
@@ -93,9 +92,9 @@ def train(spec: SpecArg, set_: SetOpt = None, dry_run: DryRunOpt = False) -> Non
     eps = r.extra.get("epsilon")
     what = f"epsilon {eps:.3g}" if eps is not None else "NON-DP (dp: false)"
     out.print(f"trained {r.extra.get('model', s.model.kind)} as {r.dataset_id} ({what}) -> {r.path}")
-    out.print(f"budget source: {escape(stages.source_key(s))} (synthgen budget show)", highlight=False)
+    out.print(f"budget source: {plain(stages.source_key(s))} (synthgen budget show)", highlight=False)
     for warning in r.extra.get("warnings", []):
-        err.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
+        err.print(f"[yellow]warning:[/yellow] {plain(warning)}", highlight=False)
 
 
 def generate(
@@ -131,7 +130,7 @@ def evaluate(spec: SpecArg, set_: SetOpt = None) -> None:
     for k, v in r.extra.get("headline", {}).items():
         out.print(f"  {k}: {fmt(v)}")
     for alert in r.extra.get("alerts", []):
-        out.print(f"  [yellow]alert:[/yellow] {escape(str(alert))}")
+        out.print(f"  [yellow]alert:[/yellow] {plain(str(alert))}")
 
 
 def publish(spec: SpecArg, set_: SetOpt = None) -> None:

@@ -88,3 +88,14 @@ def test_a_snapshot_id_is_keyed_not_a_hash_of_the_real_bytes(env: Env, ingested:
     assert digest and len(digest) == 64
     unkeyed = [settings_hash(digest, snap.schema_json), settings_hash(digest, snap.schema_json, part_rows)]
     assert snap.id not in {f"snap-{u}" for u in unkeyed}
+
+
+def test_inspect_prints_a_crafted_manifest_as_plain_text(env: Env, tmp_path: Path) -> None:
+    # The header is unauthenticated: whoever hands over the file writes it. Escape sequences
+    # (window title, hyperlink) and Rich markup must reach the terminal as visible text.
+    evil = "\x1b]0;pw\x07 [b]x[/b] \u202e"
+    ds = env.publish(manifest={"privacy": {"epsilon": 1.0}, "owner": evil})
+    proc = _synthgen("inspect", ds.path)
+    assert proc.returncode == 0, proc.stderr
+    assert "\x1b" not in proc.stdout and "\u202e" not in proc.stdout and "\x07" not in proc.stdout
+    assert "\\x1b]0;pw\\x07" in proc.stdout and "[b]x[/b]" in proc.stdout and "\\u202e" in proc.stdout
