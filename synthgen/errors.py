@@ -30,6 +30,16 @@ class SourceError(SynthgenError):
     """A source cannot be read (missing, unreadable, empty, unreachable)."""
 
 
+class SecretsError(SourceError):
+    """The secrets file is missing, unsafe or malformed: configuration, exit 2.
+
+    Its message names the file, the line and column, and the key, never a value or a quote of
+    the file (the file holds passwords).
+    """
+
+    exit_code = 2
+
+
 class ZoneError(SynthgenError):
     """A write would cross the real/synthetic separation, or zones are misconfigured."""
 

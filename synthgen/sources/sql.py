@@ -8,15 +8,12 @@ environment.
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DataError, NoSuchModuleError, SQLAlchemyError
@@ -24,25 +21,9 @@ from sqlalchemy.exc import ArgumentError, DataError, NoSuchModuleError, SQLAlche
 from synthgen.errors import SourceError
 from synthgen.sources.base import Source
 from synthgen.sources.messages import read_error, redact
+from synthgen.sources.secrets import secret
 
 _BATCH_ROWS = 50_000
-
-
-def secret(name: str) -> str | None:
-    """A secret by name: the environment first, then ``SYNTHGEN_SECRETS_FILE``."""
-    if name in os.environ:
-        return os.environ[name]
-    path = os.environ.get("SYNTHGEN_SECRETS_FILE")
-    if not path:
-        return None
-    p = Path(path)
-    if not p.is_file():
-        raise SourceError(f"SYNTHGEN_SECRETS_FILE {p} does not exist")
-    if p.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise SourceError(f"secrets file {p} is readable by others; chmod 600 it")
-    data = yaml.safe_load(p.read_text()) or {}
-    value = data.get(name) if isinstance(data, dict) else None
-    return None if value is None else str(value)
 
 
 class SqlSource(Source):
@@ -58,9 +39,12 @@ class SqlSource(Source):
                 raise SourceError(f"environment variable {src.url_env} (source.url_env) is not set")
         assert raw is not None
         try:
-            url: URL = make_url(raw)
-        except ArgumentError:
+            url: URL = make_url(raw.strip())
+        except (ArgumentError, ValueError):  # the message may quote the URL, password and all
             raise SourceError("source URL is not a valid SQLAlchemy URL") from None
+        if url.host and "@" in url.host:
+            # An unencoded '@' in the password: what follows it would be shown as the host.
+            raise SourceError("source URL: its host contains '@'; write an '@' in the password as %40")
         if src.password_env:
             pw = secret(src.password_env)
             if pw is None:
@@ -141,7 +125,7 @@ class SqlSource(Source):
 
 def _quote_table(name: str | None) -> str:
     assert name is not None
-    parts = name.split(".")
+    parts = name.strip().split(".")
     for p in parts:
         if not p.replace("_", "").isalnum():
             raise SourceError(f"source.table {name!r}: use a plain (schema.)table name, or `query`")
