@@ -330,6 +330,143 @@ def test_sql_locations_ignore_user_driver_default_port_and_query_whitespace() ->
     assert q == sql("postgresql://u@db.example/h", query="SELECT a, b FROM visits")
 
 
+def _sql_identity(
+    url: str, monkeypatch: pytest.MonkeyPatch | None = None, **src: str
+) -> tuple[str, list[str]]:
+    from synthgen.source_identity import claims, source_key
+    from synthgen.spec import PipelineSpec
+
+    spec = PipelineSpec.model_validate(
+        {"name": "p", "source": {"kind": "sql", "url": url, **src}, "privacy": {"epsilon": 1}}
+    )
+    return source_key(spec), claims(spec)
+
+
+def test_every_spelling_of_one_postgresql_table_names_one_ledger_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Red-team: each spelling below was a fresh budget on the same rows."""
+    for var in ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGOPTIONS"):
+        monkeypatch.delenv(var, raising=False)
+    canonical = _sql_identity("postgresql://localhost:5432/clinic", table="patients")
+    # An already-normalised spelling keeps the key (and claim) it had before normalisation.
+    assert canonical == (
+        "sql:table patients at postgresql://localhost:5432/clinic",
+        ["sql:postgresql://localhost:5432/clinic#table:patients"],
+    )
+    spellings = [
+        ("postgresql://localhost/clinic", "patients"),  # default port omitted
+        ("postgresql://127.0.0.1:5432/clinic", "patients"),
+        ("postgresql://127.0.1.1/clinic", "patients"),  # any 127/8 address
+        ("postgresql://[::1]:5432/clinic", "patients"),
+        ("postgresql://[0:0:0:0:0:0:0:1]/clinic", "patients"),
+        ("postgresql://[::ffff:127.0.0.1]/clinic", "patients"),
+        ("postgresql://LocalHost./clinic", "patients"),
+        ("postgresql:///clinic", "patients"),  # no host: the local server's Unix socket
+        ("postgresql:///clinic?host=/var/run/postgresql", "patients"),
+        ("postgresql://elsewhere/clinic?host=127.0.0.1", "patients"),  # ?host= is where libpq goes
+        ("postgresql://localhost/other?dbname=clinic", "patients"),  # ?dbname= overrides the path
+        ("postgresql://localhost/clinic", "public.patients"),  # the default schema
+        ("postgresql://localhost/clinic", "PUBLIC.Patients"),  # letter case
+        ("postgresql://localhost/clinic", "  patients "),  # stray spaces
+        ("postgresql://localhost/clinic  ", "patients"),
+        ("postgresql+psycopg://localhost/clinic", "patients"),  # driver suffix
+        ("postgres+psycopg2://localhost/clinic", "patients"),
+        ("postgresql://alice@localhost/clinic", "patients"),  # the user is not the data
+        ("postgresql://bob@127.0.0.1/clinic", "patients"),
+        ("postgresql://localhost/clinic?sslmode=require&connect_timeout=3", "patients"),
+        ("postgresql://localhost/clinic?connect_timeout=3&sslmode=require", "patients"),  # option order
+        ("postgresql://localhost/clinic?options=-csearch_path%3Dpublic", "patients"),
+    ]
+    for url, table in spellings:
+        key, bound = _sql_identity(url, table=table)
+        assert (key, bound[0]) == (canonical[0], canonical[1][0]), (url, table)
+    # libpq's defaults fill what a URL leaves out.
+    monkeypatch.setenv("PGDATABASE", "clinic")
+    assert _sql_identity("postgresql://localhost", table="patients")[0] == canonical[0]
+    monkeypatch.setenv("PGHOST", "db.example")
+    assert _sql_identity("postgresql:///clinic", table="patients")[0] == (
+        "sql:table patients at postgresql://db.example:5432/clinic"
+    )
+
+
+def test_other_postgresql_tables_databases_hosts_and_ports_keep_their_own_keys(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for var in ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGOPTIONS"):
+        monkeypatch.delenv(var, raising=False)
+    others = [
+        ("postgresql://localhost/clinic", "patients"),
+        ("postgresql://localhost/clinic", "visits"),
+        ("postgresql://localhost/clinic", "archive.patients"),
+        ("postgresql://localhost/clinic?options=-c%20search_path%3Darchive", "visits"),
+        ("postgresql://localhost/other", "patients"),
+        ("postgresql://localhost/Clinic", "patients"),  # database names are exact in PostgreSQL
+        ("postgresql://localhost:5433/clinic", "patients"),
+        ("postgresql://db.example/clinic", "patients"),
+        ("postgresql://10.0.0.7/clinic", "patients"),
+        ("postgresql://[2001:db8::7]/clinic", "patients"),
+        ("mysql://localhost/clinic", "patients"),
+    ]
+    keys = [_sql_identity(url, table=table)[0] for url, table in others]
+    assert len(set(keys)) == len(keys), keys
+    # The search path chooses the schema: `visits` under search_path=archive is archive.visits.
+    by_path = _sql_identity(
+        "postgresql://localhost/clinic?options=-c%20search_path%3Darchive", table="visits"
+    )
+    explicit = _sql_identity("postgresql://localhost/clinic", table="archive.visits")
+    assert (by_path[0], by_path[1][0]) == (explicit[0], explicit[1][0])
+    # A multi-host URL claims each endpoint, so either host alone is the same data.
+    multi = _sql_identity("postgresql://x/clinic?host=db1.example,db2.example&port=5432,6432", table="t")[1]
+    single = _sql_identity("postgresql://db2.example:6432/clinic", table="t")[1]
+    assert set(single) < set(multi) and "sql:postgresql://db1.example:5432/clinic#table:t" in multi
+
+
+def test_data_bound_under_a_key_from_before_canonical_locations_is_not_a_fresh_budget(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ledger key written by the old rule (user and spelling kept) still owns its data."""
+    from synthgen.source_identity import claims
+    from synthgen.spec import PipelineSpec
+
+    monkeypatch.delenv("PGHOST", raising=False)
+    spec = PipelineSpec.model_validate(
+        {
+            "name": "p",
+            "source": {
+                "kind": "sql",
+                "url": "postgresql://alice@127.0.0.1/clinic",
+                "table": "public.Patients",
+            },
+            "privacy": {"epsilon": 1},
+        }
+    )
+    old_key = "sql:table public.Patients at postgresql://alice@127.0.0.1/clinic"
+    old_claim = "sql:postgresql://127.0.0.1:5432/clinic#table:public.Patients"  # what the old rule bound
+    assert old_claim in claims(spec)  # type: ignore[arg-type]
+    held = budget.reserve(
+        catalog, source=old_key, run_id="old", privacy=PrivacySettings(epsilon=4), location=[old_claim]
+    )
+    assert held is not None
+    outcome = _try(catalog, spec, "new")
+    assert outcome.startswith("refused") and f"registered source {old_key};" in outcome, outcome
+
+
+def test_sqlite_and_mysql_spellings_of_one_table_name_one_key(tmp_path: Path) -> None:
+    db = tmp_path / "d.db"
+    db.touch()
+    (tmp_path / "link.db").symlink_to(db)
+    key = _sql_identity(f"sqlite:///{db}", table="visits")[0]
+    assert key == f"sql:table visits at sqlite:///{db.resolve()}"
+    for url, table in [
+        (f"sqlite+pysqlite:///{tmp_path / 'link.db'}", "visits"),
+        (f"sqlite:///{db}", "main.Visits"),
+    ]:
+        assert _sql_identity(url, table=table)[0] == key, (url, table)
+    assert _sql_identity(f"sqlite:///{db}", table="temp.visits")[0] != key
+    mysql = _sql_identity("mysql://u@db.example/clinic", table="patients")[0]
+    assert mysql == _sql_identity("mysql+pymysql://v@DB.example:3306/CLINIC", table="Patients")[0]
+    assert mysql == _sql_identity("mysql://u@db.example/other", table="clinic.patients")[0]  # db.table
+
+
 @pytest.mark.postgres
 def test_the_lock_holds_under_a_repeatable_read_database_default(pg_database: str, tmp_path: Path) -> None:
     """F5: with default_transaction_isolation = repeatable read, racing runs still stop at the cap."""
@@ -358,7 +495,7 @@ def test_a_sql_ledger_key_never_carries_a_password_or_url_options(monkeypatch: p
         {"name": "p", "source": {"kind": "sql", "url_env": "WH_URL", "table": "t"}, "privacy": {"epsilon": 1}}
     )
     key = source_key(spec)
-    assert key.startswith("sql:") and "db/h" in key
+    assert key.startswith("sql:") and "db:5432/h" in key
     assert "hunter2pw" not in key and "optsecret" not in key and "sslmode" not in key
 
 
