@@ -65,18 +65,18 @@ RHO_SHARES = (1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0)
 #: are mostly noise and no tree model is worth its budget: the fit is refused.
 MIN_ROWS_PER_SIGMA = 10.0
 STATE_FILE = "marginals.json"
-#: Noisy cells of an edge marginal below this many noise scales are read as empty (post-processing):
-#: without it every empty cell keeps a positive bias after the projection and the spurious mass
-#: washes out the relationships (demo, epsilon 3: mean association gap 0.033 vs 0.037 without).
+#: Noisy cells of an edge marginal below some number of noise scales are read as empty
+#: (post-processing): without it every empty cell keeps a positive bias after the projection and
+#: the spurious mass washes out the relationships. The number is chosen per table
+#: (:func:`cell_threshold`) between these two.
 THRESHOLD = 1.0
-#: ... and raised, table by table, until the empty cells expected to pass carry at most this share
-#: of the rows (:func:`cell_threshold`). At 1 scale an empty cell passes 16% of the time: a 42-column
-#: table's 21 x 21 edge tables (8,000 rows, epsilon 3, sigma 19) got a quarter of their rows in empty
-#: cells and two amounts with Pearson 0.995 came out at 0.80-0.86; at 2% they come out at 0.95-0.97
-#: (mean association gap 0.042 -> 0.035; demo 0.029 -> 0.023, six fits each; Adult unchanged; 1%
-#: overshot the demo's pairs).
-SPURIOUS_SHARE = 0.02
 MAX_THRESHOLD = 5.0
+#: How much more a unit of spurious mass (empty cells that pass) costs than a unit of real mass lost
+#: (real cells below the cut) when the cut is chosen. Measured, mean association gap over 12 fits:
+#: demo epsilon 1: 0.052 with the earlier rule (spurious mass at most 2% of rows, from the table
+#: size alone), 0.038 at weight 1, 0.033 at 2, 0.044 at 3; demo epsilon 3: 0.022, 0.027, 0.025,
+#: 0.027; the 42-column table (5 fits): 0.032, 0.028, 0.031; Adult epsilon 1 (4 fits): 0.070, -, 0.067.
+SPURIOUS_WEIGHT = 2.0
 #: A token the data may not hold (a null, a discovered list's ``<other>``, a value of a narrow integer
 #: range; see :attr:`~synthgen.models.encoding.TableEncoder.optional_tokens`) is kept only where its
 #: combined noisy count passes this many of its noise scales (post-processing): an empty one passes
@@ -102,18 +102,31 @@ class _Measurements:
     sigma2: float
 
 
-def cell_threshold(cells: int, n: float, sigma: float) -> float:
-    """Noise scales an edge table's cell must pass to be kept: :data:`THRESHOLD`, raised until the
-    empty cells expected to pass carry at most :data:`SPURIOUS_SHARE` of the rows.
+def cell_threshold(t: np.ndarray, sigma: float) -> float:
+    """Noise scales a cell of the noisy edge table ``t`` must pass to be kept, chosen from ``t``
+    itself (post-processing: the noisy values and the public noise scale only).
 
-    An empty cell's noise passes ``c`` scales carrying ``sigma * phi(c)`` rows on average
-    (``phi`` the standard normal density), so ``cells`` empty cells carry at most
-    ``cells * sigma * phi(c)``. Public inputs only (table size, DP row count, noise scale).
+    Zeroing the cells below ``c`` scales trades two errors. Empty cells that pass keep spurious
+    mass, on average ``sigma * phi(c)`` each (``phi`` the standard normal density); real cells
+    below the cut lose theirs. The empty cells are counted as twice the cells with a negative
+    noisy count (a cell well above zero is almost never negative), the mass lost as the positive
+    mass below the cut less what the empty cells' noise puts there, ``sigma * (phi(0) - phi(c))``
+    each. ``c`` minimises :data:`SPURIOUS_WEIGHT` x spurious + lost on a grid from
+    :data:`THRESHOLD` to :data:`MAX_THRESHOLD`: a table of many empty cells (two amounts that move
+    together) is cut high, one of many small real cells (little data per cell) low.
     """
-    budget = SPURIOUS_SHARE * max(n, 1.0) * math.sqrt(2.0 * math.pi) / max(cells * sigma, 1e-12)
-    if budget >= 1.0:
+    x = np.asarray(t, dtype=np.float64).ravel()
+    if not sigma > 0 or x.size == 0:
         return THRESHOLD
-    return min(max(THRESHOLD, math.sqrt(-2.0 * math.log(budget))), MAX_THRESHOLD)
+    empty = min(float(x.size), 2.0 * float((x < 0).sum()))
+    phi0 = 1.0 / math.sqrt(2.0 * math.pi)
+    grid = np.linspace(THRESHOLD, MAX_THRESHOLD, round((MAX_THRESHOLD - THRESHOLD) / 0.05) + 1)
+    xs = np.sort(np.clip(x, 0.0, None))
+    below = np.concatenate([[0.0], np.cumsum(xs)])[np.searchsorted(xs, grid * sigma, side="left")]
+    phi = phi0 * np.exp(-0.5 * grid**2)
+    spurious = empty * sigma * phi
+    lost = np.maximum(below - empty * sigma * (phi0 - phi), 0.0)
+    return float(grid[int(np.argmin(SPURIOUS_WEIGHT * spurious + lost))])
 
 
 def domain_bounds(schema: TableSchema, *, numeric_bins: int, max_categories: int) -> dict[str, int]:
@@ -270,7 +283,7 @@ class _TreeSampler:
     @staticmethod
     def _denoise(t: np.ndarray, n: float, sigma: float) -> np.ndarray:
         """Cells below :func:`cell_threshold` noise scales become 0, then the rest are projected to sum n."""
-        keep = t >= cell_threshold(t.size, n, sigma) * sigma
+        keep = t >= cell_threshold(t, sigma) * sigma
         if not keep.any():
             return project_to_simplex(t, n)
         out = np.zeros_like(t)

@@ -298,21 +298,24 @@ def test_sampled_counts_follow_the_model_within_one_row_per_parent_value(fitted)
     assert not np.array_equal(codes, sampler.sample(n, np.random.default_rng(4)))
 
 
-def test_the_cell_threshold_rises_with_the_table_so_empty_cells_carry_little_mass() -> None:
-    from synthgen.models.dp_mst import SPURIOUS_SHARE, THRESHOLD, cell_threshold
+def test_the_cell_threshold_is_high_for_a_table_of_empty_cells_and_low_for_one_of_small_cells() -> None:
+    from synthgen.models.dp_mst import MAX_THRESHOLD, THRESHOLD, cell_threshold
 
-    # Few cells, many rows: the floor. 441 cells at sigma 19 and 8,000 rows: raised.
-    assert cell_threshold(20, 8_000, 5.0) == THRESHOLD
-    c = cell_threshold(441, 8_000, 19.0)
-    assert c > 2.0
-    # Empty cells passing c scales carry sigma * phi(c) rows each, at most the share together.
-    phi = np.exp(-c * c / 2) / np.sqrt(2 * np.pi)
-    assert 441 * 19.0 * phi <= SPURIOUS_SHARE * 8_000 * (1 + 1e-9)
-    # Monte Carlo on pure noise: what passes stays within the share (with room for sampling).
     rng = np.random.default_rng(0)
-    noise = rng.normal(0.0, 19.0, size=(200, 441))
-    passed = np.where(noise >= c * 19.0, noise, 0.0).sum(axis=1).mean()
-    assert passed <= 1.5 * SPURIOUS_SHARE * 8_000
+    sigma = 19.0
+    # 8,000 rows on the diagonal of a 21 x 21 table (two amounts that move together): 420 empty
+    # cells, whose noise passing one scale would carry about a quarter of the rows.
+    diagonal = np.diag(np.full(21, 8_000 / 21)) + rng.normal(0.0, sigma, (21, 21))
+    high = cell_threshold(diagonal, sigma)
+    assert 2.0 < high <= MAX_THRESHOLD
+    passed = np.where(diagonal >= high * sigma, diagonal, 0.0)
+    assert passed.sum() - np.trace(passed) < 0.03 * 8_000  # little mass left off the diagonal
+    # 8,000 rows spread evenly over 400 cells of 20 each (about one noise scale): no cell is empty,
+    # and cutting high would throw real rows away.
+    spread = np.full((20, 20), 20.0) + rng.normal(0.0, sigma, (20, 20))
+    assert cell_threshold(spread, sigma) < high and cell_threshold(spread, sigma) <= 1.5
+    # No noise scale, no cut beyond the floor.
+    assert cell_threshold(spread, 0.0) == THRESHOLD
 
 
 def test_two_near_identical_amounts_keep_their_correlation() -> None:
