@@ -234,17 +234,24 @@ def _model_line(spec: PipelineSpec) -> str:
     )
 
 
-def _roles(spec: PipelineSpec, policy: Any, provider: Any, dp: bool) -> tuple[list[RolePlan], Any]:
+def _resource(spec: PipelineSpec, dp: bool) -> Any:
+    """The resource the publish stage checks: every output, DP or not, is published (encrypted)
+    into the synthetic zone, so it is always ``synthetic:<name>``, with the run's DP flag; a
+    non-DP output (P7) matches only a rule that says ``dp: false``."""
     from synthgen.policy.engine import Resource
 
-    resource = Resource(
-        "synthetic" if dp else "real",
+    return Resource(
+        "synthetic",
         spec.synthetic_name,
         spec.output.access.classification,
         "synthetic",
         dp,
         float(spec.privacy.epsilon) if dp else None,
     )
+
+
+def _roles(spec: PipelineSpec, policy: Any, provider: Any, dp: bool) -> tuple[list[RolePlan], Any]:
+    resource = _resource(spec, dp)
     readers = set(policy.readers(resource, list(dict.fromkeys(spec.output.access.roles))))
     plans = []
     for role in dict.fromkeys(spec.output.access.roles):

@@ -61,17 +61,32 @@ DryRunOpt = Annotated[
     bool,
     typer.Option(
         "--dry-run",
-        help="Print the plan (stages, epsilon split, budget, keys) and exit: no row read, nothing charged.",
+        help="Print the plan (stages, epsilon split, budget, keys) and run the pre-flight checks: exit code "
+        "as the real run's (1 budget, 2 configuration, 3 denied); no row read, nothing charged.",
     ),
 ]
 
 
-def _print_plan(s: Any, ctx: Any, stage_names: list[str] | None = None) -> None:
+def _dry_run(s: Any, ctx: Any, stage_names: list[str] | None = None, *, publish: bool = True) -> None:
+    """Print the plan, then the pre-flight's verdict: the same checks, error line and exit code
+    as the real run (1 budget, 2 configuration, 3 denied); no row read, nothing written or charged."""
     from synthgen import preflight
+    from synthgen.errors import SynthgenError
 
-    p = preflight.plan(s, catalog=ctx.catalog, stages=stage_names)
-    for line in p.lines():
+    problem: SynthgenError | None = None
+    try:
+        preflight.check(s, user=ctx.user, catalog=ctx.catalog, zones=ctx.zones, publish=publish)
+    except SynthgenError as exc:
+        problem = exc
+    try:
+        p = preflight.plan(s, catalog=ctx.catalog, stages=stage_names)
+    except SynthgenError:
+        p = None  # e.g. a missing source file: the pre-flight's line says it
+    for line in p.lines() if p is not None else []:
         out.print(plain(line), highlight=False)
+    if problem is not None:
+        raise problem
+    out.print(f"pre-flight: all checks pass for {plain(ctx.user)}", highlight=False)
 
 
 def train(spec: SpecArg, set_: SetOpt = None, dry_run: DryRunOpt = False) -> None:
@@ -81,7 +96,7 @@ def train(spec: SpecArg, set_: SetOpt = None, dry_run: DryRunOpt = False) -> Non
 
     s = load(spec, set_)
     if dry_run:
-        _print_plan(s, _context(), ["train"])
+        _dry_run(s, _context(), ["train"], publish=False)
         return
     with progress_bars() as cb:
         ctx = _context(cb)
@@ -164,7 +179,7 @@ def run(spec: SpecArg, set_: SetOpt = None, dry_run: DryRunOpt = False, workers:
 
     s = load(spec, set_)
     if dry_run:
-        _print_plan(s, _context())
+        _dry_run(s, _context())
         return
     with progress_bars() as cb:
         ctx = _context(cb)

@@ -151,9 +151,14 @@ def test_dry_run_reads_no_row_and_charges_nothing(home: Path, tmp_path: Path) ->
     csv.write_bytes(b"visit_id,email,ward,age,readmitted\n1,a@x.org,A,\xff\xfe\x00\x01,true\n")
     spec = _spec_for(tmp_path, csv)
     env = {"SYNTHGEN_USER": "synthgen-pipeline"}
+    r = run_synthgen(["run", str(spec), "--dry-run"], env=env)  # no keys yet: the pre-flight's refusal
+    assert r.code == 2 and _one_line(r.err) and "synthgen keys init" in r.err, r.err
+    assert "no row read, nothing charged" in r.out  # the plan is printed all the same
+    assert run_synthgen(["keys", "init", "--user", "alice"]).code == 0
     for cmd in (["run", str(spec), "--dry-run"], ["train", str(spec), "--dry-run"]):
         r = run_synthgen(cmd, env=env)
         assert r.code == 0, r.err
+        assert "pre-flight: all checks pass" in r.out
         assert "no row read, nothing charged" in r.out and "remaining 10" in r.out
         assert "epsilon split: preprocessing 0.3, tabular model 2.7" in r.out  # all public: share 0.1
     assert _ledger_rows(home) == 0 and _zone_files(home) == []
