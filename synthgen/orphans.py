@@ -11,7 +11,9 @@ final names (snapshots, anonymized data, reports, shards) once they are older th
 :data:`TEMP_MAX_AGE_S`, and records everything it removed in the audit log. For an
 object-store zone it does the same on keys, removes staging transactions older than
 :data:`TEMP_MAX_AGE_S` and the local spool folders of killed processes
-(:meth:`~synthgen.storage.zone.ObjectZone.sweep_spool`: their ``flock`` is free).
+(:meth:`~synthgen.storage.zone.ObjectZone.sweep_spool`: their ``flock`` is free). The staging
+folder of a ``synthgen run`` that was killed (its run lock free, :func:`run_alive`) goes at once,
+whatever its age.
 
 A training run holds an exclusive ``flock`` on ``<real zone>/locks/train/<model id>.lock``
 for its whole life, taken before it reserves budget or writes anything. The kernel drops
@@ -44,21 +46,59 @@ TEMP_MAX_AGE_S = 6 * 3600.0
 _HOLDOUT_SUFFIXES = (".counts.json", ".parquet")
 
 
-def _lock_path(real: AnyZone, model_id: str) -> Path:
+def _lock_path(real: AnyZone, key: str, kind: str = "train") -> Path:
     if isinstance(real, Zone):
-        return real.resolve(f"locks/train/{model_id}.lock")
-    # An object store has no flock: a real zone there keeps its train locks on this host,
+        return real.resolve(f"locks/{kind}/{key}.lock")
+    # An object store has no flock: a real zone there keeps its locks on this host,
     # under the home, keyed by the zone's URL (as object_publish_lock does).
     import hashlib
 
     zone_key = hashlib.sha256(real.root.encode("utf-8")).hexdigest()[:24]
-    return home_dir() / "locks" / f"zone-{zone_key}" / "train" / f"{model_id}.lock"
+    return home_dir() / "locks" / f"zone-{zone_key}" / kind / f"{key}.lock"
 
 
 @contextmanager
 def running(real: AnyZone, model_id: str) -> Iterator[None]:
     """Mark the training of ``model_id`` as live for as long as the block runs (and the process lives)."""
-    path = _lock_path(real, model_id)
+    with _live(real, model_id, "train", f"model {model_id} is being trained by another process; wait for it"):
+        yield
+
+
+@contextmanager
+def run_alive(real: AnyZone, pipeline: str, run_id: str) -> Iterator[None]:
+    """Mark the whole run ``run_id`` (``synthgen run``) as live while the block runs.
+
+    A run killed outright leaves its lock file with the lock free: the sweep then removes the
+    run's staging shards (catalogued, but no live run will publish them). A run that ends,
+    even by an error, removes the file: its shards stay for ``synthgen publish`` to retry.
+    """
+    with _live(real, run_id, f"run/{pipeline}", f"run {run_id} is already running in another process"):
+        yield
+
+
+@contextmanager
+def one_at_a_time(real: AnyZone, pipeline: str, stage: str) -> Iterator[None]:
+    """Serialise ``stage`` of ``pipeline`` across processes (blocking ``flock``).
+
+    For the stages whose output id is derived from their input (ingest, anonymize): two runs
+    of one pipeline would build the same dataset into the same folders at once. The second
+    waits here and then finds the first's output catalogued and reuses it. The file is never
+    removed (so every waiter locks the same inode); it guards nothing once free.
+    """
+    path = _lock_path(real, f"{pipeline}.{stage}", "stage")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _live(real: AnyZone, key: str, kind: str, busy: str) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``locks/<kind>/<key>.lock`` while the block runs; unlinked after."""
+    path = _lock_path(real, key, kind)
     path.parent.mkdir(parents=True, exist_ok=True)
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -66,9 +106,7 @@ def running(real: AnyZone, model_id: str) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise SynthgenError(
-                f"model {model_id} is being trained by another process; wait for it"
-            ) from None
+            raise SynthgenError(busy) from None
         try:
             if os.fstat(fd).st_ino == os.stat(path).st_ino:
                 break  # the lock is on the file the sweep will look at
@@ -84,10 +122,10 @@ def running(real: AnyZone, model_id: str) -> Iterator[None]:
         os.close(fd)
 
 
-def _dead(real: AnyZone, model_id: str) -> bool:
-    """True when no live process trains ``model_id`` (its lock file is gone or its lock is free)."""
+def _dead(real: AnyZone, key: str, kind: str = "train") -> bool:
+    """True when no live process holds ``key`` (its lock file is gone or its lock is free)."""
     try:
-        fd = os.open(_lock_path(real, model_id), os.O_RDWR)
+        fd = os.open(_lock_path(real, key, kind), os.O_RDWR)
     except FileNotFoundError:
         return True
     try:
@@ -202,6 +240,7 @@ def sweep_train(spec: PipelineSpec, ctx: Context) -> dict[str, list[str]]:
         dead = ctx.catalog.get_dataset(model_id) is None and _dead(real, model_id)
         if dead and budget.charge_killed(ctx.catalog, r.id, reason="its run died before settling"):
             killed.append(r.run_id)
+    removed += _sweep_killed_runs(spec, ctx)
     locks = _lock_path(real, "-").parent
     for stale in sorted(locks.glob("*.lock")) if locks.is_dir() else []:
         if _dead(real, stale.stem):
@@ -219,6 +258,32 @@ def sweep_train(spec: PipelineSpec, ctx: Context) -> dict[str, list[str]]:
             detail={"removed": removed, "killed_runs": killed},
         )
     return {"removed": removed, "killed_runs": killed}
+
+
+def _sweep_killed_runs(spec: PipelineSpec, ctx: Context) -> list[str]:
+    """Remove the staging folder (shards, a publish's assembly) of every killed ``synthgen run``.
+
+    Killed means: the run's lock file (:func:`run_alive`) is still there and nobody holds its
+    lock. A folder without a lock file (``synthgen generate``, a DAG, a run that ended by an
+    error) is kept: a later ``publish`` may use it. The shards' catalog rows stay (lineage);
+    ``publish`` skips shards whose files are gone.
+    """
+    removed: list[str] = []
+    real = ctx.zones.real
+    kind = f"run/{spec.name}"
+    for zone in (ctx.zones.synthetic, real):
+        for run_id, is_dir in _entries(zone, f"staging/{spec.name}"):
+            if not is_dir or run_id.startswith(".tmp-") or not _lock_path(real, run_id, kind).exists():
+                continue
+            if _dead(real, run_id, kind):
+                rel = f"staging/{spec.name}/{run_id}"
+                _remove_rel(zone, rel)
+                removed.append(f"{zone.name}:{rel}")
+    locks = _lock_path(real, "-", kind).parent
+    for stale in sorted(locks.glob("*.lock")) if locks.is_dir() else []:
+        if _dead(real, stale.stem, kind):
+            stale.unlink(missing_ok=True)  # its staging (if any) went above
+    return removed
 
 
 def sweep_object_staging(

@@ -24,6 +24,7 @@ import itertools
 import json
 import os
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -193,7 +194,7 @@ def evaluate_file(
 
 
 def _write_predictions(path: Path, texts: list[str], pred: list[list[Span]]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
     try:
         with tmp.open("w", encoding="utf-8") as fh:
             for text, spans in zip(texts, pred, strict=True):

@@ -18,6 +18,7 @@ import hashlib
 import json
 import re
 import unicodedata
+import uuid
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -233,9 +234,13 @@ class LeakIndex:
         )
         meta = {"max_ngram": self.max_ngram, "min_ngram": self.min_ngram, "key": self._fingerprint()}
         table = table.replace_schema_metadata({b"synthgen_leak_index": json.dumps(meta).encode()})
-        tmp = p.with_name(p.name + ".tmp")
-        pq.write_table(table, tmp)
-        tmp.replace(p)
+        # A name of its own: two processes may save the same index at once (concurrent runs).
+        tmp = p.with_name(f".tmp-{uuid.uuid4().hex}-{p.name}")
+        try:
+            pq.write_table(table, tmp)
+            tmp.replace(p)
+        finally:
+            tmp.unlink(missing_ok=True)
         return p
 
     @classmethod

@@ -8,6 +8,7 @@ REAL zone (P1). It comes with a report (what was found, what was done, config ha
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -138,7 +139,8 @@ def anonymize_table(
     text_stats = {c: TextStats() for c in text_cols}
     frames: list[pl.DataFrame] = []
     writer: pq.ParquetWriter | None = None
-    tmp = sink.with_name(sink.name + ".tmp") if sink is not None else None
+    # A temporary name of its own (not a fixed one another writer of the same sink could share).
+    tmp = sink.with_name(f".tmp-{uuid.uuid4().hex}-{sink.name}") if sink is not None else None
     try:
         for batch in _batches(source, settings.stream_rows):
             rows += batch.height

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from synthgen.catalog.models import (
@@ -106,15 +106,32 @@ class Catalog:
     def add_dataset(
         self, ds: Dataset, parents: Sequence[str] = (), *, session: Session | None = None
     ) -> Dataset:
-        """Catalogue ``ds`` (an existing id is kept as it is); inside ``session`` when given."""
-        with nullcontext(session) if session is not None else self.session() as s:
-            existing = s.get(Dataset, ds.id)
-            if existing is not None:
-                return existing
-            s.add(ds)
-            s.flush()
-            for p in parents:
-                s.add(Lineage(child_id=ds.id, parent_id=p))
+        """Catalogue ``ds`` (an existing id is kept as it is); inside ``session`` when given.
+
+        Two processes adding one id at once (two runs of a pipeline build the same
+        content-addressed dataset): without ``session`` the loser gets the winner's row, as if
+        it had come second; inside a caller's transaction a one-line CatalogError (no SQL).
+        """
+        try:
+            with nullcontext(session) if session is not None else self.session() as s:
+                existing = s.get(Dataset, ds.id)
+                if existing is not None:
+                    return existing
+                s.add(ds)
+                s.flush()
+                for p in parents:
+                    s.add(Lineage(child_id=ds.id, parent_id=p))
+        except IntegrityError as exc:
+            winner = self.get_dataset(ds.id)
+            if session is None and winner is not None:
+                return winner
+            if winner is not None:
+                raise CatalogError(
+                    f"dataset {ds.id} ({ds.name}) was catalogued by another process at the same time "
+                    "(another run of this pipeline in progress?); retry once it has finished"
+                ) from None
+            why = str(exc.orig).splitlines()[0] if exc.orig is not None else "constraint failed"
+            raise CatalogError(f"cannot catalogue dataset {ds.id} ({ds.name}): {why}") from None
         return ds
 
     def get_dataset(self, dataset_id: str) -> Dataset | None:

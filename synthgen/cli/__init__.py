@@ -110,10 +110,20 @@ def _root(
 # -- entry point ----------------------------------------------------------------
 
 
-def _one_line(exc: BaseException, limit: int = 400) -> str:
+def _one_line(exc: BaseException | str, limit: int = 400) -> str:
     """An error as one line of at most ``limit`` characters: a message never reprints a large input."""
     text = " ".join(str(exc).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _unexpected(exc: BaseException) -> str:
+    """An unexpected error's line; a database error without its SQL text and parameters (row values)."""
+    from sqlalchemy.exc import DBAPIError
+
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        first = str(exc.orig).splitlines()[0] if str(exc.orig) else ""
+        return _one_line(f"catalog database error: {type(exc.orig).__name__}: {first}")
+    return f"{type(exc).__name__}: {_one_line(exc)}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -147,8 +157,7 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         err.print(
-            f"[red]error:[/red] {type(exc).__name__}: {plain(_one_line(exc))} "
-            "(run with --debug for the traceback)",
+            f"[red]error:[/red] {plain(_unexpected(exc))} (run with --debug for the traceback)",
             highlight=False,
         )
         raise SystemExit(1) from None

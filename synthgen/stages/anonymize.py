@@ -199,6 +199,15 @@ def anonymize(spec: PipelineSpec, ctx: Context, *, snapshot_id: str, workers: in
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
+    from synthgen.orphans import one_at_a_time
+
+    # Two runs of one pipeline would share the parts' folder and output id: they take turns,
+    # and the second reuses the first's output.
+    with one_at_a_time(ctx.zones.real, spec.name, "anonymize"):
+        return _anonymize(spec, ctx, snapshot_id, workers)
+
+
+def _anonymize(spec: PipelineSpec, ctx: Context, snapshot_id: str, workers: int) -> StageResult:
     p = _plan(spec, ctx, snapshot_id)
     if (prior := reused(ctx, "anonymize", p.anon_id)) is not None:
         return prior

@@ -42,8 +42,16 @@ def ingest(spec: PipelineSpec, ctx: Context) -> StageResult:
     rows each (row order kept); anonymization maps over them (:func:`snapshot_parts`).
 
     Validates the source (exists, readable, non-empty, overrides name real columns)
-    before anything is written; on any error nothing is left behind or catalogued.
+    before anything is written; on any error nothing is left behind or catalogued. Two
+    processes ingesting one pipeline take turns: the second reuses the first's snapshot.
     """
+    from synthgen.orphans import one_at_a_time
+
+    with one_at_a_time(ctx.zones.real, spec.name, "ingest"):
+        return _ingest(spec, ctx)
+
+
+def _ingest(spec: PipelineSpec, ctx: Context) -> StageResult:
     source = open_source(spec)
     ctx.report("ingest", 0, None, source=source.describe())
     sample = source.sample(10_000)

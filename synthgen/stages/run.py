@@ -50,7 +50,16 @@ def run_pipeline(
 
     ``workers``: local processes that anonymize the snapshot's parts.
     """
+    from synthgen.orphans import run_alive
+
     run_id = run_id or new_run_id()
+    # Held for the whole run: a run killed outright leaves its lock free, and the next sweep
+    # removes its staging shards (synthgen.orphans).
+    with run_alive(ctx.zones.real, spec.name, run_id):
+        return _stages(spec, ctx, run_id, workers)
+
+
+def _stages(spec: PipelineSpec, ctx: Context, run_id: str, workers: int) -> dict[str, Any]:
     results: dict[str, Any] = {"run_id": run_id}
     results["ingest"] = ctx.staged("ingest", ingest, spec, ctx)
     results["anonymize"] = ctx.staged(

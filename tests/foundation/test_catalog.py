@@ -119,3 +119,28 @@ def test_unreachable_catalog_is_one_line() -> None:
     with pytest.raises(CatalogError, match="cannot reach catalog") as info:
         Catalog("postgresql://nobody:pw@127.0.0.1:1/none")
     assert "pw" not in str(info.value).replace("postgresql", "")
+
+
+def test_a_dataset_added_by_another_process_between_check_and_insert_is_returned_not_an_sql_error(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.orm import Session
+
+    winner = catalog.add_dataset(_ds("snap-same", name="winner"))
+    real_get = Session.get
+    calls = {"n": 0}
+
+    def racing_get(self, entity, ident, *a, **k):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return None  # the loser's existence check ran before the winner committed
+        return real_get(self, entity, ident, *a, **k)
+
+    monkeypatch.setattr(Session, "get", racing_get)
+    got = catalog.add_dataset(_ds("snap-same", name="loser"))
+    assert got.id == winner.id and got.name == "winner"
+    # Inside a caller's transaction the loser cannot be given the row: one line, no SQL text.
+    calls["n"] = 0
+    with pytest.raises(CatalogError) as e, catalog.session() as s:
+        catalog.add_dataset(_ds("snap-same", name="loser"), session=s)
+    assert "another process" in str(e.value) and "INSERT" not in str(e.value)

@@ -62,3 +62,20 @@ def test_console_script_runs(home: Path) -> None:
     exe = Path(sys.executable).with_name("synthgen")
     proc = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "synthgen" in proc.stdout
+
+
+def test_an_unexpected_database_error_is_one_line_without_its_sql_or_row_values() -> None:
+    import sqlite3
+
+    from sqlalchemy.exc import IntegrityError
+
+    from synthgen.cli import _unexpected
+
+    exc = IntegrityError(
+        "INSERT INTO datasets (id, name) VALUES (?, ?)",
+        ("snap-1", "alice@example.org"),
+        sqlite3.IntegrityError("UNIQUE constraint failed: datasets.id"),
+    )
+    line = _unexpected(exc)
+    assert line == "catalog database error: IntegrityError: UNIQUE constraint failed: datasets.id"
+    assert _unexpected(ValueError("bad\nvalue")) == "ValueError: bad value"

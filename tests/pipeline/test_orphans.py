@@ -131,3 +131,27 @@ def test_sweep_removes_old_uncatalogued_outputs_of_the_other_stages_only(ctx: An
         "synthetic:staging/orph/run-1/shard-orphan.parquet",
     ]
     assert files["kept_snap"].exists() and files["young_snap"].exists()  # catalogued / maybe in progress
+
+
+def test_only_the_staging_of_a_killed_run_is_swept_not_a_live_one_nor_one_without_a_run_lock(
+    ctx: Any,
+) -> None:
+    from synthgen.orphans import run_alive
+
+    def shards(run_id: str) -> Path:
+        d = ctx.zones.synthetic.resolve(f"staging/orph/{run_id}")
+        d.mkdir(parents=True)
+        (d / "shard-1.parquet").write_bytes(b"PAR1")
+        return d
+
+    killed, live, generated = shards("cli-killed"), shards("cli-live"), shards("dag-run")
+    lock = ctx.zones.real.resolve("locks/run/orph/cli-killed.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text("")  # what a SIGKILLed run leaves: the file, nobody holding its lock
+    with run_alive(ctx.zones.real, "orph", "cli-live"):
+        out = sweep_train(SPEC, ctx)
+        assert live.exists()
+    assert not killed.exists() and not lock.exists()
+    assert generated.exists()  # no run lock: `synthgen generate` or a DAG; a later publish uses it
+    assert "synthetic:staging/orph/cli-killed" in out["removed"]
+    assert "synthetic:staging/orph/cli-live" not in out["removed"]

@@ -27,6 +27,7 @@ import hmac
 import os
 import re
 import stat
+import uuid
 from pathlib import Path
 
 from synthgen.crypto.providers.base import (
@@ -126,18 +127,24 @@ class LocalKeyProvider(KeyProvider):
         raw = key.reveal()
         text = f"{_HEADER}\n{base64.b64encode(raw).decode()}\n{_check_digits(raw)}\n"
         path = self._path(role, version)
-        tmp = path.with_name(f".tmp-{path.name}")
+        # A temporary name of its own (a killed or concurrent writer's never blocks this one).
+        tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
         # O_EXCL + 0600 from the first byte: the key never exists with wider permissions.
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.write(fd, text.encode("ascii"))
-            os.fsync(fd)
+            try:
+                os.write(fd, text.encode("ascii"))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                # link, not replace: it fails if the name exists, so a concurrent writer of the
+                # same version can never overwrite a KEK that already wraps data keys.
+                os.link(tmp, path)
+            except FileExistsError:
+                raise CryptoError(f"key file {path} already exists; refusing to overwrite a KEK") from None
         finally:
-            os.close(fd)
-        if path.exists():
-            tmp.unlink()
-            raise CryptoError(f"key file {path} already exists; refusing to overwrite a KEK")
-        os.replace(tmp, path)
+            tmp.unlink(missing_ok=True)
         return self._kek_id(role, version)
 
     # -- KeyProvider ---------------------------------------------------------------
