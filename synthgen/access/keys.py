@@ -68,6 +68,13 @@ def _write_ring(zones: Zones, path: Path | str, ring: Keyring) -> None:
         fh.write(ring.to_bytes())
 
 
+def _known_role(svc: Services, role: str) -> None:
+    """Refuse a role the policy does not define (a typo would otherwise get a KEK of its own)."""
+    if role not in svc.policy.roles:
+        known = ", ".join(sorted(svc.policy.roles))
+        raise SpecError(f"unknown role {role!r}: the policy defines {known}")
+
+
 def init_keys(
     *,
     user: str,
@@ -79,6 +86,8 @@ def init_keys(
     """Create a first KEK for each role (default: every role in the policy). Returns role -> new
     KEK id (None where one existed). Needs ``admin`` on ``keys:<role>``."""
     svc = Services.resolve(catalog, Zones.from_env(), policy, provider)
+    for role in roles or ():
+        _known_role(svc, role)  # all checked before any key is made
     created: dict[str, str | None] = {}
     for role in roles or sorted(svc.policy.roles):
         decide(svc, user, "admin", Resource("keys", role, kind="kek"), f"keys:{role}")
@@ -108,6 +117,7 @@ def rotate_role_key(
     destroyed once every keyring moved off them (kept, and reported, if any failed).
     """
     svc = Services.resolve(catalog, zones, policy, provider)
+    _known_role(svc, role)
     decide(svc, user, "admin", Resource("keys", role, kind="kek"), f"keys:{role}")
     old_ids = svc.provider.kek_ids(role)
     new_id = svc.provider.new_version(role)
