@@ -42,6 +42,21 @@ def _mac(fields: dict[str, Any], *, create: bool) -> str:
     return mac(derive_key(_PURPOSE, create=create), canonical_json({k: fields[k] for k in _FIELDS}))
 
 
+def _key_check(*, create: bool) -> str:
+    """A short fingerprint of the binding key (a MAC of a constant: reveals nothing of the key).
+
+    Stored beside the MAC so that a failing record can say "another platform secret" rather
+    than "edited". It is not MACed itself: whoever edits a record can edit it too, so it only
+    picks the wording; the record is refused either way."""
+    return mac(derive_key(_PURPOSE, create=create), b"synthgen key check")[:16]
+
+
+def _secret_where() -> str:
+    from synthgen.crypto.platform import secret_path
+
+    return f"SYNTHGEN_PIPELINE_SECRET or {secret_path()}"
+
+
 def make_binding(
     *, dataset_id: str, header_hash: str, file_sha256: str, keyring_generation: int, keyring_bytes: bytes
 ) -> dict[str, Any]:
@@ -53,7 +68,7 @@ def make_binding(
         "keyring_generation": int(keyring_generation),
         "keyring_sha256": sha256_hex(keyring_bytes),
     }
-    return {**fields, "mac": _mac(fields, create=True)}
+    return {**fields, "mac": _mac(fields, create=True), "key_check": _key_check(create=True)}
 
 
 def rebind_keyring(binding: dict[str, Any], *, generation: int, keyring_bytes: bytes) -> dict[str, Any]:
@@ -77,10 +92,25 @@ def check_binding(binding: Any, *, dataset_id: str) -> dict[str, Any]:
             f"dataset {dataset_id} has no catalog binding (published before it existed, or the "
             "record was removed); re-publish it"
         )
-    if binding["dataset_id"] != dataset_id or not hmac.compare_digest(
-        str(binding["mac"]), _mac(binding, create=False)
-    ):
-        raise CryptoError(f"the catalog record of dataset {dataset_id} fails its MAC: it was edited")
+    if binding["dataset_id"] != dataset_id:
+        raise CryptoError(f"the catalog record of dataset {dataset_id} names another dataset: it was edited")
+    if not hmac.compare_digest(str(binding["mac"]), _mac(binding, create=False)):
+        stored = binding.get("key_check")
+        if stored is None:  # published before the key check existed: either cause is possible
+            why = (
+                f"the record was edited, or the platform secret ({_secret_where()}) "
+                "is not the one that published it"
+            )
+        elif not hmac.compare_digest(str(stored), _key_check(create=False)):
+            why = (
+                f"this platform secret is not the one that published it: check {_secret_where()} "
+                "(if the secret is right, the record was edited)"
+            )
+        else:
+            why = "the record was edited (the platform secret is the one that published it)"
+        raise CryptoError(
+            f"cannot verify the catalog record of dataset {dataset_id}: it fails its MAC; {why}"
+        )
     return binding
 
 

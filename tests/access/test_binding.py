@@ -96,6 +96,18 @@ def test_an_edited_catalog_binding_fails_its_mac(env: Env) -> None:
     env.catalog.update_dataset(ds.id, extra=extra)
     proc = _synthgen("read", "adult-synthetic", "--user", "bob")
     assert proc.returncode == 1 and "fails its MAC" in proc.stderr
+    assert "the record was edited (the platform secret is the one that published it)" in proc.stderr
+
+
+def test_a_wrong_platform_secret_is_reported_as_such_not_as_an_edit(env: Env) -> None:
+    env.publish()
+    wrong = {**os.environ, "SYNTHGEN_PIPELINE_SECRET": "not-the-publishing-secret-0123456789"}
+    args = [str(EXE), "read", "adult-synthetic", "--user", "bob"]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=120, env=wrong)
+    assert proc.returncode == 1 and proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert "this platform secret is not the one that published it" in proc.stderr
+    assert "check SYNTHGEN_PIPELINE_SECRET" in proc.stderr
+    assert "not-the-publishing-secret" not in proc.stderr  # never the secret itself
 
 
 def test_rotation_keeps_the_binding_current(env: Env) -> None:
