@@ -82,42 +82,46 @@ def one_at_a_time(real: AnyZone, pipeline: str, stage: str) -> Iterator[None]:
 
     For the stages whose output id is derived from their input (ingest, anonymize): two runs
     of one pipeline would build the same dataset into the same folders at once. The second
-    waits here and then finds the first's output catalogued and reuses it. The file is never
-    removed (so every waiter locks the same inode); it guards nothing once free.
+    waits here and then finds the first's output catalogued and reuses it. The lock file
+    exists only while a holder runs (or after a kill, until the next holder takes it).
     """
-    path = _lock_path(real, f"{pipeline}.{stage}", "stage")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with _held(_lock_path(real, f"{pipeline}.{stage}", "stage"), busy=None):
+        yield
 
 
 @contextmanager
 def _live(real: AnyZone, key: str, kind: str, busy: str) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``locks/<kind>/<key>.lock`` while the block runs; unlinked after."""
-    path = _lock_path(real, key, kind)
+    """Hold ``locks/<kind>/<key>.lock`` while the block runs, or raise ``busy`` if another process does."""
+    with _held(_lock_path(real, key, kind), busy=busy):
+        yield
+
+
+@contextmanager
+def _held(path: Path, *, busy: str | None) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` for the block; the file is unlinked (still locked) after.
+
+    ``busy`` None: wait for the lock; else raise :class:`SynthgenError` with it at once.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if busy is None else fcntl.LOCK_NB))
         except BlockingIOError:
             os.close(fd)
-            raise SynthgenError(busy) from None
+            raise SynthgenError(str(busy)) from None
         try:
             if os.fstat(fd).st_ino == os.stat(path).st_ino:
-                break  # the lock is on the file the sweep will look at
+                break  # the lock is on the file the sweep (and the next taker) will look at
         except FileNotFoundError:
             pass
-        os.close(fd)  # a sweep removed the file between our open and our lock: take a fresh one
+        os.close(fd)  # the file was removed between our open and our lock: take a fresh one
     try:
         yield
     finally:
         # Unlink while holding the lock: a sweeper that still opens the old file finds the
-        # model catalogued (the run commits before it gets here), one that opens later finds none.
+        # output catalogued (the holder commits before it gets here), one that opens later finds
+        # none; a waiter on the old inode sees it is no longer the path's and retries.
         path.unlink(missing_ok=True)
         os.close(fd)
 
