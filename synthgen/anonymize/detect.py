@@ -20,6 +20,7 @@ from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine
 
 from synthgen.anonymize.recognizers.cards import luhn_valid
 from synthgen.anonymize.recognizers.patterns import STREET_ENDINGS, STREET_PREFIXES
+from synthgen.anonymize.windows import shifted, windows
 from synthgen.schema import ColumnType, TableSchema
 
 Role = Literal["identifier", "text", "keep"]
@@ -244,14 +245,27 @@ def presidio_vote(
     threshold: float,
     language: str = "en",
     batch_size: int = 256,
+    max_chars: int = 100_000,
 ) -> tuple[str | None, float]:
-    """The entity most sampled values *are* (a span covering >= 80% of the value), and its share."""
+    """The entity most sampled values *are* (a span covering >= 80% of the value), and its share.
+
+    A value over ``max_chars`` characters is analysed in overlapping windows
+    (:mod:`synthgen.anonymize.windows`): spaCy refuses a text over ``nlp.max_length``."""
     if not values:
         return None, 0.0
-    results = BatchAnalyzerEngine(analyzer).analyze_iterator(
-        values, language=language, batch_size=batch_size, entities=[*entities, "LOCATION"],
-        score_threshold=threshold,
+    pieces: list[tuple[int, int, str]] = []  # (value index, offset, piece)
+    for i, v in enumerate(values):
+        if len(v) > max_chars:
+            pieces.extend((i, off, piece) for off, piece in windows(v, max_chars))
+        else:
+            pieces.append((i, 0, v))
+    analysed = BatchAnalyzerEngine(analyzer).analyze_iterator(
+        [p for _, _, p in pieces], language=language, batch_size=batch_size,
+        entities=[*entities, "LOCATION"], score_threshold=threshold,
     )  # fmt: skip
+    results: list[list[Any]] = [[] for _ in values]
+    for (i, off, _), rs in zip(pieces, analysed, strict=True):
+        results[i].extend(shifted(rs, off))
     votes: Counter[str] = Counter()
     shaped: list[str] = []  # values voted addresses by their layout alone
     for v, rs in zip(values, results, strict=True):
@@ -296,8 +310,10 @@ def detect_columns(
     name_hints: bool = True,
     auto_text: bool = True,
     language: str = "en",
+    max_doc_chars: int = 100_000,
 ) -> dict[str, ColumnDecision]:
-    """Decide each column's role from ``sample`` (a few thousand rows are plenty)."""
+    """Decide each column's role from ``sample`` (a few thousand rows are plenty); values over
+    ``max_doc_chars`` characters are analysed in overlapping windows of that size."""
     out: dict[str, ColumnDecision] = {}
     declared = {c.name: c for c in schema.columns} if schema is not None else {}
     for col in sample.columns:
@@ -337,7 +353,12 @@ def detect_columns(
             # Values first: a column of whole addresses or names is an identifier however long
             # its values are and whatever the inferred schema calls it.
             entity, frac = presidio_vote(
-                analyzer, vals, entities=column_entities, threshold=threshold, language=language
+                analyzer,
+                vals,
+                entities=column_entities,
+                threshold=threshold,
+                language=language,
+                max_chars=max_doc_chars,
             )
             # Names come from a statistical model: also ask that they be many (a column of 12
             # distinct categories is not a list of people, whatever spaCy thinks of one value).

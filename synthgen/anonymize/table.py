@@ -25,7 +25,7 @@ from synthgen.anonymize.leak import LeakIndex
 from synthgen.anonymize.operators import Operator, OperatorContext, make_operator
 from synthgen.anonymize.settings import AnonymizeSettings
 from synthgen.anonymize.surrogates import Surrogates, derive_key
-from synthgen.anonymize.text import TextAnonymizer, TextStats, merge_spans
+from synthgen.anonymize.text import TextAnonymizer, TextStats
 from synthgen.errors import AnonymizeError
 from synthgen.schema import TableSchema
 
@@ -240,6 +240,7 @@ def _detect(
         min_fraction=settings.min_fraction,
         name_hints=settings.name_hints,
         auto_text=settings.auto_text,
+        max_doc_chars=settings.max_doc_chars,
         language=cfg.language,
     )
 
@@ -345,7 +346,8 @@ def scan_pii(
             continue
         vals = [v for v in s.cast(pl.String).drop_nulls().head(limit * 4).to_list() if v.strip()][:limit]
         counts: Counter[str] = Counter()
-        for results in texter.analyze(vals):
-            counts.update(ent for _, _, ent in merge_spans(results))
+        # spans(), not analyze(): it windows a value over max_doc_chars (spaCy refuses > 1M chars).
+        for spans in texter.spans(list(vals)).values():
+            counts.update(ent for _, _, ent in spans)
         out[col] = dict(sorted(counts.items()))
     return out

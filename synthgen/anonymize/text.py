@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from collections import Counter, OrderedDict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -15,6 +14,7 @@ from presidio_analyzer import AnalyzerEngine, RecognizerResult
 from synthgen.anonymize.analysis import BatchTextAnalyzer
 from synthgen.anonymize.leak import LeakIndex
 from synthgen.anonymize.operators import Operator
+from synthgen.anonymize.windows import shifted, windows
 
 # Control characters other than tab/newline/carriage return, and the replacement character
 # left by undecodable bytes: their share tells binary garbage from text.
@@ -49,20 +49,6 @@ class TextStats:
             "binary_dropped": self.binary_dropped,
             "entities": dict(sorted(self.entities.items())),
         }
-
-
-def _windows(text: str, size: int) -> Iterator[tuple[int, str]]:
-    """Split a long document at whitespace into pieces of at most ``size`` characters."""
-    start = 0
-    while start < len(text):
-        end = min(start + size, len(text))
-        if end < len(text):
-            cut = text.rfind(" ", start + size // 2, end)
-            cut = max(cut, text.rfind("\n", start + size // 2, end))
-            if cut > start:
-                end = cut
-        yield start, text[start:end]
-        start = end
 
 
 # Entities that come from the statistical NER model. When such a span overlaps one found by a
@@ -163,7 +149,7 @@ class TextAnonymizer:
             stats.analyzed += 1
             if len(doc) > self.max_doc_chars:
                 stats.long_split += 1
-                for off, piece in _windows(doc, self.max_doc_chars):
+                for off, piece in windows(doc, self.max_doc_chars):
                     pieces.setdefault(piece, []).append((i, off))
             else:
                 pieces.setdefault(doc, []).append((i, 0))
@@ -173,7 +159,7 @@ class TextAnonymizer:
         analysed = {t: self._memo[t] for t in texts if t in self._memo}
         todo = [t for t in texts if t not in analysed]
         analysed.update(zip(todo, self.analyze(todo), strict=True))
-        spans: dict[int, list[tuple[int, int, str]]] = {}
+        found: dict[int, list[RecognizerResult]] = {}
         for text in texts:
             results = analysed[text]
             self._remember(text, results)
@@ -183,10 +169,11 @@ class TextAnonymizer:
                 results = results + [
                     RecognizerResult(ent, st, en, 1.0) for st, en, ent in self.leak_index.find_spans(text)
                 ]
-            merged = merge_spans(results)
             for i, off in pieces[text]:
-                spans.setdefault(i, []).extend((s0 + off, e0 + off, ent) for s0, e0, ent in merged)
-        return spans
+                found.setdefault(i, []).extend(shifted(results, off))
+        # Merged per document, not per window: windows overlap, and a name cut at one window's
+        # edge ("John") and found whole in the next ("John Smith") must become one span.
+        return {i: merge_spans(results) for i, results in found.items()}
 
     def anonymize(self, values: pl.Series) -> tuple[pl.Series, TextStats]:
         """Anonymize one text column. Bad input never raises: it is processed or counted."""
