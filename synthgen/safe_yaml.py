@@ -6,6 +6,11 @@ or produces megabyte error lines. Specs and policies are small hand-written file
 module refuses a file over :data:`MAX_BYTES`, more than :data:`MAX_ALIASES` aliases (merge keys
 ``<<: *x`` are aliases too), or a document that would expand to more than :data:`MAX_NODES`
 nodes, before anything is constructed from it.
+
+A mapping that repeats a key is refused too (:class:`DuplicateKeyError`, with both lines):
+PyYAML keeps the last value silently, so ``epsilon: 1`` followed later by ``epsilon: 10``
+would run with 10 while a reviewer reads 1. Keys brought in by a merge (``<<: *base``) may
+still be overridden: that is what a merge is for.
 """
 
 from __future__ import annotations
@@ -29,6 +34,36 @@ MAX_QUOTE = 80
 
 class YamlLimitError(ValueError):
     """The document is over a size, alias or expansion limit (the message says which)."""
+
+
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A mapping repeats a key. ``problem_mark`` is the repeat (a ``yaml.MarkedYAMLError``, so
+    callers that report ``file:line: problem`` for invalid YAML report this the same way)."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a mapping repeating one of its own keys."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            first: dict[Any, yaml.Node] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    seen = first.setdefault(key, key_node)
+                except TypeError:  # an unhashable key: the base class refuses it
+                    continue
+                if seen is not key_node:
+                    raise DuplicateKeyError(
+                        None,
+                        None,
+                        f"duplicate key {quote(key)} (first on line {seen.start_mark.line + 1}); "
+                        "keep one: YAML would silently use the last",
+                        key_node.start_mark,
+                    )
+        return super().construct_mapping(node, deep)
 
 
 def quote(value: Any, limit: int = MAX_QUOTE) -> str:
@@ -104,7 +139,8 @@ def read_text(path: Path) -> str:
 def load(text: str) -> tuple[Any, yaml.Node | None]:
     """Parse one YAML document within the limits: ``(data, root node)``.
 
-    Raises :class:`YamlLimitError` over a limit and ``yaml.YAMLError`` for invalid YAML.
+    Raises :class:`YamlLimitError` over a limit and ``yaml.YAMLError`` for invalid YAML,
+    including :class:`DuplicateKeyError` for a mapping that repeats a key.
     """
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_BYTES:
@@ -117,7 +153,7 @@ def load(text: str) -> tuple[Any, yaml.Node | None]:
         raise YamlLimitError(
             f"the YAML aliases expand to more than {MAX_NODES:,} values; write the values out"
         )
-    loader = yaml.SafeLoader(text)
+    loader = _StrictLoader(text)
     try:
         data = loader.construct_document(root)
     finally:

@@ -8,11 +8,22 @@ the data itself must go through a DP mechanism (see :mod:`synthgen.privacy`).
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
+
+#: Unicode categories refused in a column name: control characters (NUL, tab, newline, ...) and
+#: the line and paragraph separators. polars panics on a NUL in a name when it writes Arrow, and a
+#: line break in a name cannot be written back into a spec or a one-line message.
+_NAME_BAD_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+
+
+def control_character(name: str) -> str | None:
+    """The first control character or line separator in a column name (``None``: the name is fine)."""
+    return next((c for c in name if unicodedata.category(c) in _NAME_BAD_CATEGORIES), None)
 
 
 class ColumnType(str, Enum):

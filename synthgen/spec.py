@@ -19,7 +19,8 @@ from synthgen.errors import SpecError
 from synthgen.evaluate.settings import EvaluateSettings
 from synthgen.models.settings import ModelSettings
 from synthgen.privacy.settings import PrivacySettings
-from synthgen.schema import ColumnType
+from synthgen.schema import ColumnType, control_character
+from synthgen.spec_section import SpecSection
 
 #: Largest magnitude of a public bound (beyond it float64 loses integer precision).
 MAX_BOUND = 1e15
@@ -48,7 +49,7 @@ def _url_holds_password(url: str) -> bool:
     )
 
 
-class SourceSpec(BaseModel):
+class SourceSpec(SpecSection):
     """Where the real data comes from. Secrets never live here: see ``url_env`` / ``secrets_file``."""
 
     model_config = ConfigDict(extra="forbid")
@@ -114,7 +115,7 @@ class SourceSpec(BaseModel):
         return self
 
 
-class ColumnOverride(BaseModel):
+class ColumnOverride(SpecSection):
     """Per-column schema override. Bounds and categories given here are *public* (free under DP)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -123,9 +124,10 @@ class ColumnOverride(BaseModel):
     type: ColumnType | None = None
     #: Presidio entity the column holds (EMAIL_ADDRESS, PERSON, ...): a direct identifier.
     pii: str | None = None
-    #: Public [lower, upper] of a numeric column; values are clipped to it. Free under DP.
+    #: Public [lower, upper] of a numeric column (lower < upper, within +-1e15); values are
+    #: clipped to it. Free under DP.
     bounds: tuple[float, float] | None = None
-    #: Public category list; other values map to an "other" bucket. Free under DP.
+    #: Public category list, each category once; other values map to an "other" bucket. Free under DP.
     categories: list[str] | None = None
     #: A numeric column of whole numbers only (public; generated values are integers). Unset: the
     #: data's dtype decides, except under DP with privacy.schema declared (then false).
@@ -141,6 +143,13 @@ class ColumnOverride(BaseModel):
     def _categories(cls, v: list[str] | None) -> list[str] | None:
         if v is not None and not v:
             raise ValueError("an empty list declares no category: list them, or leave categories out")
+        # A repeated category gives the encoder two codes for one value: the run used to crash in
+        # training, after epsilon was charged (and a retry charged again).
+        seen: set[str] = set()
+        for c in v or []:
+            if c in seen:
+                raise ValueError(f"{safe_yaml.quote(c)} is listed more than once: list each category once")
+            seen.add(c)
         return v
 
     @field_validator("bounds")
@@ -153,7 +162,7 @@ class ColumnOverride(BaseModel):
         return v
 
 
-class AccessSpec(BaseModel):
+class AccessSpec(SpecSection):
     model_config = ConfigDict(extra="forbid")
 
     #: Roles whose key wraps the dataset key (besides what the policy grants).
@@ -165,7 +174,7 @@ class AccessSpec(BaseModel):
     tags: dict[str, str] = {}
 
 
-class OutputSpec(BaseModel):
+class OutputSpec(SpecSection):
     model_config = ConfigDict(extra="forbid")
 
     #: Synthetic rows to generate (default 10,000; at most 100 million).
@@ -187,7 +196,7 @@ class OutputSpec(BaseModel):
         return v
 
 
-class IngestSettings(BaseModel):
+class IngestSettings(SpecSection):
     """How the snapshot is written (the unit of work that anonymization maps over)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -197,7 +206,7 @@ class IngestSettings(BaseModel):
     part_rows: int = Field(default=200_000, ge=100, le=100_000_000)
 
 
-class PipelineSpec(BaseModel):
+class PipelineSpec(SpecSection):
     """One pipeline: a source, how to anonymize and synthesize it, and who may read the result."""
 
     model_config = ConfigDict(extra="forbid")
@@ -233,6 +242,19 @@ class PipelineSpec(BaseModel):
     def _name(cls, v: str) -> str:
         if not _NAME.match(v):
             raise ValueError(_NAME_RULE)
+        return v
+
+    @field_validator("columns")
+    @classmethod
+    def _column_names(cls, v: dict[str, ColumnOverride]) -> dict[str, ColumnOverride]:
+        # Such a name is refused at ingest too (a data problem there); here it is the spec's.
+        for name in v:
+            bad = control_character(name)
+            if bad is not None:
+                raise ValueError(
+                    f"column name {safe_yaml.quote(name)} holds a control character ({bad!r}): "
+                    "synthgen refuses such names; rename the column in the source"
+                )
         return v
 
     @model_validator(mode="after")
@@ -339,10 +361,12 @@ def _format_error(exc: ValidationError, origin: str) -> str:
     return f"{origin}: {listed}{suffix}"
 
 
-def _parse_value(raw: str) -> Any:
+def _parse_value(key: str, raw: str) -> Any:
     try:
-        return yaml.safe_load(raw)
-    except yaml.YAMLError:
+        return safe_yaml.load(raw)[0]
+    except safe_yaml.DuplicateKeyError as exc:
+        raise SpecError(f"--set {key}: {exc.problem}") from None
+    except (yaml.YAMLError, safe_yaml.YamlLimitError):
         return raw
 
 
@@ -360,7 +384,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             node = node.setdefault(p, {})
         if not isinstance(node, dict):
             raise SpecError(f"--set {key}: {parts[-2]} is not a section")
-        node[parts[-1]] = _parse_value(raw)
+        node[parts[-1]] = _parse_value(key.strip(), raw)
     return data
 
 

@@ -145,7 +145,11 @@ def _yaml_str(value: str) -> str:
     """``value`` as a YAML scalar that loads back as the same string."""
     import yaml
 
-    return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
+    # Double quotes with escapes for anything unprintable: a plain or single-quoted scalar
+    # folds a line break into the next line, and the file no longer parses.
+    style = None if value.isprintable() else '"'
+    dumped = yaml.safe_dump(value, default_flow_style=True, default_style=style, width=10_000)
+    return dumped.strip().removesuffix("...").strip()
 
 
 def _yaml_key(name: str) -> str:
@@ -315,7 +319,7 @@ def infer_columns(
 ) -> list[StarterColumn]:
     """Types of the source's columns, inferred by the pipeline's own rule from its first rows."""
     from synthgen.anonymize.detect import name_hint
-    from synthgen.sources import infer_schema, open_source
+    from synthgen.sources import infer_schema, open_source, refuse_bad_column_names
     from synthgen.spec import spec_from_dict
 
     source: dict[str, object] = {"kind": kind}
@@ -326,9 +330,12 @@ def infer_columns(
         source["path"] = str(path.resolve())
         source.update(dialect.source_keys() if dialect else {})
     spec = spec_from_dict({"name": "spec-init", "source": source}, origin="--from-data")
-    sample = open_source(spec).sample(SAMPLE_ROWS)
+    reader = open_source(spec)
+    sample = reader.sample(SAMPLE_ROWS)
     if sample.width == 0:
-        raise SourceError(f"{open_source(spec).describe()}: no columns")
+        raise SourceError(f"{reader.describe()}: no columns")
+    # The names ingest would refuse (a line break cannot be written back as a spec key either).
+    refuse_bad_column_names(reader.header() or sample.columns, reader.describe())
     schema = infer_schema(sample)
     return [
         StarterColumn(name=c.name, type=c.type, pii=name_hint(c.name), integer=c.integer, date=c.date)

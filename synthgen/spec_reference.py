@@ -54,6 +54,25 @@ def _default(field: Any) -> str:
     return f"`{d!r}`".replace("'", '"') if not isinstance(d, int | float) else f"`{d}`"
 
 
+def _number(v: Any) -> str:
+    if isinstance(v, float) and (abs(v) >= 1e5 or 0 < abs(v) < 1e-3):
+        return f"{v:.0e}".replace("e+0", "e").replace("e-0", "e-").replace("e+", "e")
+    return f"{v:,}" if isinstance(v, int) else f"{v:g}"
+
+
+def _range(field: Any) -> str:
+    """The allowed range of a numeric field from its ``ge``/``gt``/``le``/``lt`` constraints."""
+    low = high = ""
+    for m in field.metadata:
+        for attr, sign in (("ge", ">= "), ("gt", "> ")):
+            if getattr(m, attr, None) is not None:
+                low = sign + _number(getattr(m, attr))
+        for attr, sign in (("le", "<= "), ("lt", "< ")):
+            if getattr(m, attr, None) is not None:
+                high = sign + _number(getattr(m, attr))
+    return ", ".join(x for x in (low, high) if x)
+
+
 def _section(path: str, model: type[BaseModel], out: list[str]) -> None:
     comments = _field_comments(model)
     nested: list[tuple[str, type[BaseModel]]] = []
@@ -61,8 +80,8 @@ def _section(path: str, model: type[BaseModel], out: list[str]) -> None:
     doc = inspect.cleandoc(model.__dict__["__doc__"]) if model.__dict__.get("__doc__") else None
     if doc:
         out.append(doc.split("\n\n")[0].replace("\n", " ") + "\n")
-    out.append("| key | type | default | meaning |")
-    out.append("|---|---|---|---|")
+    out.append("| key | type | allowed | default | meaning |")
+    out.append("|---|---|---|---|---|")
     for name, field in model.model_fields.items():
         if field.exclude:
             continue
@@ -72,7 +91,8 @@ def _section(path: str, model: type[BaseModel], out: list[str]) -> None:
             key = name + (".<name>" if typing.get_origin(ann) is dict else "")
             nested.append((f"{path}.{key}" if path != "(top level)" else key, sub))
         out.append(
-            f"| `{field.alias or name}` | {_type_name(ann).replace('|', chr(92) + '|')} | {_default(field)} "
+            f"| `{field.alias or name}` | {_type_name(ann).replace('|', chr(92) + '|')} | {_range(field)} "
+            f"| {_default(field)} "
             f"| {comments.get(name, '').replace('|', '/')} |"
         )
     out.append("")
@@ -104,6 +124,20 @@ def render() -> str:
         "`--set evaluate.sensitive=[sex]`).",
         "`columns` maps a column name to a column override; bounds and category lists given there are",
         "*public* knowledge and cost no privacy budget.",
+        "",
+        "What `spec validate` refuses (exit 2), before anything is read or charged:",
+        "",
+        "- a mapping that repeats a key, in a spec, a policy file or an analyzer config "
+        "(`file:line: duplicate key`; YAML would silently keep the last); keys brought in by a "
+        "merge (`<<: *base`) may still be overridden;",
+        "- a boolean where a number is expected (`epsilon: true`, `rows: yes`: YAML reads "
+        "true/false, yes/no, on/off as booleans); an integer is fine where a float is expected;",
+        "- a number outside its *allowed* range below;",
+        "- a category listed twice in `columns.<name>.categories`;",
+        "- a column name in `columns` holding a control character or a line break.",
+        "",
+        "A source whose header holds such a name, or gives one name to two columns, is refused at "
+        "ingest (exit 1: a data problem), before anything is written.",
         "",
     ]
     _section("(top level)", PipelineSpec, out)

@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from synthgen import safe_yaml
 from synthgen.errors import AnonymizeError
 
 # Must happen before tldextract is imported anywhere (presidio imports it at module load).
@@ -142,7 +143,10 @@ def load_config(path: str | Path | None = None) -> EngineConfig:
         text = p.read_text("utf-8")
         source = str(p)
     try:
-        data = yaml.safe_load(text)
+        # Bounded, and a repeated key is refused (PyYAML would keep the last one silently).
+        data, _ = safe_yaml.load(text)
+    except safe_yaml.YamlLimitError as exc:
+        raise AnonymizeError(f"{source}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""

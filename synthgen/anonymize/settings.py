@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from synthgen.spec_section import SpecSection
 
 Operator = Literal["drop", "surrogate", "hash", "mask", "redact"]
 
 
-class AnonymizeSettings(BaseModel):
+class AnonymizeSettings(SpecSection):
     model_config = ConfigDict(extra="forbid")
 
     #: Run Presidio at all (off: only columns typed `id` are dropped).
@@ -27,22 +29,23 @@ class AnonymizeSettings(BaseModel):
     #: Columns analysed as free text (besides those typed `text`).
     text_columns: list[str] = []
     #: Documents per spaCy `nlp.pipe` batch.
-    batch_size: int = Field(default=256, ge=1)
-    #: spaCy worker processes (1 = in process; >1 forks workers, worth it for long documents).
-    n_process: int = Field(default=1, ge=1)
+    batch_size: int = Field(default=256, ge=1, le=100_000)
+    #: spaCy worker processes (1 = in process; >1 forks workers, worth it for long documents; at most 64).
+    n_process: int = Field(default=1, ge=1, le=64)
     #: Minimum Presidio score for a span; None = the config's `default_score_threshold`.
     threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     #: Distinct values per string column that Presidio analyses to decide if it is an identifier.
-    sample_size: int = Field(default=200, ge=10)
+    sample_size: int = Field(default=200, ge=10, le=100_000)
     #: Share of sampled values that must be one identifier entity for the column to be flagged.
     min_fraction: float = Field(default=0.6, gt=0.0, le=1.0)
     #: Flag columns whose name says what they hold (email, phone, ssn, first_name, ...).
     name_hints: bool = True
     #: Treat string columns of long multi-word values as free text even when not typed `text`.
     auto_text: bool = True
-    #: Documents longer than this are analysed in windows of this many characters.
-    max_doc_chars: int = Field(default=100_000, ge=1_000)
+    #: Documents longer than this are analysed in overlapping windows of this many characters
+    #: (at most spaCy's ``nlp.max_length``, 1,000,000), so a document of any length is analysed.
+    max_doc_chars: int = Field(default=100_000, ge=1_000, le=1_000_000)
     #: Rows per batch when streaming a large table (bounded memory).
-    stream_rows: int = Field(default=20_000, ge=100)
+    stream_rows: int = Field(default=20_000, ge=100, le=10_000_000)
     #: Distinct documents whose analyzer results are remembered (repeated notes analysed once; 0 = off).
-    doc_cache: int = Field(default=10_000, ge=0)
+    doc_cache: int = Field(default=10_000, ge=0, le=10_000_000)

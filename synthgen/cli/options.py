@@ -46,12 +46,19 @@ def load(spec: Path, overrides: list[str] | None) -> Any:
     return load_spec(spec, overrides or [])
 
 
+#: Most local anonymize processes (each loads spaCy: a few hundred MB).
+MAX_WORKERS = 64
+
+
 def _workers(value: int) -> int:
     # A SpecError, not click's range check: one line on stderr and exit 2, like every usage error.
     from synthgen.errors import SpecError
 
-    if value < 1:
-        raise SpecError(f"--workers must be at least 1 (got {value}): processes anonymizing snapshot parts")
+    if not 1 <= value <= MAX_WORKERS:
+        raise SpecError(
+            f"--workers must be between 1 and {MAX_WORKERS} (got {value}): "
+            "processes anonymizing snapshot parts"
+        )
     return value
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from synthgen.models.text.settings import TextModelSettings
+from synthgen.spec_section import SpecSection
 
 
-class DistributedSettings(BaseModel):
+class DistributedSettings(SpecSection):
     """Data-parallel DP-SGD over several processes on one machine (DP-TVAE)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -26,7 +27,7 @@ class DistributedSettings(BaseModel):
 ModelKind = Literal["auto", "dp_tvae", "dp_ctgan", "dp_mst", "sdv_gaussian_copula", "sdv_ctgan", "sdv_tvae"]
 
 
-class ModelSettings(BaseModel):
+class ModelSettings(SpecSection):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     #: auto (chosen from the DP row count, the column count and epsilon; the run summary says

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from synthgen.spec_section import SpecSection
 
 
-class PrivacySettings(BaseModel):
+class PrivacySettings(SpecSection):
     model_config = ConfigDict(
         extra="forbid",
         allow_inf_nan=False,
@@ -41,4 +43,4 @@ class PrivacySettings(BaseModel):
     #: Share of delta given to DP category discovery (thresholded noisy counts), when a column needs it.
     discovery_delta_share: float = Field(default=0.1, gt=0, lt=1)
     #: Weight of the DP row count within the preprocessing budget (each DP column weighs 1).
-    count_weight: float = Field(default=0.5, gt=0)
+    count_weight: float = Field(default=0.5, gt=0, le=1_000)

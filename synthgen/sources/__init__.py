@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from synthgen.sources.base import FileSource, Source
+from synthgen.sources.base import FileSource, Source, refuse_bad_column_names
 from synthgen.sources.csv import CsvSource
 from synthgen.sources.infer import infer_schema
 from synthgen.sources.jsonl import JsonlSource
@@ -22,4 +22,4 @@ def open_source(spec: PipelineSpec) -> Source:
     return _KINDS[spec.source.kind](spec)
 
 
-__all__ = ["FileSource", "Source", "infer_schema", "open_source"]
+__all__ = ["FileSource", "Source", "infer_schema", "open_source", "refuse_bad_column_names"]

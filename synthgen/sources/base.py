@@ -3,14 +3,44 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import Counter
 from pathlib import Path
 
 import polars as pl
 
 from synthgen import pathvars
 from synthgen.errors import SourceError
+from synthgen.safe_yaml import quote
+from synthgen.schema import control_character
 from synthgen.sources.messages import read_error
 from synthgen.spec import PipelineSpec
+
+
+def refuse_bad_column_names(names: list[str], where: str) -> None:
+    """Raise :class:`SourceError` (one line, exit 1) for a name holding a control character or
+    a line break, or a name given to more than one column; ``names`` as the source writes them.
+
+    polars panics on a NUL in a name when it converts to Arrow (after ingest, in anonymize), a
+    line break in a name cannot go back into a spec, and polars' CSV reader renames a repeated
+    name (``_duplicated_0``): the spec's override, the report and the output would each mean
+    another column than the header says. Names are not values: the message may quote them.
+    """
+    for position, name in enumerate(names, start=1):
+        bad = control_character(name)
+        if bad is not None:
+            raise SourceError(
+                f"{where}: column {position} of {len(names)} is named {quote(name)}, which holds a "
+                f"control character ({bad!r}); rename it in the source (control characters and line "
+                "breaks are refused in column names)"
+            )
+    counts = Counter(names)
+    for name, count in counts.items():
+        if count > 1:
+            at = [str(i) for i, n in enumerate(names, start=1) if n == name]
+            raise SourceError(
+                f"{where}: the column name {quote(name)} is used {count} times (columns "
+                f"{', '.join(at[:-1])} and {at[-1]}); give each column its own name in the source"
+            )
 
 
 class Source(ABC):
@@ -20,6 +50,11 @@ class Source(ABC):
 
     def __init__(self, spec: PipelineSpec) -> None:
         self.spec = spec
+
+    def header(self) -> list[str] | None:
+        """The column names as the source itself writes them, before a reader renames any
+        (``None``: the reader keeps them as they are, so its frame's names are the source's)."""
+        return None
 
     @abstractmethod
     def describe(self) -> str:

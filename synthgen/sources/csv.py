@@ -44,6 +44,17 @@ class CsvSource(FileSource):
             schema_overrides=as_text or None,
         )
 
+    def header(self) -> list[str] | None:
+        """The header's fields as written (polars renames a repeated one ``NAME_duplicated_0``);
+        ``None`` when Python's reader cannot split it (a field over its size limit)."""
+        prefix = self.spec.source.comment_prefix
+        try:
+            with open(self.path, encoding="utf-8-sig", errors="replace", newline="") as fh:
+                lines = (line for line in fh if not (prefix and line.startswith(prefix)))
+                return next(csv.reader(lines, delimiter=self.spec.source.separator), None)
+        except (OSError, csv.Error):
+            return None
+
     def read_hint(self, exc: BaseException) -> str:
         if self.spec.source.comment_prefix is None:
             try:

@@ -10,7 +10,7 @@ from synthgen.catalog import Dataset
 from synthgen.errors import SourceError
 from synthgen.ids import file_sha256, keyed_hash
 from synthgen.schema import TableSchema
-from synthgen.sources import infer_schema, open_source
+from synthgen.sources import infer_schema, open_source, refuse_bad_column_names
 from synthgen.spec import PipelineSpec
 from synthgen.stages.context import Context, StageResult, pipeline_secret, schema_to_json
 from synthgen.storage.parquet import split_parts
@@ -55,6 +55,9 @@ def _ingest(spec: PipelineSpec, ctx: Context) -> StageResult:
     source = open_source(spec)
     ctx.report("ingest", 0, None, source=source.describe())
     sample = source.sample(10_000)
+    # Before anything is written or read further: a NUL in a name made polars panic in
+    # anonymize, and a repeated CSV name was silently renamed (<name>_duplicated_0).
+    refuse_bad_column_names(source.header() or sample.columns, source.describe())
     text_cols = list(spec.anonymize.text_columns)
     if spec.source.kind == "jsonl":
         text_cols.append(spec.source.text_field)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
+
+from synthgen.spec_section import SpecSection
 
 
-class TextModelSettings(BaseModel):
+class TextModelSettings(SpecSection):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     #: Synthesize text columns (False: text columns are left out of the synthetic output).
@@ -30,10 +32,10 @@ class TextModelSettings(BaseModel):
     #: data: nothing is charged for them. Under DP they must not come from the training text.
     words: list[str] | None = None
     #: Most word tokens kept (the most frequent by noisy count).
-    max_words: int = Field(default=1000, ge=1)
+    max_words: int = Field(default=1000, ge=1, le=100_000)
     #: Distinct words each record may contribute to the vocabulary count (its first ones):
     #: the sensitivity of the DP release. More lets longer texts count fully, but costs noise.
-    words_per_record: int = Field(default=16, ge=1)
+    words_per_record: int = Field(default=16, ge=1, le=10_000)
     #: Share of the text model's epsilon and delta spent on the word vocabulary under DP
     #: (demo notes at text epsilon 0.9: share 0.1 released 38 words and gave holdout perplexity
     #: 5.8 per byte, share 0.3 released 61 words and gave 5.5; bytes only gave 13.3).
@@ -43,7 +45,7 @@ class TextModelSettings(BaseModel):
     epochs: int = Field(default=4, ge=1, le=10_000)
     #: Longest text kept, in UTF-8 bytes. Longer text keeps its first ``max_length`` bytes,
     #: cut back to a UTF-8 character boundary, and is trained without an end token.
-    max_length: int = Field(default=256, ge=8)
+    max_length: int = Field(default=256, ge=8, le=65_536)
     #: Expected (Poisson) batch size in records; under DP each record is in a batch with
     #: probability ``batch_size / n``.
     batch_size: int = Field(default=256, ge=1, le=1_000_000)
@@ -58,11 +60,11 @@ class TextModelSettings(BaseModel):
     #: Transformer width (must divide by n_heads). Under DP every parameter gets noise, so a
     #: small network learns more: on the demo notes at text epsilon 0.9, 64 wide and 1 block
     #: reached holdout perplexity 4.5 per byte against 5.5 for 64 x 2 blocks and 5.9 for 128 x 2.
-    d_model: int = Field(default=64, ge=8)
+    d_model: int = Field(default=64, ge=8, le=4_096)
     #: Transformer blocks.
-    n_layers: int = Field(default=1, ge=1)
+    n_layers: int = Field(default=1, ge=1, le=64)
     #: Attention heads per block.
-    n_heads: int = Field(default=2, ge=1)
+    n_heads: int = Field(default=2, ge=1, le=64)
     #: Null or empty text: "model" trains it as an empty text (so generation reproduces
     #: empty notes), "skip" leaves the row out of training. Both are counted.
     empty_text: Literal["model", "skip"] = "model"
@@ -73,13 +75,13 @@ class TextModelSettings(BaseModel):
     #: every case the run warns and its summary says so in one line; the manifest records it.
     fallback: Literal["drop", "empty", "model"] = "drop"
     #: Sampling defaults for generation (each can be overridden per call).
-    temperature: float = Field(default=1.0, gt=0)
+    temperature: float = Field(default=1.0, gt=0, le=100)
     #: Keep only the k most likely next bytes (0 = off).
-    top_k: int = Field(default=0, ge=0)
+    top_k: int = Field(default=0, ge=0, le=1_000_000)
     #: Nucleus sampling: keep the smallest set of next bytes with this total probability (1 = off).
     top_p: float = Field(default=1.0, gt=0, le=1)
     #: Rows generated per forward pass.
-    generate_batch_size: int = Field(default=512, ge=1)
+    generate_batch_size: int = Field(default=512, ge=1, le=1_000_000)
 
     @model_validator(mode="after")
     def _check(self) -> TextModelSettings:
