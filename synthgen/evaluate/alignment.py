@@ -124,6 +124,20 @@ def _normalise(frame: pl.DataFrame, kinds: dict[str, Kind]) -> pl.DataFrame:
     return frame.select(exprs) if exprs else frame.select([])
 
 
+def _declared_booleans(frame: pl.DataFrame, names: list[str]) -> pl.DataFrame:
+    """``frame`` with its columns ``names`` as Boolean where their values allow it."""
+    from synthgen.errors import ModelError
+    from synthgen.models.encoding import as_boolean
+
+    for name in names:
+        if name in frame.columns and frame.schema[name] != pl.Boolean:
+            try:
+                frame = frame.with_columns(as_boolean(frame[name], name))
+            except (ModelError, pl.exceptions.PolarsError):
+                continue  # not boolean-like: compared as it is, and the dtype issue is reported
+    return frame
+
+
 def align(
     *,
     train: pl.DataFrame,
@@ -148,6 +162,13 @@ def align(
         c: declared.get(c) or (ColumnType.id if is_identifier(c, train[c]) else _infer_type(train[c]))
         for c in train.columns
     }
+    # A column declared boolean is read as Boolean by the model (yes/no, y/n, t/f, 1/0: the
+    # encoder's own mapping) and generated as Boolean: read the real rows the same way, or "yes"
+    # never matches "true" and the column looks collapsed into unseen values.
+    train, holdout, synthetic = (
+        _declared_booleans(f, [c for c, t in types.items() if t == ColumnType.boolean])
+        for f in (train, holdout, synthetic)
+    )
     # Identifier and text columns the pipeline leaves out on purpose are not a schema problem.
     missing_syn = [
         c
