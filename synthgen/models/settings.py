@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from synthgen.models.text.settings import TextModelSettings
 from synthgen.spec_section import SpecSection
@@ -68,10 +68,21 @@ class ModelSettings(SpecSection):
     #: DP-CTGAN: rows packed per discriminator sample. Forced to 1 under DP (a packed row
     #: would let one person change several clipped terms); larger values only without DP.
     pac: int = Field(default=1, ge=1, le=64)
-    #: SDV kinds only: allow loading their pickled model files (SDV saves with pickle).
+    #: SDV kinds only: allow loading their pickled model files (SDV saves with pickle). An SDV
+    #: kind needs it (generate loads the model train saved): the spec is refused without it.
     sdv_allow_pickle: bool = False
     #: dp_mst: most cells one measured marginal may have (memory: 8 bytes a cell, a few copies).
     #: A pair of columns whose public domain bound is larger is refused before any DP mechanism.
     max_marginal_cells: int = Field(default=2_000_000, ge=4, le=1_000_000_000)
     #: Multi-process DP-SGD (DP-TVAE only; other kinds refuse world_size > 1).
     distributed: DistributedSettings = DistributedSettings()
+
+    @model_validator(mode="after")
+    def _sdv_pickle(self) -> ModelSettings:
+        # Refused here, not at generate: a run would train, then fail loading its own model.
+        if self.kind.startswith("sdv_") and not self.sdv_allow_pickle:
+            raise ValueError(
+                f"model.kind {self.kind} saves its model with pickle, which generate loads (loading a "
+                "pickle runs code from the file): set model.sdv_allow_pickle: true to allow it"
+            )
+        return self

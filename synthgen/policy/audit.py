@@ -230,6 +230,7 @@ def verify_audit(
     key = key if key is not None else audit_key(create=False)
     problems: list[str] = []
     file_entries: list[dict[str, Any]] = []
+    mismatched = 0
     prev, expected_seq = GENESIS, 1
     if path.exists():
         with open(path, encoding="utf-8") as fh:
@@ -245,6 +246,7 @@ def verify_audit(
                     problems.append(f"{path}:{lineno}: not a JSON object")
                     continue
                 if not hmac.compare_digest(str(entry.get("hash")), entry_hash(entry, key)):
+                    mismatched += 1
                     problems.append(f"{path}:{lineno}: entry {entry.get('seq')} was edited (hash mismatch)")
                 if entry.get("prev_hash") != prev:
                     problems.append(
@@ -258,6 +260,14 @@ def verify_audit(
                 prev = str(entry.get("hash"))
                 expected_seq = (entry["seq"] + 1) if isinstance(entry.get("seq"), int) else expected_seq + 1
                 file_entries.append(entry)
+    if file_entries and mismatched == len(file_entries):
+        # Not one entry verifies: far likelier a different key than every entry edited.
+        problems.insert(
+            0,
+            f"no entry of {path} verifies under this platform secret: most likely it is not the secret "
+            "that wrote the trail (check SYNTHGEN_PIPELINE_SECRET or <home>/keys/pipeline.secret); "
+            "if it is, every entry was edited",
+        )
     if catalog is not None:
         try:
             with catalog.session() as s:

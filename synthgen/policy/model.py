@@ -34,6 +34,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from synthgen.policy.names import check_name_pattern
+from synthgen.spec_section import SpecSection
 
 Action = Literal["read", "publish", "train", "generate", "admin"]
 ACTIONS: tuple[str, ...] = ("read", "publish", "train", "generate", "admin")
@@ -90,7 +91,7 @@ class Resources(BaseModel):
         return v
 
 
-class Conditions(BaseModel):
+class Conditions(SpecSection):
     model_config = ConfigDict(extra="forbid")
     #: True: DP outputs only. False: non-DP outputs only (the one way to reach them). None: any
     #: dataset that is not marked ``dp: false``.
@@ -124,7 +125,7 @@ class Rule(BaseModel):
         return v
 
 
-class BudgetDefaults(BaseModel):
+class BudgetDefaults(SpecSection):
     """The cap a source gets on its first run (``synthgen budget set-cap`` changes it later)."""
 
     model_config = ConfigDict(extra="forbid")

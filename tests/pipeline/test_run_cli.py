@@ -125,6 +125,19 @@ def test_non_dp_restricted_run_that_the_policy_allows_passes_preflight_and_publi
     assert rows == [("synthetic", 0, "restricted")]
 
 
+def test_an_sdv_run_needs_the_pickle_setting_up_front_and_then_runs_to_publish(tmp_path: Path) -> None:
+    home = _home(tmp_path, anonymize=False)
+    sdv = [*NON_DP, "--set", "model.kind=sdv_gaussian_copula"]
+    # Without the setting, generate could not load the model train saved: refused before training.
+    r = _sg(_env(home), "run", "spec.yaml", *sdv)
+    assert r.returncode == 2 and "model.sdv_allow_pickle: true" in r.stderr, r.stderr
+    assert r.stderr.strip().count("\n") == 0
+    assert _db(home, "SELECT COUNT(*) FROM datasets") in ([], [(0,)])
+    r = _sg(_env(home), "run", "spec.yaml", *sdv, "--set", "model.sdv_allow_pickle=true")
+    assert r.returncode == 0, r.stderr
+    assert _db(home, "SELECT zone, dp FROM datasets WHERE kind = 'synthetic'") == [("synthetic", 0)]
+
+
 def test_non_dp_run_without_a_dp_false_rule_is_denied_at_preflight_and_reads_nothing(tmp_path: Path) -> None:
     home = _home(tmp_path, anonymize=False)
     env = _env(home, _policy_without_non_dp_publish(tmp_path))

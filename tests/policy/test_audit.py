@@ -56,6 +56,20 @@ def test_edited_line_is_detected(trail) -> None:  # type: ignore[no-untyped-def]
     assert "BROKEN" in report.summary()
 
 
+def test_a_wrong_secret_is_named_as_the_likely_cause_not_only_edits(trail) -> None:  # type: ignore[no-untyped-def]
+    catalog, path = trail
+    report = verify_audit(catalog, path, key=b"another platform secret, 32 bytes")
+    assert not report.ok
+    assert "most likely it is not the secret that wrote the trail" in report.summary()
+    # One edited entry under the right key is still reported as an edit, not as a wrong secret.
+    lines = _lines(path)
+    entry = json.loads(lines[0])
+    entry["actor"] = "mallory"
+    lines[0] = json.dumps(entry)
+    path.write_text("\n".join(lines) + "\n")
+    assert "most likely" not in verify_audit(catalog, path).summary()
+
+
 def test_edited_line_with_recomputed_hash_is_still_detected(trail) -> None:  # type: ignore[no-untyped-def]
     import hashlib
 

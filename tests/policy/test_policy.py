@@ -218,3 +218,20 @@ def test_default_analyst_reads_shareable_dp_only(default: Policy) -> None:
     assert default.check("bob", "read", syn()).allowed
     assert not default.check("bob", "read", syn(cls="internal")).allowed
     assert default.check("carol", "read", syn(cls="internal")).allowed
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "budget: {epsilon_cap: true}\n",
+        "rules:\n  - {id: r, effect: allow, roles: [analyst], actions: [read],\n"
+        "     conditions: {max_epsilon: yes}}\n",
+    ],
+)
+def test_a_boolean_where_the_policy_wants_a_number_is_refused(tmp_path: Path, text: str) -> None:
+    # YAML reads true/yes as booleans and pydantic would take them as 1: a cap of 1 nobody wrote.
+    base = "version: 1\nroles: {analyst: {}}\nusers: {bob: [analyst]}\n"
+    f = tmp_path / "p.yaml"
+    f.write_text(base + text)
+    with pytest.raises(PolicyError, match="expected a number"):
+        Policy.load([f])
