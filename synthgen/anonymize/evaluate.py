@@ -34,7 +34,7 @@ from synthgen.errors import SpecError
 
 DIRECT = (
     "PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "US_SSN", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS",
-    "STREET_ADDRESS", "US_DRIVER_LICENSE",
+    "STREET_ADDRESS", "US_DRIVER_LICENSE", "ID_NUMBER",
 )  # fmt: skip
 #: Types a labelled file may use besides those the analyzer supports.
 EXTRA_TYPES = frozenset({*DIRECT, "LOCATION", "DATE_TIME", "ORGANIZATION", "NRP", "URL"})

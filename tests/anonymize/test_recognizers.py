@@ -93,3 +93,42 @@ def test_a_title_before_a_name_is_trimmed_off_the_person_span(text: str, name: s
     found = _spans(text)
     assert (name, "PERSON") in found, found
     assert not any(title in s for s, _ in found), found
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("Ihre Steuer-ID 46661507877 liegt vor.", "46661507877"),
+        ("Steueridentifikationsnummer: 41 730 808 195", "41 730 808 195"),
+        ("DNI 95904764P confirmado.", "95904764P"),
+        ("Consta el NIE X2402332M.", "X2402332M"),
+        ("BSN 971523046 bekend.", "971523046"),
+        ("PESEL 78011490066 w aktach.", "78011490066"),
+        ("Sort code 97-69-16, account number 31926819.", "97-69-16"),
+        ("Sort code 97-69-16, account number 31926819.", "31926819"),
+        ("MC387804A is on file.", "MC387804A"),
+        ("Il suo codice fiscale è SFRTTE96R29E228U.", "SFRTTE96R29E228U"),
+        ("MRN 2492329 admitted overnight.", "2492329"),
+        ("pt ID 87-718546, bed 4", "87-718546"),
+        ("vehicle plate 508 JYN seen", "508 JYN"),
+        ("Kenteken 42-XB-PO", "42-XB-PO"),
+        ("Insurance member ID 8981586", "8981586"),
+    ],
+)
+def test_labelled_and_checked_identifier_numbers_are_found_whole(text: str, value: str) -> None:
+    # Presidio registers its national-ID recognizers for their own language only; synthgen
+    # analyzes as English, so these were left in the text (a blind probe: 7 of 8 Steuer-IDs).
+    assert any(value in s for s, _ in _spans(text)), _spans(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Seen at 10:30, BP 120/80, dose 5 mg, ward B12.",
+        "The plate was cold and the account is closed.",
+        "reg 2 done; sin 20 mg de dosis",
+        "DNI 95904764Q falso",  # fails the DNI check letter: not flagged as an ID
+    ],
+)
+def test_numbers_without_an_identifier_label_or_check_are_not_id_numbers(text: str) -> None:
+    assert not any(t == "ID_NUMBER" for _, t in _spans(text)), _spans(text)

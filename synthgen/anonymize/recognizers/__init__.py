@@ -7,6 +7,7 @@ from collections.abc import Callable
 from presidio_analyzer import EntityRecognizer
 
 from synthgen.anonymize.recognizers.cards import LuhnCardRecognizer
+from synthgen.anonymize.recognizers.ids import IdNumberRecognizer
 from synthgen.anonymize.recognizers.names import GazetteerNameRecognizer
 from synthgen.anonymize.recognizers.network import SynthgenIpRecognizer
 from synthgen.anonymize.recognizers.patterns import licence_recognizer, phone_recognizer, street_recognizer
@@ -19,4 +20,5 @@ RECOGNIZERS: dict[str, Callable[..., EntityRecognizer]] = {
     "PhonePatternRecognizer": phone_recognizer,
     "LicenceRecognizer": licence_recognizer,
     "IpRecognizer": SynthgenIpRecognizer,
+    "IdNumberRecognizer": IdNumberRecognizer,
 }
