@@ -76,6 +76,17 @@ class SqlLocation:
         return f"{self.dialect}://{','.join(self.endpoints)}/{self.database}"
 
 
+_WHOLE_TABLE = re.compile(
+    r'(?is)\s*select\s+\*\s+from\s+((?:"[^"]+"|[A-Za-z_][\w$]*)(?:\.(?:"[^"]+"|[A-Za-z_][\w$]*)){0,2})\s*;?\s*'
+)
+
+
+def whole_table(query: str | None) -> str | None:
+    """The table a query reads whole (``SELECT * FROM t``), or None: such a query is the table."""
+    m = _WHOLE_TABLE.fullmatch(query or "")
+    return m.group(1).replace('"', "") if m else None
+
+
 def sql_location(spec: Any) -> SqlLocation:
     """The canonical location of a SQL spec's data (see :class:`SqlLocation`)."""
     from synthgen.sources.sql import SqlSource
@@ -83,7 +94,8 @@ def sql_location(spec: Any) -> SqlLocation:
     url = SqlSource(spec)._url  # holds the password: never rendered here
     dialect = url.drivername.split("+", 1)[0].lower()
     dialect = "postgresql" if dialect == "postgres" else dialect
-    table = spec.source.table
+    # `query: SELECT * FROM t` reads the table whole: the same data, the same identity (red-team).
+    table = spec.source.table or whole_table(spec.source.query)
     if dialect == "sqlite":
         db = url.database or ":memory:"
         return SqlLocation(
@@ -187,7 +199,7 @@ def _sql_claims(spec: Any) -> list[str]:
     loc = sql_location(spec)
     what = (
         f"#table:{loc.table}"
-        if src.table
+        if loc.table
         else "#query:" + hashlib.sha256(" ".join(str(src.query).split()).rstrip(";").encode()).hexdigest()
     )
     if loc.dialect == "sqlite":
@@ -237,6 +249,6 @@ def source_key(spec: Any) -> str:
     from synthgen.ids import settings_hash
 
     loc = sql_location(spec)
-    if src.table:
+    if loc.table:
         return f"sql:table {loc.table} at {loc.url()}"
     return f"sql:query at {loc.url()}#{settings_hash(src.query)}"

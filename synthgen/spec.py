@@ -101,6 +101,11 @@ class SourceSpec(SpecSection):
                 raise ValueError("a sql source needs `url` or `url_env`")
             if (self.table is None) == (self.query is None):
                 raise ValueError("a sql source needs exactly one of `table` or `query`")
+            if self.table is not None and not all(
+                p.replace("_", "").isalnum() for p in self.table.strip().split(".")
+            ):
+                # Checked here (exit 2 from `spec validate`), not first when the source opens.
+                raise ValueError(f"table {self.table!r}: use a plain (schema.)table name, or `query`")
             if self.url and _url_holds_password(self.url):
                 raise ValueError(
                     "`url` contains a password; put it in an environment variable and name it in "

@@ -114,7 +114,7 @@ def read_cmd(
         raise SpecError(f"--format {fmt!r}: expected parquet or csv")
     if out_path is not None:
         path = read_to_file(dataset, user=user, out=out_path, format=fmt)  # type: ignore[arg-type]
-        out.print(f"wrote {path}")
+        out.print(f"wrote {plain(path)}", highlight=False)
         return
     frame = read_dataset(dataset, user=user)
     out.print(f"{plain(dataset)}: {frame.height:,} rows x {frame.width} columns", highlight=False)

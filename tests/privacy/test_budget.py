@@ -379,6 +379,12 @@ def test_every_spelling_of_one_postgresql_table_names_one_ledger_key(monkeypatch
     for url, table in spellings:
         key, bound = _sql_identity(url, table=table)
         assert (key, bound[0]) == (canonical[0], canonical[1][0]), (url, table)
+    # A query that reads the table whole is the table (red-team: its own fresh budget).
+    for query in ("SELECT * FROM patients", "select *\n from public.patients;", 'SELECT * FROM "Patients" '):
+        key, bound = _sql_identity("postgresql://localhost/clinic", query=query)
+        assert (key, bound[0]) == (canonical[0], canonical[1][0]), query
+    some = _sql_identity("postgresql://localhost/clinic", query="SELECT * FROM patients WHERE age > 3")
+    assert some[0] != canonical[0]
     # libpq's defaults fill what a URL leaves out.
     monkeypatch.setenv("PGDATABASE", "clinic")
     assert _sql_identity("postgresql://localhost", table="patients")[0] == canonical[0]
@@ -534,3 +540,16 @@ def _model_row(model_id: str):  # type: ignore[no-untyped-def]
         content_hash="h",
         created_by="u",
     )
+
+
+def test_an_unsafe_table_name_is_a_spec_error_that_validate_reports(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        "name: s\nsource: {kind: sql, url: 'postgresql://localhost/db', table: 't; drop table x'}\n"
+    )
+    exe = Path(sys.executable).with_name("synthgen")
+    r = subprocess.run([str(exe), "spec", "validate", str(spec)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "use a plain (schema.)table name" in r.stderr, r.stderr
