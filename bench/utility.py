@@ -632,9 +632,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             skips=skips,
             stale=stale,
             cached_only=cached_only,
-            fits=max(1, args.repeats),
+            fits=max(1, getattr(args, "repeats", 1)),
         )
-    result["fits_per_synthgen_kind"] = max(1, args.repeats)
+    result["fits_per_synthgen_kind"] = max(1, getattr(args, "repeats", 1))
     result["load_avg"] = {
         "start": [round(x, 2) for x in load0],
         "end": [round(x, 2) for x in os.getloadavg()],

@@ -263,6 +263,17 @@ class PipelineSpec(SpecSection):
         return v
 
     @model_validator(mode="after")
+    def _sdv_pickle(self) -> PipelineSpec:
+        # Refused here, not at generate: a run would train, then fail loading its own model. (In
+        # the spec, not ModelSettings: a saved model's settings must still load, and refuse there.)
+        if self.model.kind.startswith("sdv_") and not self.model.sdv_allow_pickle:
+            raise ValueError(
+                f"model.kind {self.model.kind} saves its model with pickle, which generate loads (loading "
+                "a pickle runs code from the file): set model.sdv_allow_pickle: true to allow it"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _dataset_name(self) -> PipelineSpec:
         # The published name is checked here, before any epsilon is spent, not at publish.
         if not self.output.name and not _NAME.match(self.synthetic_name):

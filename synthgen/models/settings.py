@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field
 
 from synthgen.models.text.settings import TextModelSettings
 from synthgen.spec_section import SpecSection
@@ -76,13 +76,3 @@ class ModelSettings(SpecSection):
     max_marginal_cells: int = Field(default=2_000_000, ge=4, le=1_000_000_000)
     #: Multi-process DP-SGD (DP-TVAE only; other kinds refuse world_size > 1).
     distributed: DistributedSettings = DistributedSettings()
-
-    @model_validator(mode="after")
-    def _sdv_pickle(self) -> ModelSettings:
-        # Refused here, not at generate: a run would train, then fail loading its own model.
-        if self.kind.startswith("sdv_") and not self.sdv_allow_pickle:
-            raise ValueError(
-                f"model.kind {self.kind} saves its model with pickle, which generate loads (loading a "
-                "pickle runs code from the file): set model.sdv_allow_pickle: true to allow it"
-            )
-        return self
