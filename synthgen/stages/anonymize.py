@@ -28,6 +28,7 @@ from synthgen.spec import PipelineSpec
 from synthgen.stages.context import (
     Context,
     StageResult,
+    check_source,
     pipeline_secret,
     require,
     reused,
@@ -62,9 +63,17 @@ def _with_declared_identifiers(schema: TableSchema, spec: PipelineSpec) -> Table
     return TableSchema(columns=cols)
 
 
+def _source_tags(ctx: Context, snapshot_id: str) -> dict[str, Any]:
+    """The snapshot's record of where its rows came from, carried to the anonymized data."""
+    snap = ctx.catalog.get_dataset(snapshot_id)
+    tags = (snap.tags or {}) if snap is not None else {}
+    return {k: tags[k] for k in ("source", "source_claims") if k in tags}
+
+
 def _plan(spec: PipelineSpec, ctx: Context, snapshot_id: str) -> _AnonPlan:
     """Everything the parts and the merge agree on: the output id, the parts, the settings."""
     snap = require(ctx, snapshot_id, "snapshot")
+    check_source(spec, snap)
     schema = _with_declared_identifiers(schema_from_json(snap.schema_json), spec)
     settings = anonymize_settings(spec)
     secret = pipeline_secret(spec)
@@ -282,7 +291,7 @@ def merge_anonymized(spec: PipelineSpec, ctx: Context, *, snapshot_id: str) -> S
             content_hash=digest,
             classification="restricted",
             dp=None,
-            tags={"ledger_source": source_key(spec)},
+            tags={"ledger_source": source_key(spec), **_source_tags(ctx, snapshot_id)},
             extra=extra,
             created_by=ctx.user,
         ),

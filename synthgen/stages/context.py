@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from synthgen.catalog import Catalog, Dataset
-from synthgen.errors import CatalogError
+from synthgen.errors import CatalogError, SpecError
 from synthgen.schema import TableSchema
 from synthgen.spec import PipelineSpec
 from synthgen.zone_io import exists
@@ -99,6 +99,32 @@ def pipeline_secret(spec: PipelineSpec) -> bytes:
 
 
 # -- catalogued results -----------------------------------------------------------
+
+
+def check_source(spec: PipelineSpec, ds: Dataset) -> None:
+    """Refuse (exit 2) when ``ds`` (a snapshot or anonymized data) was read from other data than
+    the source ``spec`` names now: its rows' epsilon is charged to the source they came from.
+
+    Without this, ``train`` (or ``anonymize``) took the pipeline's latest data by name and charged
+    the ledger of whatever ``source.*`` the spec said at the time: ``--set source.path=other.csv``
+    trained on the real rows again with a fresh budget (red-team). The data's identities
+    (:func:`~synthgen.source_identity.claims`: a file's real path and inode, a SQL table's
+    canonical location) are compared, not the ledger key, so a new ``source.id`` for the same
+    data passes here and meets the key's binding instead. Data catalogued before the identities
+    were recorded carries none and is not checked.
+    """
+    from synthgen.source_identity import claims
+
+    recorded = (ds.tags or {}).get("source_claims")
+    if recorded is None:
+        return
+    if not set(recorded) & set(claims(spec)):
+        shown = (ds.tags or {}).get("source") or recorded[0]
+        raise SpecError(
+            f"the {ds.kind} data {ds.id} of pipeline {spec.name} was read from {shown}, not from the "
+            "source the spec names now: its epsilon is charged to the source its rows came from. "
+            "Use the spec that names that source, or ingest the new one first (`synthgen run`)"
+        )
 
 
 def latest(ctx: Context, name: str, kind: str) -> Dataset | None:

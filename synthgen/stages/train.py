@@ -27,6 +27,7 @@ from synthgen.spec import PipelineSpec
 from synthgen.stages.context import (
     Context,
     StageResult,
+    check_source,
     pipeline_secret,
     require,
     reused,
@@ -52,6 +53,7 @@ def train(spec: PipelineSpec, ctx: Context, *, anonymized_id: str, run_id: str) 
     from synthgen.privacy.declared import require_declared_types
 
     anon = require(ctx, anonymized_id, "anonymized")
+    check_source(spec, anon)
     require_declared_types(spec.privacy, spec.columns, schema_from_json(anon.schema_json))
     source = source_key(spec)
     model_id = _model_id(spec, anonymized_id, run_id)

@@ -138,6 +138,29 @@ def test_an_sdv_run_needs_the_pickle_setting_up_front_and_then_runs_to_publish(t
     assert _db(home, "SELECT zone, dp FROM datasets WHERE kind = 'synthetic'") == [("synthetic", 0)]
 
 
+def test_train_refuses_data_read_from_another_source_than_the_spec_names_now(tmp_path: Path) -> None:
+    # Red-team: train took the pipeline's latest anonymized rows by name and charged the ledger of
+    # whatever source the spec named then, so --set source.path=other.csv trained the real rows again
+    # on a fresh budget. A copy of the same file (same rows) reused the snapshot the same way.
+    home = _home(tmp_path, anonymize=False)
+    env = _env(home)
+    assert _sg(env, "run", "spec.yaml").returncode == 0
+    spent = _db(home, "SELECT SUM(epsilon) FROM budget_ledger")[0][0]
+    (home / "other.csv").write_text("email,age,group\nx@example.org,30,a\n")
+    (home / "copy.csv").write_bytes((home / "data.csv").read_bytes())
+    models = _db(home, "SELECT COUNT(*) FROM datasets WHERE kind = 'model'")
+    for args in (
+        ("train", "spec.yaml", "--set", "source.path=other.csv"),
+        ("run", "spec.yaml", "--set", "source.path=copy.csv"),
+    ):
+        r = _sg(env, *args)
+        assert r.returncode == 2, (args, r.stderr)
+        errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "its epsilon is charged to the source its rows came from" in errors[0], r.stderr
+    assert _db(home, "SELECT SUM(epsilon) FROM budget_ledger")[0][0] == spent
+    assert _db(home, "SELECT COUNT(*) FROM datasets WHERE kind = 'model'") == models
+
+
 def test_non_dp_run_without_a_dp_false_rule_is_denied_at_preflight_and_reads_nothing(tmp_path: Path) -> None:
     home = _home(tmp_path, anonymize=False)
     env = _env(home, _policy_without_non_dp_publish(tmp_path))
