@@ -156,7 +156,8 @@ def test_train_refuses_data_read_from_another_source_than_the_spec_names_now(tmp
         r = _sg(env, *args)
         assert r.returncode == 2, (args, r.stderr)
         errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
-        assert len(errors) == 1 and "its epsilon is charged to the source its rows came from" in errors[0], r.stderr
+        assert len(errors) == 1, r.stderr
+        assert "its epsilon is charged to the source its rows came from" in errors[0]
     assert _db(home, "SELECT SUM(epsilon) FROM budget_ledger")[0][0] == spent
     assert _db(home, "SELECT COUNT(*) FROM datasets WHERE kind = 'model'") == models
 
