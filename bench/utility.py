@@ -607,8 +607,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {
         "kinds": kinds,
         "peers": peer_kinds,
-        "baseline": "dpmm's MST, AIM and PrivBayes (dpmm 0.1.9, own venv) at the same epsilon and delta, "
-        "and ctgan's TVAE (non-private), same run; cached peer fits are marked `cached`",
+        "baseline": (
+            f"{', '.join(peer_kinds)} in the same run (dpmm 0.1.9 in its own venv at the same epsilon and "
+            "delta; ctgan's TVAE non-private); cached peer fits are marked `cached`"
+            if peer_kinds
+            else "none in this run (SYNTHGEN_BENCH_PEERS=none)"
+        ),
         "budget_split": "synthgen: all of epsilon through its own accounting; "
         "dpmm: 0.9 epsilon to the model, 0.1 epsilon to its DP discretisation and bounds "
         "(proc_epsilon), same delta = 1/(10 n_train)",
