@@ -67,7 +67,7 @@ def _source_tags(ctx: Context, snapshot_id: str) -> dict[str, Any]:
     """The snapshot's record of where its rows came from, carried to the anonymized data."""
     snap = ctx.catalog.get_dataset(snapshot_id)
     tags = (snap.tags or {}) if snap is not None else {}
-    return {k: tags[k] for k in ("source", "source_claims") if k in tags}
+    return {k: tags[k] for k in ("source", "source_claims") if k in tags}  # its ledger_source: the spec's
 
 
 def _plan(spec: PipelineSpec, ctx: Context, snapshot_id: str) -> _AnonPlan:

@@ -109,22 +109,26 @@ def check_source(spec: PipelineSpec, ds: Dataset) -> None:
     the ledger of whatever ``source.*`` the spec said at the time: ``--set source.path=other.csv``
     trained on the real rows again with a fresh budget (red-team). The data's identities
     (:func:`~synthgen.source_identity.claims`: a file's real path and inode, a SQL table's
-    canonical location) are compared, not the ledger key, so a new ``source.id`` for the same
-    data passes here and meets the key's binding instead. Data catalogued before the identities
-    were recorded carries none and is not checked.
+    canonical location) are compared, so a new ``source.id`` for the same data passes here and
+    meets the key's binding instead; and a spec whose ledger key is the one the data was read
+    under (a ``source.id`` that stayed while the file moved) passes too: it is charged to that
+    ledger. Data catalogued before the identities were recorded carries none and is not checked.
     """
-    from synthgen.source_identity import claims
+    from synthgen.source_identity import claims, source_key
 
-    recorded = (ds.tags or {}).get("source_claims")
-    if recorded is None:
+    tags = ds.tags or {}
+    recorded = tags.get("source_claims")
+    if recorded is None or set(recorded) & set(claims(spec)):
         return
-    if not set(recorded) & set(claims(spec)):
-        shown = (ds.tags or {}).get("source") or recorded[0]
-        raise SpecError(
-            f"the {ds.kind} data {ds.id} of pipeline {spec.name} was read from {shown}, not from the "
-            "source the spec names now: its epsilon is charged to the source its rows came from. "
-            "Use the spec that names that source, or ingest the new one first (`synthgen run`)"
-        )
+    if tags.get("ledger_source") is not None and tags["ledger_source"] == source_key(spec):
+        return
+    shown = tags.get("source") or recorded[0]
+    raise SpecError(
+        f"the {ds.kind} data {ds.id} of pipeline {spec.name} was read from {shown}, "
+        "not from the source the spec names now: its epsilon is charged to the source its rows came from. "
+        "Use the spec that names that source (a source.id names its ledger wherever the file is), "
+        "or ingest the new one first (`synthgen run`)"
+    )
 
 
 def latest(ctx: Context, name: str, kind: str) -> Dataset | None:

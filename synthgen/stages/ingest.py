@@ -10,7 +10,7 @@ from synthgen.catalog import Dataset
 from synthgen.errors import SourceError
 from synthgen.ids import file_sha256, keyed_hash
 from synthgen.schema import TableSchema
-from synthgen.source_identity import claims
+from synthgen.source_identity import claims, source_key
 from synthgen.sources import infer_schema, open_source, refuse_bad_column_names
 from synthgen.spec import PipelineSpec
 from synthgen.stages.context import Context, StageResult, pipeline_secret, schema_to_json
@@ -104,7 +104,11 @@ def _ingest(spec: PipelineSpec, ctx: Context) -> StageResult:
                 content_hash=digest,
                 classification="restricted",
                 dp=None,
-                tags={"source": source.describe(), "source_claims": claims(spec)},
+                tags={
+                    "source": source.describe(),
+                    "source_claims": claims(spec),
+                    "ledger_source": source_key(spec),
+                },
                 extra={"parts": parts, "part_rows": spec.ingest.part_rows},
                 created_by=ctx.user,
             )

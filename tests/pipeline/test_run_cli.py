@@ -162,6 +162,24 @@ def test_train_refuses_data_read_from_another_source_than_the_spec_names_now(tmp
     assert _db(home, "SELECT COUNT(*) FROM datasets WHERE kind = 'model'") == models
 
 
+def test_a_source_id_keeps_its_ledger_when_the_file_moves(tmp_path: Path) -> None:
+    # The ledger is the source.id's: the same rows read from a new place are charged to it.
+    home = _home(tmp_path, anonymize=False)
+    env = _env(home)
+    pinned = ("--set", "source.id=clinic-visits")
+    assert _sg(env, "run", "spec.yaml", *pinned).returncode == 0
+    (home / "moved.csv").write_bytes((home / "data.csv").read_bytes())
+    moved = (*pinned, "--set", "source.path=moved.csv")
+    # The id is bound to the first file: a new place needs an admin to release the binding ...
+    assert _sg(env, "train", "spec.yaml", *moved).returncode == 2
+    assert _sg(env, "budget", "unbind", "id:clinic-visits", "--user", "alice").returncode == 0
+    # ... and then the rows already anonymized are trained and charged to the same ledger.
+    r = _sg(env, "train", "spec.yaml", *moved)
+    assert r.returncode == 0, r.stderr
+    assert _db(home, "SELECT DISTINCT source FROM budget_ledger") == [("id:clinic-visits",)]
+    assert _db(home, "SELECT SUM(epsilon) FROM budget_ledger")[0][0] == pytest.approx(8.0)
+
+
 def test_non_dp_run_without_a_dp_false_rule_is_denied_at_preflight_and_reads_nothing(tmp_path: Path) -> None:
     home = _home(tmp_path, anonymize=False)
     env = _env(home, _policy_without_non_dp_publish(tmp_path))
