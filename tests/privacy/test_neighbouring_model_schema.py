@@ -33,25 +33,9 @@ def test_one_all_null_row_does_not_change_the_shareable_model_schema(tmp_path: P
         {"age": rng.integers(20, 80, n), "ward": rng.choice(["A", "B", "C"], n), "flag": rng.random(n) < 0.5}
     )
     d1 = pl.concat([d0, pl.DataFrame({"age": [None], "ward": [None], "flag": [None]}, schema=d0.schema)])
-    env = {
-        "SYNTHGEN_HOME": str(tmp_path / "home"),
-        "SYNTHGEN_USER": "synthgen-pipeline",
-        "SYNTHGEN_PIPELINE_SECRET": "x" * 32,
-    }
-    assert run_synthgen(["keys", "init"], env={**env, "SYNTHGEN_USER": "alice"}).code == 0
-    schemas = []
-    for name, frame in (("nb-d0", d0), ("nb-d1", d1)):
-        csv = tmp_path / f"{name}.csv"
-        frame.write_csv(csv)
-        spec = tmp_path / f"{name}.yaml"
-        spec.write_text(SPEC.format(name=name, csv=csv), encoding="utf-8")
-        r = run_synthgen(["run", str(spec)], env=env, cwd=tmp_path)
-        assert r.code == 0, r.err
-        models = tmp_path / "home" / "zones" / "synthetic" / "models" / name
-        (config,) = models.glob("*/tabular/config.json")
-        schemas.append(json.loads(config.read_text())["schema"])
-    assert schemas[0] == schemas[1]
-    assert all(c["nullable"] for c in schemas[0]["columns"])
+    (c0, _), (c1, _) = _run_pair(tmp_path, {"nb-d0": d0, "nb-d1": d1}, SPEC)
+    assert c0["schema"] == c1["schema"]
+    assert all(c["nullable"] for c in c0["schema"]["columns"])
 
 
 DATE_SPEC = """name: {name}
