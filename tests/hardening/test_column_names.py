@@ -8,29 +8,14 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
-Cli = Callable[..., Any]
-HEAD = "name: visits\nsource: {kind: csv, path: d.csv}\n"
-STEWARD = {"SYNTHGEN_USER": "alice"}
-
-
-def _write(tmp_path: Path, text: str, name: str = "spec.yaml") -> Path:
-    p = tmp_path / name
-    p.write_text(text)
-    return p
-
-
-def _one_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err and "panicked" not in err, err[-2000:]
-    return lines[0]
-
+from tests.hardening._input import HEAD, STEWARD, Cli
+from tests.hardening._input import one_line as _one_line
+from tests.hardening._input import write as _write
 
 # -- 5, 6. column names ---------------------------------------------------------------------
 
