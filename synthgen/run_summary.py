@@ -90,6 +90,8 @@ def build(spec: Any, ctx: Any, results: dict[str, Any], *, title: str) -> RunSum
         ("dataset", f"{pub.extra.get('name')} ({pub.dataset_id})"),
         ("synthetic rows", _fmt(pub.rows)),
         ("differential privacy", _fmt(pub.extra.get("dp"))),
+        # Which model, and for model.kind auto why (the README promises it; only the API's dict had it).
+        ("model", str(train_r.extra.get("model", spec.model.kind))),
         ("epsilon this run", "—" if eps is None else _fmt(float(eps))),
         ("budget source (ledger key)", source),
         ("epsilon charged / cap (source)", f"{now.charged_epsilon:.3g} / {now.cap_epsilon:.3g}"),

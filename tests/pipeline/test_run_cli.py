@@ -125,6 +125,14 @@ def test_non_dp_restricted_run_that_the_policy_allows_passes_preflight_and_publi
     assert rows == [("synthetic", 0, "restricted")]
 
 
+def test_the_run_summary_says_which_model_auto_chose_and_why(tmp_path: Path) -> None:
+    home = _home(tmp_path, anonymize=False)
+    r = _sg(_env(home), "run", "spec.yaml", "--set", "model.kind=auto")
+    assert r.returncode == 0, r.stderr
+    row = next(line for line in r.stdout.splitlines() if line.strip("│ ").startswith("model "))
+    assert "dp_mst" in row and "DP count" in r.stdout, r.stdout
+
+
 def test_an_sdv_run_needs_the_pickle_setting_up_front_and_then_runs_to_publish(tmp_path: Path) -> None:
     home = _home(tmp_path, anonymize=False)
     sdv = [*NON_DP, "--set", "model.kind=sdv_gaussian_copula"]
