@@ -43,6 +43,7 @@ from synthgen.privacy.mechanisms import (
     HistogramNoise,
     dp_categories,
     dp_quantiles,
+    dp_range_quantiles,
     edges_from_quantiles,
     log_grid_steps,
     signed_log_grid,
@@ -399,26 +400,44 @@ class TableEncoder:
                 found: list[float] = []  # spikes the DP histogram shows (single-value buckets)
                 if dp:
                     assert rng is not None
-                    lo, hi = col.bounds if col.bounds is not None else (None, None)
-                    if lo is None and dtype in ("datetime", "date"):
+                    if col.bounds is not None:
+                        lo, hi = col.bounds
+                        steps = (
+                            10 if n_public is None else log_grid_steps(n_public, column_epsilon, noise=noise)
+                        )
+                        grid = signed_log_grid(integer=integer, lower=lo, upper=hi, steps_per_decade=steps)
+                        q, entry = dp_quantiles(
+                            vals,
+                            grid=grid,
+                            quantiles=qs,
+                            noise=noise,
+                            rng=rng,
+                            column=col.name,
+                            spikes=found,
+                            integer=integer,
+                            nulls=null_counts,
+                        )
+                        top = grid[-1]
+                    else:
                         # Without public bounds a datetime still has a public plausible range; the
                         # numeric log grid (up to 1e15 s) would let noise pick dates no calendar holds.
-                        lo, hi = DEFAULT_DATETIME_BOUNDS
-                    steps = 10 if n_public is None else log_grid_steps(n_public, column_epsilon, noise=noise)
-                    grid = signed_log_grid(integer=integer, lower=lo, upper=hi, steps_per_decade=steps)
-                    q, entry = dp_quantiles(
-                        vals,
-                        grid=grid,
-                        quantiles=qs,
-                        noise=noise,
-                        rng=rng,
-                        column=col.name,
-                        spikes=found,
-                        integer=integer,
-                        nulls=null_counts,
-                    )
+                        span = DEFAULT_DATETIME_BOUNDS if dtype in ("datetime", "date") else None
+                        q, entry = dp_range_quantiles(
+                            vals,
+                            integer=integer,
+                            quantiles=qs,
+                            noise=noise,
+                            rng=rng,
+                            column=col.name,
+                            n_public=n_public,
+                            lower=None if span is None else span[0],
+                            upper=None if span is None else span[1],
+                            spikes=found,
+                            nulls=null_counts,
+                        )
+                        top = math.inf if span is None else span[1]
                     entries.append(entry)
-                    if integer and q[-1] < grid[-1]:
+                    if integer and q[-1] < top:
                         # The range ends at its top bucket's end, which that bucket excludes (only the
                         # grid's last bucket is closed); the encoder's last bin is closed: without this a
                         # column of zeros whose tail fell under the noise became 0 or 1 half and half.

@@ -257,7 +257,11 @@ def log_grid_steps(n_public: float, epsilon: float, *, noise: HistogramNoise | N
 
 
 def signed_log_grid(
-    *, integer: bool, lower: float | None = None, upper: float | None = None, steps_per_decade: int = 10
+    *,
+    integer: bool,
+    lower: float | None = None,
+    upper: float | None = None,
+    steps_per_decade: int = 10,
 ) -> np.ndarray:
     """Data-independent bucket edges for a DP histogram of a numeric column.
 
@@ -334,6 +338,7 @@ def dp_quantiles(
     spikes: list[float] | None = None,
     integer: bool = False,
     nulls: list[float] | None = None,
+    public_range: bool | None = None,
 ) -> tuple[np.ndarray, MechanismEntry]:
     """DP quantiles of ``values`` from a noisy histogram over a public ``grid``.
 
@@ -368,6 +373,10 @@ def dp_quantiles(
     non-finite values (nulls), whose noisy count is appended to ``nulls``: each row is still
     in exactly one bucket, so the sensitivity stays 1 and the count costs nothing more.
 
+    ``public_range`` False reads a bounded grid's range as an unbounded one's (the core at
+    ``beta`` 1e-6): a grid whose ends are themselves DP results (:func:`dp_range_quantiles`) must
+    not let a stray bucket set a range end. None: bounded grids are public (the default).
+
     Values outside the range are clipped into it when encoded: the usual price of
     DP bounds (tails thinner than the noise are cut).
 
@@ -377,22 +386,62 @@ def dp_quantiles(
             more epsilon.
     """
     hn = _noise(epsilon, noise, f"DP quantiles of {column!r}")
-    is_finite = np.isfinite(values)
-    finite = values[is_finite]
-    clipped = np.clip(finite, grid[0], grid[-1])
-    counts, _ = np.histogram(clipped, bins=grid)
-    if nulls is not None:
-        counts = np.append(counts, int((~is_finite).sum()))
-    noisy = (counts + hn.draw(len(counts), rng)).astype(np.float64)
-    if nulls is not None:
-        nulls.append(float(noisy[-1]))
-        noisy, counts = noisy[:-1], counts[:-1]
+    noisy = noisy_histogram(values, grid=grid, noise=hn, rng=rng, nulls=nulls)
     entry = MechanismEntry(
         step="preprocessing", mechanism="dp_quantiles", column=column, epsilon=hn.epsilon, delta=hn.delta
     )
+    q = quantiles_from_noisy(
+        noisy,
+        grid=grid,
+        quantiles=quantiles,
+        noise=hn,
+        column=column,
+        spikes=spikes,
+        integer=integer,
+        public_range=public_range,
+    )
+    return q, entry
+
+
+def noisy_histogram(
+    values: np.ndarray,
+    *,
+    grid: np.ndarray,
+    noise: HistogramNoise,
+    rng: np.random.Generator,
+    nulls: list[float] | None = None,
+) -> np.ndarray:
+    """Counts of ``values`` clipped into ``grid``'s buckets, plus ``noise`` in every bucket (the DP
+    mechanism of :func:`dp_quantiles`; sensitivity 1). With ``nulls``, the non-finite values' count
+    is one more bucket, its noisy count appended to ``nulls`` and left out of what is returned."""
+    is_finite = np.isfinite(values)
+    clipped = np.clip(values[is_finite], grid[0], grid[-1])
+    counts, _ = np.histogram(clipped, bins=grid)
+    if nulls is not None:
+        counts = np.append(counts, int((~is_finite).sum()))
+    noisy = (counts + noise.draw(len(counts), rng)).astype(np.float64)
+    if nulls is not None:
+        nulls.append(float(noisy[-1]))
+        noisy = noisy[:-1]
+    return noisy
+
+
+def quantiles_from_noisy(
+    noisy: np.ndarray,
+    *,
+    grid: np.ndarray,
+    quantiles: Sequence[float] | np.ndarray,
+    noise: HistogramNoise,
+    column: str,
+    spikes: list[float] | None = None,
+    integer: bool = False,
+    public_range: bool | None = None,
+) -> np.ndarray:
+    """The post-processing of :func:`dp_quantiles`: quantiles read off one noisy histogram whose
+    buckets took ``noise`` (its tails set every level), reading nothing else."""
+    hn = noise
     qs = np.clip(np.asarray(quantiles, dtype=np.float64), 0.0, 1.0)
-    # -- post-processing of ``noisy`` only ---------------------------------------------------
-    nb = len(counts)
+    nb = len(noisy)
     m0 = _block_size(grid) if hn.sigma is not None else 1
     sizes = [m0 * 2**k for k in range(COARSE_LEVELS)] if m0 > 1 else []
     split = max(len(sizes), 1)  # each level's tests take an equal share of beta
@@ -425,9 +474,11 @@ def dp_quantiles(
         if m == m0:
             trim |= ok
     either = assigned
-    if grid[-1] - grid[0] <= UNBOUNDED_SPAN:
+    if public_range is None:
+        public_range = grid[-1] - grid[0] <= UNBOUNDED_SPAN
+    if public_range:
         if not either.any():
-            return np.quantile(grid, qs), entry  # public bounds: the grid's own quantiles are free
+            return np.quantile(grid, qs)  # public bounds: the grid's own quantiles are free
         first, last = int(np.argmax(either)), nb - 1 - int(np.argmax(either[::-1]))
     else:
         core = None
@@ -481,7 +532,147 @@ def dp_quantiles(
     out = edges[i - 1] + frac * (edges[i] - edges[i - 1])
     out[qs <= 0.0] = edges[0]
     out[qs >= 1.0] = edges[-1]
-    return np.maximum.accumulate(out), entry
+    return np.maximum.accumulate(out)
+
+
+#: Share of a column's histogram budget (rho under Gaussian noise, epsilon under Laplace) that
+#: :func:`dp_range_quantiles` spends finding the range on the coarse grid; the rest reads the shape
+#: on a fine grid over that range.
+RANGE_SHARE = 0.5
+#: A coarse range of more buckets than this is resolved well enough by them (an amount over five
+#: decades, an age over 20-63): the second histogram is drawn over the coarse grid and pooled.
+REFINE_BUCKETS = 3
+#: The fine histogram's range must hold this share of the DP row count (less its noisy nulls), or
+#: its buckets fell under the noise and the coarse quantiles stand (post-processing).
+REFINE_MASS = 0.9
+
+
+def split_noise(noise: HistogramNoise, share: float) -> tuple[HistogramNoise, HistogramNoise]:
+    """Two histograms' noise that together cost what ``noise`` costs: ``share`` and ``1 - share`` of
+    its rho (Gaussian: scale ``sigma / sqrt(share)``) or of its epsilon (Laplace, sequential
+    composition). Their record fields split the same way, so the two entries would add back to one."""
+    if not 0.0 < share < 1.0:
+        raise PrivacyError(f"a noise split needs a share in (0, 1), got {share}")
+    parts = []
+    for f in (share, 1.0 - share):
+        sigma = None if noise.sigma is None else noise.sigma / math.sqrt(f)
+        parts.append(HistogramNoise(epsilon=noise.epsilon * f, sigma=sigma, delta=noise.delta * f))
+    return parts[0], parts[1]
+
+
+def dp_range_quantiles(
+    values: np.ndarray,
+    *,
+    integer: bool,
+    quantiles: Sequence[float] | np.ndarray,
+    noise: HistogramNoise,
+    rng: np.random.Generator,
+    column: str,
+    n_public: float | None = None,
+    lower: float | None = None,
+    upper: float | None = None,
+    spikes: list[float] | None = None,
+    nulls: list[float] | None = None,
+) -> tuple[np.ndarray, MechanismEntry]:
+    """DP quantiles of a column whose range is not public: two Gaussian histograms, one entry.
+
+    On the signed log grid (or the public plausible range ``lower``..``upper`` of a datetime) a
+    bucket spans a decade at small ``n_public``, and 10% to 60% of one at any size: quantiles read
+    linearly inside ``[1585, 1995)`` and ``[1995, 2512)`` put a year column's values (1990-2020) from
+    1868 to 2048. So:
+
+    1. the range: a noisy histogram over that coarse grid at :data:`RANGE_SHARE` of ``noise``;
+    2. the shape: a noisy histogram over the bounded grid of that range (128 equal buckets and the
+       log points inside, as for public bounds) at the rest, its range read at ``beta`` 1e-6 as an
+       unbounded grid's (``public_range=False``); each end moves only inside the coarse range's end
+       bucket (a fine grid's thin tail buckets, a 5% tail over 60 of them, fall under the noise).
+
+    When the coarse histogram alone shows no range, the second histogram is drawn over the coarse
+    grid too and the two are averaged by inverse variance: that is one histogram at ``noise``
+    (Gaussian noise adds; the tails keep ``noise``'s sub-Gaussian scale), read as
+    :func:`dp_quantiles` reads it. When the fine one shows no range, the coarse one's quantiles
+    stand. Either way the second grid is a function of the first noisy histogram only, and the two
+    compose to ``noise``'s rho (:func:`split_noise`; zCDP composes adaptively), which the one entry
+    charges, as :func:`dp_quantiles` would: the record, the budget split and its checks are
+    unchanged. Laplace ``noise`` (no sigma) takes :func:`dp_quantiles` on the coarse grid.
+    """
+    noise.check(f"DP quantiles of {column!r}")
+
+    def coarse_grid(hn: HistogramNoise) -> np.ndarray:
+        steps = 10 if n_public is None else log_grid_steps(n_public, hn.epsilon, noise=hn)
+        return signed_log_grid(integer=integer, lower=lower, upper=upper, steps_per_decade=steps)
+
+    if noise.sigma is None:
+        return dp_quantiles(
+            values,
+            grid=coarse_grid(noise),
+            quantiles=quantiles,
+            noise=noise,
+            rng=rng,
+            column=column,
+            spikes=spikes,
+            integer=integer,
+            nulls=nulls,
+        )
+    entry = MechanismEntry(
+        step="preprocessing",
+        mechanism="dp_quantiles",
+        column=column,
+        epsilon=noise.epsilon,
+        delta=noise.delta,
+    )
+    wide, fine = split_noise(noise, RANGE_SHARE)
+    coarse = coarse_grid(noise)  # the grid the pooled histogram needs (the two read at its noise)
+    first = noisy_histogram(values, grid=coarse, noise=wide, rng=rng)
+
+    def read(
+        h: np.ndarray, g: np.ndarray, hn: HistogramNoise, public_range: bool | None = None
+    ) -> np.ndarray:
+        return quantiles_from_noisy(
+            h,
+            grid=g,
+            quantiles=quantiles,
+            noise=hn,
+            column=column,
+            spikes=spikes,
+            integer=integer,
+            public_range=public_range,
+        )
+
+    try:
+        ends = quantiles_from_noisy(first, grid=coarse, quantiles=[0.0, 1.0], noise=wide, column=column)
+        at = np.searchsorted(coarse, ends)
+    except PrivacyError:
+        at = None
+    # A range touching 0 is an amount's (a spike at 0, a tail the coarse test at its share missed
+    # would be lost for good): it keeps the log grid. So does one the coarse buckets resolve.
+    near_zero = at is not None and lower is None and ends[0] <= 0.0 <= ends[-1]
+    if at is None or near_zero or at[1] - at[0] > REFINE_BUCKETS:
+        second = noisy_histogram(values, grid=coarse, noise=fine, rng=rng, nulls=nulls)
+        assert wide.sigma is not None and fine.sigma is not None
+        w = wide.sigma**-2 / (wide.sigma**-2 + fine.sigma**-2)
+        pooled = w * first + (1.0 - w) * second
+        return read(pooled, coarse, noise), entry
+    lo, hi = float(ends[0]), float(ends[-1])
+    grid = signed_log_grid(integer=integer, lower=lo, upper=hi) if hi > lo else ends
+    seen: list[float] = []
+    shape = noisy_histogram(values, grid=grid, noise=fine, rng=rng, nulls=seen)
+    if nulls is not None:
+        nulls.extend(seen)
+    try:
+        q = read(shape, grid, fine, public_range=False)
+        held = float(shape[(grid[:-1] >= q[0]) & (grid[1:] <= q[-1])].sum())
+    except PrivacyError:
+        held = -math.inf
+    if held < REFINE_MASS * (0.0 if n_public is None else n_public - max(seen[0], 0.0)):
+        # The fine buckets fell under the noise (an age spread evenly over 25-63 at 42 columns and
+        # epsilon 1 kept only 25-40): the coarse histogram's own quantiles stand.
+        if spikes is not None:
+            spikes.clear()
+        return read(first, coarse, wide), entry
+    q[0] = min(q[0], float(coarse[min(at[0] + 1, at[1])]))
+    q[-1] = max(q[-1], float(coarse[max(at[1] - 1, at[0])]))
+    return np.maximum.accumulate(q), entry
 
 
 def edges_from_quantiles(q: np.ndarray, *, integer: bool) -> list[float]:

@@ -20,16 +20,19 @@ from synthgen.privacy.accountant import (
     zcdp_epsilon,
 )
 from synthgen.privacy.mechanisms import (
+    RANGE_SHARE,
     HistogramNoise,
     count_upper_bound,
     discovery_threshold,
     dp_categories,
     dp_category_counts,
     dp_quantiles,
+    dp_range_quantiles,
     laplace_count,
     log_grid_steps,
     noise_rng,
     signed_log_grid,
+    split_noise,
 )
 from synthgen.privacy.record import MechanismEntry, PrivacyRecord, compose
 from synthgen.privacy.settings import PrivacySettings
@@ -383,3 +386,104 @@ def test_column_charges_must_match_the_histograms_the_sigma_was_sized_for() -> N
     bare = [e.model_copy(update={"delta": e.delta - s.column_delta}) for e in _column_entries(s, 3, 2)]
     with pytest.raises(PrivacyError, match="do not convert"):
         check_column_charges(s, bare, dp_columns=5, discovery_columns=2)
+
+
+def _year_column(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(1990, 2021, n).astype(np.float64)
+
+
+def test_a_range_far_from_zero_is_refined_inside_its_coarse_log_buckets() -> None:
+    # Regression: a year column (1990-2020) fell in the log grid's buckets [1585, 1995) and
+    # [1995, 2512), and quantiles read linearly inside them put synthetic years from 1868 to 2048.
+    values = _year_column(10_000)
+    noise = HistogramNoise(epsilon=0.1, sigma=10.0, delta=1e-7)
+    rng = np.random.default_rng(1)
+    one = [
+        dp_quantiles(
+            values,
+            grid=signed_log_grid(integer=True),
+            quantiles=np.linspace(0, 1, 21),
+            noise=noise,
+            rng=rng,
+            column="y",
+        )[0]
+        for _ in range(20)
+    ]
+    two = [
+        dp_range_quantiles(
+            values,
+            integer=True,
+            quantiles=np.linspace(0, 1, 21),
+            noise=noise,
+            rng=rng,
+            column="y",
+            n_public=1e4,
+        )
+        for _ in range(20)
+    ]
+    assert all(q[0] < 1700 or q[-1] > 2300 for q in one)  # what a single log-grid histogram gives
+    for q, entry in two:
+        assert 1975 <= q[0] <= 1991 and 2020 <= q[-1] <= 2035
+        assert abs(q[10] - 2005) <= 3  # the median
+        # One entry charging what the single histogram charged: the two stages split its rho.
+        assert (entry.mechanism, entry.epsilon, entry.delta) == ("dp_quantiles", noise.epsilon, noise.delta)
+
+
+def test_split_noise_composes_to_the_noise_it_splits() -> None:
+    gauss = HistogramNoise(epsilon=0.3, sigma=7.0, delta=1e-7)
+    a, b = split_noise(gauss, RANGE_SHARE)
+    assert a.sigma is not None and b.sigma is not None and gauss.sigma is not None
+    # zCDP: rho = 1 / (2 sigma^2) per histogram, and the two add to the one they replace.
+    assert a.sigma**-2 + b.sigma**-2 == pytest.approx(gauss.sigma**-2)
+    assert a.epsilon + b.epsilon == pytest.approx(gauss.epsilon)
+    assert a.delta + b.delta == pytest.approx(gauss.delta)
+    lap_a, lap_b = split_noise(HistogramNoise(epsilon=0.4), 0.25)
+    assert (lap_a.sigma, lap_b.sigma) == (None, None)
+    assert (lap_a.epsilon, lap_b.epsilon) == pytest.approx((0.1, 0.3))
+    with pytest.raises(PrivacyError):
+        split_noise(gauss, 1.0)
+
+
+def test_range_quantiles_read_the_data_through_two_noisy_histograms_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The second grid may depend on the first histogram's noisy counts, never on the values.
+    import synthgen.privacy.mechanisms as mech
+
+    calls: list[tuple[int, float | None]] = []
+    real = mech.noisy_histogram
+
+    def spy(values: np.ndarray, *, grid: np.ndarray, noise: HistogramNoise, **kw: object) -> np.ndarray:
+        calls.append((len(grid), noise.sigma))
+        return real(values, grid=grid, noise=noise, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(mech, "noisy_histogram", spy)
+    noise = HistogramNoise(epsilon=0.1, sigma=10.0, delta=1e-7)
+    rng = np.random.default_rng(2)
+    for values in (_year_column(5_000), np.random.default_rng(0).exponential(3_000, 5_000)):
+        calls.clear()
+        dp_range_quantiles(
+            values, integer=False, quantiles=[0, 0.5, 1], noise=noise, rng=rng, column="v", n_public=5e3
+        )
+        assert len(calls) == 2
+        rho = sum(1.0 / (2.0 * s**2) for _, s in calls if s is not None)
+        assert rho == pytest.approx(1.0 / (2.0 * 10.0**2))
+
+
+def test_an_amount_touching_zero_keeps_its_spike_and_tail() -> None:
+    # An amount (90% zeros, a tail to 1e5) is pooled on the log grid: its range touches 0.
+    rng = np.random.default_rng(4)
+    values = np.where(rng.random(20_000) < 0.9, 0.0, np.exp(rng.normal(8, 1.5, 20_000))).round()
+    noise = HistogramNoise(epsilon=0.1, sigma=10.0, delta=1e-7)
+    spikes: list[float] = []
+    q, _ = dp_range_quantiles(
+        values,
+        integer=True,
+        quantiles=np.linspace(0, 1, 21),
+        noise=noise,
+        rng=rng,
+        column="gain",
+        n_public=2e4,
+        spikes=spikes,
+    )
+    assert spikes == [0.0] and q[-1] >= 10_000
