@@ -522,10 +522,15 @@ def quantiles_from_noisy(
         if spike.any() and rest_mass.sum() > 0:
             spikes.extend(float(v) for v in edges[:-1][spike])
             mass = rest_mass
+    return _read_cdf(mass, edges, qs)
+
+
+def _read_cdf(mass: np.ndarray, edges: np.ndarray, qs: np.ndarray) -> np.ndarray:
+    """Quantiles ``qs`` of the bucket masses ``mass`` over ``edges``: the first edge where the CDF
+    reaches q, interpolated linearly inside that bucket; 0 and 1 are the ends exactly."""
     cdf = np.concatenate([[0.0], np.cumsum(mass)])
     cdf /= cdf[-1]
     cdf[-1] = 1.0  # exact: float sums must not push q = 1 past the last bucket
-    # First edge where the CDF reaches q, interpolated inside that bucket.
     i = np.clip(np.searchsorted(cdf, qs, side="left"), 1, len(cdf) - 1)
     width = cdf[i] - cdf[i - 1]
     frac = np.clip((qs - cdf[i - 1]) / np.where(width > 0, width, 1.0), 0.0, 1.0)
@@ -539,12 +544,14 @@ def quantiles_from_noisy(
 #: :func:`dp_range_quantiles` spends finding the range on the coarse grid; the rest reads the shape
 #: on a fine grid over that range.
 RANGE_SHARE = 0.5
-#: A coarse range of more buckets than this is resolved well enough by them (an amount over five
-#: decades, an age over 20-63): the second histogram is drawn over the coarse grid and pooled.
+#: A coarse range of more buckets than this is resolved well enough by them (an age over 20-63 in
+#: buckets of 25%, an amount over five decades): the second histogram goes on the coarse grid too.
 REFINE_BUCKETS = 3
-#: The fine histogram's range must hold this share of the DP row count (less its noisy nulls), or
-#: its buckets fell under the noise and the coarse quantiles stand (post-processing).
-REFINE_MASS = 0.9
+#: Equal buckets of the fine grid over a refined range (as a public range gets, :func:`signed_log_grid`).
+FINE_BUCKETS = 128
+#: Mass a refined range's ends may cut on each side: fine buckets the noise or the even spread of
+#: an unexplained remainder filled far from the data.
+TAIL_TRIM = 0.005
 
 
 def split_noise(noise: HistogramNoise, share: float) -> tuple[HistogramNoise, HistogramNoise]:
@@ -558,6 +565,58 @@ def split_noise(noise: HistogramNoise, share: float) -> tuple[HistogramNoise, Hi
         sigma = None if noise.sigma is None else noise.sigma / math.sqrt(f)
         parts.append(HistogramNoise(epsilon=noise.epsilon * f, sigma=sigma, delta=noise.delta * f))
     return parts[0], parts[1]
+
+
+def _refined_masses(
+    coarse: np.ndarray,
+    edges: np.ndarray,
+    keep: np.ndarray,
+    shape: np.ndarray,
+    grid: np.ndarray,
+    wide: float,
+    fine: float,
+) -> np.ndarray:
+    """Masses on the fine ``grid``: each coarse bucket's (``edges``, noisy counts ``coarse`` at scale
+    ``wide``) total from both histograms, its shape inside from the fine one (``shape``, scale ``fine``).
+
+    A coarse bucket's total is the inverse-variance mean of its coarse count and the sum of its ``k``
+    fine buckets (``k`` noises); one under the shape level of that mean's noise is empty unless
+    ``keep`` says it passed the coarse range test. Inside it, the fine buckets above their shape level
+    hold the share ``s`` of the total they explain; of the rest, ``s`` is spread evenly between the
+    first and last of them and ``1 - s`` over the whole bucket (all of it where none rose, as one
+    coarse bucket read alone would be): a year column's 30 years fill 5 of 128 buckets and keep to
+    them, an age's spread over every one.
+    Post-processing of the two noisy histograms only.
+    """
+    out = np.zeros(len(grid) - 1)
+    fine_level = fine * math.sqrt(2.0 * math.log(len(out) / SHAPE_BETA))
+    for b in range(len(coarse)):
+        inside = (grid[:-1] >= edges[b]) & (grid[1:] <= edges[b + 1])
+        k = int(inside.sum())
+        if k == 0:
+            continue
+        counts = shape[inside]
+        var_c, var_f = wide**2, k * fine**2
+        total = (coarse[b] / var_c + counts.sum() / var_f) / (1.0 / var_c + 1.0 / var_f)
+        level = math.sqrt(1.0 / (1.0 / var_c + 1.0 / var_f)) * math.sqrt(
+            2.0 * math.log(len(coarse) / SHAPE_BETA)
+        )
+        if total <= 0 or (total < level and not keep[b]):
+            continue
+        kept = np.where(counts >= fine_level, counts, 0.0)
+        explained = min(float(kept.sum()), total)
+        width = np.diff(grid)[inside]
+        even = width / width.sum()
+        between = width.copy()
+        span = np.flatnonzero(kept)
+        if len(span):
+            between[: span[0]] = 0.0
+            between[span[-1] + 1 :] = 0.0
+        share = explained / total  # how much of the bucket the fine peaks account for
+        rest = share * between / between.sum() + (1.0 - share) * even
+        peaks = kept / kept.sum() if kept.sum() > 0 else even
+        out[inside] = explained * peaks + (total - explained) * rest
+    return out
 
 
 def dp_range_quantiles(
@@ -577,35 +636,33 @@ def dp_range_quantiles(
     """DP quantiles of a column whose range is not public: two Gaussian histograms, one entry.
 
     On the signed log grid (or the public plausible range ``lower``..``upper`` of a datetime) a
-    bucket spans a decade at small ``n_public``, and 10% to 60% of one at any size: quantiles read
-    linearly inside ``[1585, 1995)`` and ``[1995, 2512)`` put a year column's values (1990-2020) from
-    1868 to 2048. So:
+    bucket spans from 26% of its values to a whole decade, and quantiles read linearly inside
+    ``[1585, 1995)`` and ``[1995, 2512)`` put a year column's values (1990-2020) from 1868 to 2048.
+    So:
 
     1. the range: a noisy histogram over that coarse grid at :data:`RANGE_SHARE` of ``noise``;
-    2. the shape: a noisy histogram over the bounded grid of that range (128 equal buckets and the
-       log points inside, as for public bounds) at the rest, its range read at ``beta`` 1e-6 as an
-       unbounded grid's (``public_range=False``); each end moves only inside the coarse range's end
-       bucket (a fine grid's thin tail buckets, a 5% tail over 60 of them, fall under the noise).
+    2. where that range is at most :data:`REFINE_BUCKETS` buckets and does not touch 0 (an amount's
+       spike and thin tail keep the log grid), a second over the bounded grid of the range and one
+       coarse bucket on each side (128 equal buckets and the log points inside, as for public
+       bounds, and the coarse edges), read by :func:`_refined_masses`: the coarse masses from both
+       histograms, the fine shape where the fine buckets rise above the noise;
+    3. otherwise the second over the coarse grid, the two averaged by inverse variance: that is one
+       histogram at ``noise`` (Gaussian noise adds; the tails keep ``noise``'s sub-Gaussian scale),
+       read as :func:`dp_quantiles` reads it.
 
-    When the coarse histogram alone shows no range, the second histogram is drawn over the coarse
-    grid too and the two are averaged by inverse variance: that is one histogram at ``noise``
-    (Gaussian noise adds; the tails keep ``noise``'s sub-Gaussian scale), read as
-    :func:`dp_quantiles` reads it. When the fine one shows no range, the coarse one's quantiles
-    stand. Either way the second grid is a function of the first noisy histogram only, and the two
-    compose to ``noise``'s rho (:func:`split_noise`; zCDP composes adaptively), which the one entry
-    charges, as :func:`dp_quantiles` would: the record, the budget split and its checks are
-    unchanged. Laplace ``noise`` (no sigma) takes :func:`dp_quantiles` on the coarse grid.
+    The second grid is a function of the first noisy histogram only, and the two compose to
+    ``noise``'s rho (:func:`split_noise`; zCDP composes adaptively), which the one entry charges, as
+    :func:`dp_quantiles` would: the record, the budget split and its checks are unchanged. Each row
+    is in one bucket of each histogram (nulls in the second's extra bucket). Laplace ``noise`` (no
+    sigma) takes :func:`dp_quantiles` on the coarse grid.
     """
     noise.check(f"DP quantiles of {column!r}")
-
-    def coarse_grid(hn: HistogramNoise) -> np.ndarray:
-        steps = 10 if n_public is None else log_grid_steps(n_public, hn.epsilon, noise=hn)
-        return signed_log_grid(integer=integer, lower=lower, upper=upper, steps_per_decade=steps)
-
+    steps = 10 if n_public is None else log_grid_steps(n_public, noise.epsilon, noise=noise)
+    coarse = signed_log_grid(integer=integer, lower=lower, upper=upper, steps_per_decade=steps)
     if noise.sigma is None:
         return dp_quantiles(
             values,
-            grid=coarse_grid(noise),
+            grid=coarse,
             quantiles=quantiles,
             noise=noise,
             rng=rng,
@@ -622,57 +679,52 @@ def dp_range_quantiles(
         delta=noise.delta,
     )
     wide, fine = split_noise(noise, RANGE_SHARE)
-    coarse = coarse_grid(noise)  # the grid the pooled histogram needs (the two read at its noise)
+    assert wide.sigma is not None and fine.sigma is not None
     first = noisy_histogram(values, grid=coarse, noise=wide, rng=rng)
-
-    def read(
-        h: np.ndarray, g: np.ndarray, hn: HistogramNoise, public_range: bool | None = None
-    ) -> np.ndarray:
-        return quantiles_from_noisy(
-            h,
-            grid=g,
-            quantiles=quantiles,
-            noise=hn,
-            column=column,
-            spikes=spikes,
-            integer=integer,
-            public_range=public_range,
-        )
-
     try:
         ends = quantiles_from_noisy(first, grid=coarse, quantiles=[0.0, 1.0], noise=wide, column=column)
-        at = np.searchsorted(coarse, ends)
+        at = [int(x) for x in np.searchsorted(coarse, ends)]
     except PrivacyError:
         at = None
-    # A range touching 0 is an amount's (a spike at 0, a tail the coarse test at its share missed
-    # would be lost for good): it keeps the log grid. So does one the coarse buckets resolve.
     near_zero = at is not None and lower is None and ends[0] <= 0.0 <= ends[-1]
     if at is None or near_zero or at[1] - at[0] > REFINE_BUCKETS:
         second = noisy_histogram(values, grid=coarse, noise=fine, rng=rng, nulls=nulls)
-        assert wide.sigma is not None and fine.sigma is not None
         w = wide.sigma**-2 / (wide.sigma**-2 + fine.sigma**-2)
         pooled = w * first + (1.0 - w) * second
-        return read(pooled, coarse, noise), entry
-    lo, hi = float(ends[0]), float(ends[-1])
-    grid = signed_log_grid(integer=integer, lower=lo, upper=hi) if hi > lo else ends
-    seen: list[float] = []
-    shape = noisy_histogram(values, grid=grid, noise=fine, rng=rng, nulls=seen)
-    if nulls is not None:
-        nulls.extend(seen)
-    try:
-        q = read(shape, grid, fine, public_range=False)
-        held = float(shape[(grid[:-1] >= q[0]) & (grid[1:] <= q[-1])].sum())
-    except PrivacyError:
-        held = -math.inf
-    if held < REFINE_MASS * (0.0 if n_public is None else n_public - max(seen[0], 0.0)):
-        # The fine buckets fell under the noise (an age spread evenly over 25-63 at 42 columns and
-        # epsilon 1 kept only 25-40): the coarse histogram's own quantiles stand.
-        if spikes is not None:
-            spikes.clear()
-        return read(first, coarse, wide), entry
-    q[0] = min(q[0], float(coarse[min(at[0] + 1, at[1])]))
-    q[-1] = max(q[-1], float(coarse[max(at[1] - 1, at[0])]))
-    return np.maximum.accumulate(q), entry
+        q = quantiles_from_noisy(
+            pooled,
+            grid=coarse,
+            quantiles=quantiles,
+            noise=noise,
+            column=column,
+            spikes=spikes,
+            integer=integer,
+        )
+        return q, entry
+    # One more coarse bucket each side (the coarse test at its share of the noise can miss one the
+    # whole noise finds: a score over 400-850 read as 631-1000), never across 0.
+    a0 = at[0] - 1 if at[0] > 0 and (lower is not None or coarse[at[0] - 1] * coarse[at[1]] > 0) else at[0]
+    a1 = (
+        at[1] + 1
+        if at[1] < len(coarse) - 1 and (lower is not None or coarse[at[0]] * coarse[at[1] + 1] > 0)
+        else at[1]
+    )
+    edges = coarse[a0 : a1 + 1]
+    # FINE_BUCKETS equal buckets over the coarse range, at the same width over the ones added.
+    step = (coarse[at[1]] - coarse[at[0]]) / FINE_BUCKETS
+    even = np.arange(edges[0], edges[-1] + step / 2, step)
+    grid = np.concatenate([signed_log_grid(integer=integer, lower=edges[0], upper=edges[-1]), even, edges])
+    grid = np.unique(np.round(grid) if integer else np.clip(grid, edges[0], edges[-1]))
+    shape = noisy_histogram(values, grid=grid, noise=fine, rng=rng, nulls=nulls)
+    keep = (np.arange(a0, a1) >= at[0]) & (np.arange(a0, a1) < at[1])
+    mass = _refined_masses(first[a0:a1], edges, keep, shape, grid, wide.sigma, fine.sigma)
+    # The outermost buckets holding under TAIL_TRIM of the mass together, on either side, are cut: an
+    # equal-mass top bin would otherwise stretch over them (2026-2512 for years ending at 2020).
+    cum = np.cumsum(mass) / max(float(mass.sum()), 1e-12)
+    lo_b = int(np.searchsorted(cum, TAIL_TRIM, side="right"))
+    hi_b = min(max(int(np.searchsorted(cum, 1.0 - TAIL_TRIM)), lo_b), len(mass) - 1)
+    mass, grid = mass[lo_b : hi_b + 1], grid[lo_b : hi_b + 2]
+    return _read_cdf(mass, grid, np.clip(np.asarray(quantiles, dtype=np.float64), 0.0, 1.0)), entry
 
 
 def edges_from_quantiles(q: np.ndarray, *, integer: bool) -> list[float]:

@@ -487,3 +487,22 @@ def test_an_amount_touching_zero_keeps_its_spike_and_tail() -> None:
         spikes=spikes,
     )
     assert spikes == [0.0] and q[-1] >= 10_000
+
+
+def test_a_refined_range_the_data_fill_keeps_its_spread() -> None:
+    # An age over 18-95 at 2,000 rows lies in one or two coarse buckets; the fine histogram's buckets
+    # are mostly under the noise, and the coarse masses keep the spread (no range cut to its core).
+    rng = np.random.default_rng(5)
+    values = rng.integers(18, 96, 2_000).astype(np.float64)
+    noise = HistogramNoise(epsilon=0.05, sigma=60.0, delta=1e-7)
+    for _ in range(10):
+        q, _ = dp_range_quantiles(
+            values,
+            integer=True,
+            quantiles=np.linspace(0, 1, 11),
+            noise=noise,
+            rng=rng,
+            column="age",
+            n_public=2e3,
+        )
+        assert q[0] <= 30 and q[-1] >= 80 and 40 <= q[5] <= 72
