@@ -136,7 +136,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "fits_per_case": 1 if args.quick else FITS,
         "table": "bench.dp_ranges.table: 7 generated numeric columns, no schema declared",
-        "baseline": "single_histogram: one DP histogram on the log grid at the column's whole noise (the mechanism before)",
+        "baseline": "single_histogram: one DP histogram on the log grid at the column's whole noise "
+        "(the mechanism before)",
         "cases": cases,
         "narrow_reach_spans_max_10k": round(reach_10k, 4),
         "narrow_reach_spans_max_10k_baseline": round(
