@@ -641,14 +641,17 @@ def dp_range_quantiles(
     So:
 
     1. the range: a noisy histogram over that coarse grid at :data:`RANGE_SHARE` of ``noise``;
-    2. where that range is at most :data:`REFINE_BUCKETS` buckets and does not touch 0 (an amount's
-       spike and thin tail keep the log grid), a second over the bounded grid of the range and one
-       coarse bucket on each side (128 equal buckets and the log points inside, as for public
-       bounds, and the coarse edges), read by :func:`_refined_masses`: the coarse masses from both
-       histograms, the fine shape where the fine buckets rise above the noise;
+    2. where that range is on the log grid, at most :data:`REFINE_BUCKETS` buckets, and does not
+       touch 0 (an amount's spike and thin tail keep the log grid), a second over the bounded grid
+       of the range and one coarse bucket on each side (128 equal buckets and the log points
+       inside, as for public bounds, and the coarse edges), read by :func:`_refined_masses`: the
+       coarse masses from both histograms, the fine shape where the fine buckets rise above the
+       noise;
     3. otherwise the second over the coarse grid, the two averaged by inverse variance: that is one
        histogram at ``noise`` (Gaussian noise adds; the tails keep ``noise``'s sub-Gaussian scale),
-       read as :func:`dp_quantiles` reads it.
+       read as :func:`dp_quantiles` reads it. A datetime's plausible range always takes this: its
+       three-year buckets are equal, and refining them put more of two years of admissions before
+       the first (4.3% against 1.5% at epsilon 3).
 
     The second grid is a function of the first noisy histogram only, and the two compose to
     ``noise``'s rho (:func:`split_noise`; zCDP composes adaptively), which the one entry charges, as
@@ -686,8 +689,13 @@ def dp_range_quantiles(
         at = [int(x) for x in np.searchsorted(coarse, ends)]
     except PrivacyError:
         at = None
-    near_zero = at is not None and lower is None and ends[0] <= 0.0 <= ends[-1]
-    if at is None or near_zero or at[1] - at[0] > REFINE_BUCKETS:
+    refine = (
+        at is not None
+        and lower is None
+        and not ends[0] <= 0.0 <= ends[-1]
+        and at[1] - at[0] <= REFINE_BUCKETS
+    )
+    if at is None or not refine:
         second = noisy_histogram(values, grid=coarse, noise=fine, rng=rng, nulls=nulls)
         w = wide.sigma**-2 / (wide.sigma**-2 + fine.sigma**-2)
         pooled = w * first + (1.0 - w) * second
@@ -703,12 +711,8 @@ def dp_range_quantiles(
         return q, entry
     # One more coarse bucket each side (the coarse test at its share of the noise can miss one the
     # whole noise finds: a score over 400-850 read as 631-1000), never across 0.
-    a0 = at[0] - 1 if at[0] > 0 and (lower is not None or coarse[at[0] - 1] * coarse[at[1]] > 0) else at[0]
-    a1 = (
-        at[1] + 1
-        if at[1] < len(coarse) - 1 and (lower is not None or coarse[at[0]] * coarse[at[1] + 1] > 0)
-        else at[1]
-    )
+    a0 = at[0] - 1 if at[0] > 0 and coarse[at[0] - 1] * coarse[at[1]] > 0 else at[0]
+    a1 = at[1] + 1 if at[1] < len(coarse) - 1 and coarse[at[0]] * coarse[at[1] + 1] > 0 else at[1]
     edges = coarse[a0 : a1 + 1]
     # FINE_BUCKETS equal buckets over the coarse range, at the same width over the ones added.
     step = (coarse[at[1]] - coarse[at[0]]) / FINE_BUCKETS
