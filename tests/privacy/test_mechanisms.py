@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import polars as pl
@@ -506,3 +507,44 @@ def test_a_refined_range_the_data_fill_keeps_its_spread() -> None:
             n_public=2e3,
         )
         assert q[0] <= 30 and q[-1] >= 80 and 40 <= q[5] <= 72
+
+
+def _range_top_rate(values: np.ndarray, mechanism: Callable[..., np.ndarray], runs: int) -> int:
+    rng = np.random.default_rng(11)
+    return sum(int(mechanism(values, rng)[-1] > 2_040) for _ in range(runs))
+
+
+def test_neighbouring_tables_move_the_refined_range_within_its_epsilon() -> None:
+    # D and D' differ in one row, placed far from the rest. The event "the range reaches past 2040"
+    # must satisfy P[D'] <= e^eps P[D] + delta (Clopper-Pearson, 95% each side), for the column's
+    # Gaussian histograms at sigma 3.16 (rho 0.05, eps 1.57 at delta 1e-5). A grid taken from the raw
+    # values instead (the leak the two stages must not have) fails the same check.
+    from scipy.stats import beta
+
+    d = _year_column(5_000)
+    d_prime = d.copy()
+    d_prime[0] = 9_000.0
+    noise = HistogramNoise(epsilon=1.57, sigma=math.sqrt(1 / (2 * 0.05)), delta=1e-5)
+    eps = zcdp_epsilon(0.05, 1e-5)
+
+    def refined(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        q, _ = dp_range_quantiles(
+            values, integer=True, quantiles=[0, 0.5, 1], noise=noise, rng=rng, column="y", n_public=5e3
+        )
+        return q
+
+    def leaky(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        grid = signed_log_grid(integer=True, lower=float(values.min()), upper=float(values.max()))
+        q, _ = dp_quantiles(values, grid=grid, quantiles=[0, 0.5, 1], noise=noise, rng=rng, column="y")
+        return q
+
+    runs = 300
+
+    def holds(mechanism: Callable[..., np.ndarray]) -> bool:
+        k0, k1 = _range_top_rate(d, mechanism, runs), _range_top_rate(d_prime, mechanism, runs)
+        p0_hi = beta.ppf(0.975, k0 + 1, runs - k0) if k0 < runs else 1.0
+        p1_lo = beta.ppf(0.025, k1, runs - k1 + 1) if k1 > 0 else 0.0
+        return bool(p1_lo <= math.exp(eps) * p0_hi + 1e-5)
+
+    assert holds(refined)
+    assert not holds(leaky)
