@@ -314,7 +314,7 @@ class DPTVAE(Synthesizer):
             drawn = self.net_.sample_codes(
                 m, generator=gen, device=self.device_, never=self.encoder_.never_emitted
             )
-            codes = drawn.cpu().numpy()
+            codes = self.encoder_.calibrate(drawn.cpu().numpy(), rng)
             yield self.encoder_.decode(codes, rng=rng)
             left -= m
 

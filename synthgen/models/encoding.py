@@ -94,6 +94,9 @@ class CategoricalCode(BaseModel):
     #: False when the column's DP histogram counted no null above the noise (:data:`NULL_BETA`):
     #: samplers never emit ``<null>`` (a column with no null got 0.03-0.45% nulls from DP-TVAE).
     emit_null: bool = True
+    #: The DP discovery's noisy counts of ``categories`` (what it released), for
+    #: :meth:`TableEncoder.calibrate`; None for a public list or a non-DP fit.
+    counts: list[float] | None = None
 
     @property
     def tokens(self) -> int:
@@ -180,6 +183,38 @@ def spike_points(q: np.ndarray, *, integer: bool, snap: float = 0.0) -> tuple[np
 
 _TRUE = ("true", "t", "yes", "y", "1")
 _FALSE = ("false", "f", "no", "n", "0")
+
+
+def _largest_remainder(weights: np.ndarray, n: int) -> np.ndarray:
+    """``n`` split in proportion to the non-negative ``weights`` (largest remainders; all equal
+    when every weight is 0)."""
+    w = np.clip(np.asarray(weights, dtype=np.float64), 0.0, None)
+    w = w / w.sum() if w.sum() > 0 else np.full(len(w), 1.0 / len(w))
+    base = np.floor(w * n).astype(np.int64)
+    left = n - int(base.sum())
+    if left > 0:
+        base[np.argsort(-(w * n - base), kind="stable")[:left]] += 1
+    return base
+
+
+def _rebalanced(codes: np.ndarray, counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``codes`` (values 0..len(counts)-1) with each value held as often as ``counts`` say, in
+    proportion: random rows of a value in surplus take the values short of their count."""
+    k = len(counts)
+    target = _largest_remainder(counts, len(codes))
+    have = np.bincount(codes, minlength=k)
+    out = codes.copy()
+    spare = np.concatenate(
+        [
+            rng.permutation(np.flatnonzero(codes == v))[: have[v] - target[v]]
+            for v in range(k)
+            if have[v] > target[v]
+        ]
+        or [np.zeros(0, dtype=np.int64)]
+    )
+    need = np.repeat(np.arange(k), np.clip(target - have, 0, None))
+    out[rng.permutation(spare)[: len(need)]] = need
+    return out
 
 
 def as_boolean(s: pl.Series, name: str) -> pl.Series:
@@ -369,13 +404,16 @@ class TableEncoder:
                     )
                 )
             elif col.type == ColumnType.categorical:
+                counts: list[float] | None = None
                 if col.categories is not None:
                     cats = list(col.categories)  # public: free
                 elif dp:
                     assert rng is not None
+                    counts = []
                     cats, entry = dp_categories(
                         s,
                         nulls=null_counts,
+                        released=counts,
                         noise=noise,
                         delta=discovery_delta,
                         rng=rng,
@@ -392,6 +430,7 @@ class TableEncoder:
                         other=True,
                         null=null,
                         emit_other=col.categories is None,
+                        counts=counts or None,
                     )
                 )
             else:
@@ -686,6 +725,30 @@ class TableEncoder:
             if isinstance(c, NumericCode):
                 out[:, pos] = offsets[:, j]
                 pos += 1
+        return out
+
+    # -- calibration ------------------------------------------------------------------------
+
+    def calibrate(self, codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``codes`` of DP-discovered category columns moved to the noisy counts the discovery released.
+
+        A sampler trained by DP-SGD gets the marginals only roughly (Adult at epsilon 3: a mean
+        1-way TVD of 0.024, relationship 0.035, occupation 0.033, where the released counts were
+        within 0.01). Among the rows on the released categories (not other, not null), each takes
+        as many rows as its noisy count's share; the surplus of each over-represented category
+        (rows drawn at random) moves to the short ones. Post-processing of DP results only.
+
+        Numeric bins are left as sampled: their DP quantile shares are the noisy histogram's, read
+        linearly inside its buckets, and the model's bin frequencies were closer to the data (moving
+        Adult's to them took hours_per_week from 0.052 to 0.107). Public lists and non-DP fits
+        have no released counts.
+        """
+        out = codes.copy()
+        for j, c in enumerate(self.config.columns):
+            if isinstance(c, CategoricalCode) and c.counts is not None and len(c.counts) == len(c.categories):
+                col = out[:, j]
+                rows = np.flatnonzero(col < len(c.categories))
+                col[rows] = _rebalanced(col[rows], np.asarray(c.counts), rng)
         return out
 
     # -- decoding ---------------------------------------------------------------------------

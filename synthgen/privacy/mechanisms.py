@@ -766,6 +766,7 @@ def dp_categories(
     max_categories: int,
     noise: HistogramNoise | None = None,
     nulls: list[float] | None = None,
+    released: list[float] | None = None,
 ) -> tuple[list[str], MechanismEntry]:
     """DP category discovery: noisy counts of observed values, thresholded at ``delta``.
 
@@ -780,7 +781,9 @@ def dp_categories(
     sensitivity 1 (Laplace: ``epsilon``-DP; Gaussian: ``1/(2 sigma^2)``-zCDP, so the group is
     delta-approximate zCDP, Bun and Steinke 2016). The entry charges ``delta`` beside the
     noise's own share. With ``nulls``, the nulls' count is one more cell of the same histogram
-    (a public key: noised, never thresholded) and its noisy value is appended to ``nulls``.
+    (a public key: noised, never thresholded) and its noisy value is appended to ``nulls``. With
+    ``released``, the released keys' noisy counts are appended to it in the list's order: they are
+    what the thresholded histogram releases (its guarantee covers them), not a new measurement.
     """
     hn = _noise(epsilon, noise, f"DP category discovery of {column!r}")
     if not 0 < delta < 1:
@@ -797,6 +800,8 @@ def dp_categories(
     thr = 1.0 + hn.tail_level(delta)
     keep = np.flatnonzero(noisy > thr)
     keep = keep[np.argsort(-noisy[keep], kind="stable")][:max_categories]
+    if released is not None:
+        released.extend(float(noisy[i]) for i in keep)
     entry = MechanismEntry(
         step="preprocessing",
         mechanism="dp_categories",

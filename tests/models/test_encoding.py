@@ -256,3 +256,34 @@ def test_encode_codes_are_the_codes_of_encode_in_the_smallest_dtype(small_frame,
 )
 def test_code_dtype_holds_every_token(tokens, dtype) -> None:
     assert encoding.code_dtype(tokens) == dtype
+
+
+def test_calibration_moves_sampled_categories_to_the_released_noisy_counts() -> None:
+    frame = pl.DataFrame({"c": ["a"] * 6000 + ["b"] * 3000 + ["c"] * 1000, "pub": ["x", "y"] * 5000})
+    schema = TableSchema(
+        columns=[
+            ColumnSchema(name="c", type="categorical", nullable=True),
+            ColumnSchema(name="pub", type="categorical", nullable=False, categories=["x", "y"]),
+        ]
+    )
+    enc, _ = TableEncoder.fit(
+        frame, schema, dp=True, column_epsilon=1.0, discovery_delta=1e-6, rng=noise_rng()
+    )
+    col, pub = enc.columns
+    assert isinstance(col, encoding.CategoricalCode) and col.counts is not None and pub.counts is None
+    assert len(col.counts) == len(col.categories) and col.counts != [6000.0, 3000.0, 1000.0]  # noisy
+    # A sampler's codes: shares off by 10 points, plus rows on other (3) and null (4), and the public column.
+    rng = np.random.default_rng(0)
+    index = {v: i for i, v in enumerate(col.categories)}
+    drawn = [index["a"]] * 5000 + [index["b"]] * 4000 + [index["c"]] * 700 + [3] * 200 + [4] * 100
+    codes = np.stack([np.array(drawn), rng.integers(0, 2, len(drawn))], axis=1)
+    out = enc.calibrate(codes, np.random.default_rng(1))
+    released = np.flatnonzero(codes[:, 0] < 3)
+    want = np.asarray(col.counts) / sum(col.counts) * len(released)
+    assert np.abs(np.bincount(out[released, 0], minlength=3) - want).max() <= 1.0
+    assert (out[codes[:, 0] >= 3, 0] == codes[codes[:, 0] >= 3, 0]).all()  # other and null rows stay
+    assert (out[:, 1] == codes[:, 1]).all()  # a public list has no released counts: untouched
+    # Only the surplus moves: rows of the short categories keep their values.
+    assert (out[codes[:, 0] == index["c"], 0] == index["c"]).all()
+    have, got = np.bincount(drawn, minlength=5)[:3], np.bincount(out[released, 0], minlength=3)
+    assert (codes[:, 0] != out[:, 0]).sum() == np.clip(have - got, 0, None).sum()

@@ -237,7 +237,8 @@ class DPCTGAN(Synthesizer):
                 device=torch.device(self.device_),
                 rng=rng,
             )
-            yield self.encoder_.decode(codes.numpy(), offsets=offsets.numpy(), rng=np_rng)
+            calibrated = self.encoder_.calibrate(codes.numpy(), np_rng)
+            yield self.encoder_.decode(calibrated, offsets=offsets.numpy(), rng=np_rng)
             left -= m
 
     # -- persistence ---------------------------------------------------------------------
