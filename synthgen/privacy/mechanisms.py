@@ -338,7 +338,6 @@ def dp_quantiles(
     spikes: list[float] | None = None,
     integer: bool = False,
     nulls: list[float] | None = None,
-    public_range: bool | None = None,
 ) -> tuple[np.ndarray, MechanismEntry]:
     """DP quantiles of ``values`` from a noisy histogram over a public ``grid``.
 
@@ -373,10 +372,6 @@ def dp_quantiles(
     non-finite values (nulls), whose noisy count is appended to ``nulls``: each row is still
     in exactly one bucket, so the sensitivity stays 1 and the count costs nothing more.
 
-    ``public_range`` False reads a bounded grid's range as an unbounded one's (the core at
-    ``beta`` 1e-6): a grid whose ends are themselves DP results (:func:`dp_range_quantiles`) must
-    not let a stray bucket set a range end. None: bounded grids are public (the default).
-
     Values outside the range are clipped into it when encoded: the usual price of
     DP bounds (tails thinner than the noise are cut).
 
@@ -398,7 +393,6 @@ def dp_quantiles(
         column=column,
         spikes=spikes,
         integer=integer,
-        public_range=public_range,
     )
     return q, entry
 
@@ -435,7 +429,6 @@ def quantiles_from_noisy(
     column: str,
     spikes: list[float] | None = None,
     integer: bool = False,
-    public_range: bool | None = None,
 ) -> np.ndarray:
     """The post-processing of :func:`dp_quantiles`: quantiles read off one noisy histogram whose
     buckets took ``noise`` (its tails set every level), reading nothing else."""
@@ -474,9 +467,7 @@ def quantiles_from_noisy(
         if m == m0:
             trim |= ok
     either = assigned
-    if public_range is None:
-        public_range = grid[-1] - grid[0] <= UNBOUNDED_SPAN
-    if public_range:
+    if grid[-1] - grid[0] <= UNBOUNDED_SPAN:
         if not either.any():
             return np.quantile(grid, qs)  # public bounds: the grid's own quantiles are free
         first, last = int(np.argmax(either)), nb - 1 - int(np.argmax(either[::-1]))
