@@ -382,9 +382,7 @@ def dp_quantiles(
     """
     hn = _noise(epsilon, noise, f"DP quantiles of {column!r}")
     noisy = noisy_histogram(values, grid=grid, noise=hn, rng=rng, nulls=nulls)
-    entry = MechanismEntry(
-        step="preprocessing", mechanism="dp_quantiles", column=column, epsilon=hn.epsilon, delta=hn.delta
-    )
+    entry = _quantiles_entry(column, hn)
     q = quantiles_from_noisy(
         noisy,
         grid=grid,
@@ -395,6 +393,17 @@ def dp_quantiles(
         integer=integer,
     )
     return q, entry
+
+
+def _quantiles_entry(column: str, noise: HistogramNoise) -> MechanismEntry:
+    """The record entry of one column's DP quantiles: what its histogram noise charges."""
+    return MechanismEntry(
+        step="preprocessing",
+        mechanism="dp_quantiles",
+        column=column,
+        epsilon=noise.epsilon,
+        delta=noise.delta,
+    )
 
 
 def noisy_histogram(
@@ -580,7 +589,7 @@ def _refined_masses(
     Post-processing of the two noisy histograms only.
     """
     out = np.zeros(len(grid) - 1)
-    fine_level = fine * math.sqrt(2.0 * math.log(len(out) / SHAPE_BETA))
+    fine_level = survival_threshold(len(out), beta=SHAPE_BETA, noise=HistogramNoise(epsilon=1.0, sigma=fine))
     for b in range(len(coarse)):
         inside = (grid[:-1] >= edges[b]) & (grid[1:] <= edges[b + 1])
         k = int(inside.sum())
@@ -589,9 +598,8 @@ def _refined_masses(
         counts = shape[inside]
         var_c, var_f = wide**2, k * fine**2
         total = (coarse[b] / var_c + counts.sum() / var_f) / (1.0 / var_c + 1.0 / var_f)
-        level = math.sqrt(1.0 / (1.0 / var_c + 1.0 / var_f)) * math.sqrt(
-            2.0 * math.log(len(coarse) / SHAPE_BETA)
-        )
+        pooled = HistogramNoise(epsilon=1.0, sigma=math.sqrt(1.0 / (1.0 / var_c + 1.0 / var_f)))
+        level = survival_threshold(len(coarse), beta=SHAPE_BETA, noise=pooled)
         if total <= 0 or (total < level and not keep[b]):
             continue
         kept = np.where(counts >= fine_level, counts, 0.0)
@@ -665,13 +673,7 @@ def dp_range_quantiles(
             integer=integer,
             nulls=nulls,
         )
-    entry = MechanismEntry(
-        step="preprocessing",
-        mechanism="dp_quantiles",
-        column=column,
-        epsilon=noise.epsilon,
-        delta=noise.delta,
-    )
+    entry = _quantiles_entry(column, noise)
     wide, fine = split_noise(noise, RANGE_SHARE)
     assert wide.sigma is not None and fine.sigma is not None
     first = noisy_histogram(values, grid=coarse, noise=wide, rng=rng)
