@@ -87,6 +87,16 @@ def _infer_type(name: str, s: pl.Series) -> ColumnType:
     return ColumnType.categorical
 
 
+def _whole_floats(s: pl.Series) -> bool:
+    """A float column whose sampled values are all whole numbers (``1.0``, ``2.0``, blanks): a
+    pandas export of an integer column with nulls, or codes written as floats. Read like the
+    storage type (README, "What neither covers"); ``privacy.schema: declared`` removes the read."""
+    if not s.dtype.is_float():
+        return False
+    vals = s.drop_nulls().drop_nans()
+    return len(vals) > 0 and bool((vals == vals.floor()).all())
+
+
 def _separator_hint(columns: list[str]) -> str:
     """A hint when a CSV was split on the wrong separator: one column whose name holds another."""
     if len(columns) != 1:
@@ -127,7 +137,7 @@ def infer_schema(
             "name": name,
             "type": ctype,
             "nullable": s.null_count() > 0 or len(s) == 0,
-            "integer": dtype.is_integer(),
+            "integer": dtype.is_integer() or _whole_floats(s),
             "date": dtype == pl.Date,
         }
         if o is not None:

@@ -168,6 +168,20 @@ def test_inference_types_and_overrides() -> None:
     assert schema["age"].bounds == (0, 120)
 
 
+def test_whole_floats_are_integers_as_a_pandas_export_writes_them(tmp_path: Path) -> None:
+    # pandas writes an integer column with a blank as floats: 1.0, 2.0, "" (codes such as SEX 1/2).
+    path = tmp_path / "codes.csv"
+    path.write_text("sex,score,blank\n1.0,0.5,\n2.0,1.0,\n,2.0,\n2.0,3.0,\n")
+    frame = _read(_spec(tmp_path, {"kind": "csv", "path": str(path)}), tmp_path)
+    assert frame["sex"].dtype.is_float()  # the storage type alone says float
+    schema = infer_schema(frame)
+    assert schema["sex"].integer and schema["sex"].nullable
+    assert not schema["score"].integer  # one value is 0.5
+    assert not schema["blank"].integer  # no value to read
+    declared = infer_schema(frame, {"sex": ColumnOverride(integer=False)})
+    assert not declared["sex"].integer  # the spec still decides
+
+
 def test_unknown_override_column() -> None:
 
     with pytest.raises(SpecError, match="unknown column 'agee'"):
