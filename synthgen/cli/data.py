@@ -103,13 +103,18 @@ def read_cmd(
             help="Write the decrypted data to this new file (outside the zones; never overwritten).",
         ),
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="parquet | csv (with --out).")] = "parquet",
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", "-f", help="parquet | csv (with --out; default: its suffix)."),
+    ] = None,
     rows: Annotated[int, typer.Option("--rows", help="Rows to print without --out.")] = 10,
 ) -> None:
     """Decrypt a published dataset you may read: policy check, key unwrap, verification, audit."""
     from synthgen.access import read_dataset, read_to_file
     from synthgen.errors import SpecError
 
+    if fmt is None:  # `--out f.csv` means CSV: parquet bytes under a .csv name read as garbage
+        fmt = "csv" if out_path is not None and out_path.lower().endswith(".csv") else "parquet"
     if fmt not in ("parquet", "csv"):
         raise SpecError(f"--format {fmt!r}: expected parquet or csv")
     if out_path is not None:

@@ -40,6 +40,10 @@ def test_read_prints_rows_and_denied_read_exits_3(run, env: Env, tmp_path) -> No
     assert r.code == 3 and "denied" in r.err and "Traceback" not in r.err
     r = run("read", "adult-synthetic", "-u", "carol", "--out", str(tmp_path / "a.csv"), "--format", "csv")
     assert r.code == 0 and (tmp_path / "a.csv").read_text().startswith("age,income,job")
+    r = run("read", "adult-synthetic", "-u", "carol", "--out", str(tmp_path / "b.CSV"))  # CSV by its suffix
+    assert r.code == 0 and (tmp_path / "b.CSV").read_text().startswith("age,income,job")
+    r = run("read", "adult-synthetic", "-u", "carol", "--out", str(tmp_path / "c.parquet"))
+    assert r.code == 0 and (tmp_path / "c.parquet").read_bytes().startswith(b"PAR1")
 
 
 def test_user_defaults_to_synthgen_user(run, env: Env, monkeypatch) -> None:
