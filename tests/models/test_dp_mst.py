@@ -360,18 +360,19 @@ def _lab_panel(n: int, seed: int) -> pl.DataFrame:
 
 def test_a_small_numeric_table_keeps_its_strong_pair_through_grouped_edges() -> None:
     # 500 rows at epsilon 3: 20 x 20 bins per edge held about one row per cell under a noise scale
-    # of ~9, and the pair came out at r 0.31 (6 fits); in groups of adjacent bins it keeps ~0.64.
+    # of ~9, and the pair (real r 0.88) came out at r 0.19 on average over 48 fits (means of 8 fits:
+    # 0.15-0.25); in groups of adjacent bins at 0.51 (sd 0.15 a fit; means of 8: 0.45-0.56).
     from synthgen.sources import infer_schema
 
     real = _lab_panel(500, seed=3)
     rs = []
-    for f in range(4):
+    for f in range(8):
         s = _fit(real, infer_schema(real), privacy=PrivacySettings(epsilon=3.0))
         sizes = [int(g.max()) + 1 for g in s.measurements_.group_maps()]
         assert max(sizes) < min(c.tokens for c in s.encoder_.columns)  # every column was grouped
         syn = s.sample(2000, seed=f)
         rs.append(float(np.corrcoef(syn["chol"], syn["ldl"])[0, 1]))
-    assert np.mean(rs) >= 0.5, rs
+    assert np.mean(rs) >= 0.35, rs  # 3 sd of a mean of 8 below 0.51; the ungrouped mean is 0.19
 
 
 def test_edge_groups_join_adjacent_bins_only_where_the_noise_needs_it(fitted) -> None:
